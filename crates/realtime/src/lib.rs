@@ -1,0 +1,1 @@
+//! Realtime hub and event bus (placeholder until the hub lands).

@@ -1,0 +1,1 @@
+//! Siteplan SVG engine (placeholder until the engine lands).
