@@ -1,0 +1,62 @@
+//! The event bus: how a committed event reaches the hub of every instance.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::hub::Hub;
+use crate::model::UnitEvent;
+
+/// Failure of a bus operation.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The Redis URL could not be parsed.
+    #[error("invalid Redis URL: {0}")]
+    InvalidUrl(#[source] redis::RedisError),
+    /// Redis could not be reached when starting.
+    #[error("Redis at {addr} is unreachable: {detail}")]
+    Unreachable {
+        /// Host and port (never the password).
+        addr: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A Redis command failed.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A Redis command did not answer in time.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The event could not be encoded.
+    #[error("encoding the event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Publishes committed events to every instance's hub.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publish a committed event to every instance (fire-and-forget fast path; errors are logged by the caller).
+    async fn publish(&self, event: &UnitEvent) -> Result<(), BusError>;
+}
+
+/// Single-instance bus: publishing delivers straight to the local hub.
+#[derive(Debug, Clone)]
+pub struct InProcessBus {
+    hub: Arc<Hub>,
+}
+
+impl InProcessBus {
+    /// A bus delivering to `hub`.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        InProcessBus { hub }
+    }
+}
+
+#[async_trait]
+impl Bus for InProcessBus {
+    async fn publish(&self, event: &UnitEvent) -> Result<(), BusError> {
+        self.hub.metrics().events_published.inc();
+        self.hub.deliver(event.clone());
+        Ok(())
+    }
+}

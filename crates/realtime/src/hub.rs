@@ -1,0 +1,1075 @@
+//! The channel hub: per-project availability cache, ordered exactly-once fan-out, gap fills.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::conn::{Conn, ConnectionHandle, Op};
+use crate::metrics::Metrics;
+use crate::model::{ClientMessage, Outbound, ServerMessage, Snapshot, UnitEvent, UnitState};
+use crate::store::{EventStore, StoreError};
+use crate::sync::lock;
+
+/// Tuning knobs of the hub; `Default` gives production values.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Frames a client may have queued before it is closed as slow (1013).
+    pub queue_capacity: usize,
+    /// Subscriptions allowed per connection.
+    pub max_subscriptions: usize,
+    /// Recent events kept in memory per project, to replay `since` without the store.
+    pub replay_buffer: usize,
+    /// Largest `since` gap answered by a replay; further behind gets a snapshot.
+    pub max_replay: i64,
+    /// Page size of `events_after` calls.
+    pub store_page: u64,
+    /// How long a replay may wait for a client to drain its queue before closing it as slow.
+    pub replay_patience: Duration,
+    /// A project cache without subscribers is dropped after this long.
+    pub idle_evict_after: Duration,
+    /// Client frames a connection may have waiting before it is closed (1008).
+    pub max_pending_ops: usize,
+    /// Events arriving ahead of a gap kept in memory while the gap is filled.
+    pub max_pending_events: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            queue_capacity: 256,
+            max_subscriptions: 100,
+            replay_buffer: 1024,
+            max_replay: 10_000,
+            store_page: 1000,
+            replay_patience: Duration::from_secs(10),
+            idle_evict_after: Duration::from_secs(30),
+            max_pending_ops: 64,
+            max_pending_events: 10_000,
+        }
+    }
+}
+
+/// Cache state of a project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoadState {
+    Cold,
+    Loading,
+    Ready,
+}
+
+/// Result of one cache load, broadcast to subscribers waiting on it.
+#[derive(Clone, Debug)]
+enum LoadOutcome {
+    Pending,
+    Ready,
+    NotFound,
+    Failed(String),
+}
+
+/// Both pre-serialized frames of one event.
+#[derive(Debug)]
+struct Frames {
+    seq: i64,
+    public: ByteString,
+    staff: ByteString,
+}
+
+/// A project with a cache or local subscribers.
+#[derive(Debug)]
+pub(crate) struct Project {
+    id: Uuid,
+    public_channel: String,
+    staff_channel: String,
+    inner: Mutex<Inner>,
+    loaded: watch::Sender<LoadOutcome>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: LoadState,
+    /// Removed from the hub's map; a fresh `Project` replaces it.
+    evicted: bool,
+    /// Subscribe operations in progress (they keep the project from eviction).
+    inflight: usize,
+    idle_since: Option<Instant>,
+    /// Last seq applied (and delivered to every subscriber).
+    seq: i64,
+    units: Vec<UnitState>,
+    index: HashMap<Uuid, usize>,
+    /// Contiguous recent events ending at `seq`.
+    ring: VecDeque<Frames>,
+    snapshot_public: Option<(i64, ByteString)>,
+    snapshot_staff: Option<(i64, ByteString)>,
+    /// (connection id, staff) -> connection.
+    subs: HashMap<(u64, bool), Arc<Conn>>,
+    /// Events ahead of `seq + 1`, waiting for a gap fill.
+    pending: BTreeMap<i64, UnitEvent>,
+    /// A gap fill is running (single flight).
+    filling: bool,
+}
+
+impl Project {
+    fn new(id: Uuid) -> Self {
+        let (loaded, _) = watch::channel(LoadOutcome::Pending);
+        Project {
+            id,
+            public_channel: format!("project:{id}"),
+            staff_channel: format!("project:{id}:staff"),
+            inner: Mutex::new(Inner {
+                state: LoadState::Cold,
+                evicted: false,
+                inflight: 0,
+                idle_since: Some(Instant::now()),
+                seq: 0,
+                units: Vec::new(),
+                index: HashMap::new(),
+                ring: VecDeque::new(),
+                snapshot_public: None,
+                snapshot_staff: None,
+                subs: HashMap::new(),
+                pending: BTreeMap::new(),
+                filling: false,
+            }),
+            loaded,
+        }
+    }
+
+    fn channel(&self, staff: bool) -> &str {
+        if staff {
+            &self.staff_channel
+        } else {
+            &self.public_channel
+        }
+    }
+}
+
+/// Keeps a project from eviction while a subscribe works on it.
+struct ProjectRef {
+    project: Arc<Project>,
+}
+
+impl Drop for ProjectRef {
+    fn drop(&mut self) {
+        let mut inner = lock(&self.project.inner);
+        inner.inflight = inner.inflight.saturating_sub(1);
+    }
+}
+
+/// Resets a load that was cancelled or panicked so waiters do not hang.
+struct LoadGuard<'a> {
+    project: &'a Project,
+    armed: bool,
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut inner = lock(&self.project.inner);
+            inner.state = LoadState::Cold;
+            self.project
+                .loaded
+                .send_replace(LoadOutcome::Failed("load cancelled".to_owned()));
+        }
+    }
+}
+
+/// Clears `filling` when a gap fill ends, however it ends.
+struct FillGuard<'a> {
+    project: &'a Project,
+}
+
+impl Drop for FillGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.project.inner).filling = false;
+    }
+}
+
+/// How a subscribe continues after looking at the project under its lock.
+enum Step {
+    Done,
+    Snapshot,
+    CatchUpFirst,
+    Send(Vec<ByteString>, i64),
+    Fetch { from: i64, upto: i64 },
+}
+
+/// The realtime hub: one per server instance, shared as `Arc<Hub>`.
+pub struct Hub {
+    store: Arc<dyn EventStore>,
+    config: HubConfig,
+    metrics: Metrics,
+    projects: Mutex<HashMap<Uuid, Arc<Project>>>,
+    next_conn: AtomicU64,
+    /// Lets `&self` methods spawn tasks that own the hub.
+    this: Weak<Hub>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `project:<uuid>` or `project:<uuid>:staff` (hyphenated uuid, any case).
+pub fn parse_channel(channel: &str) -> Option<(Uuid, bool)> {
+    let rest = channel.strip_prefix("project:")?;
+    let (id, staff) = match rest.strip_suffix(":staff") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    if id.len() != 36 {
+        return None;
+    }
+    Uuid::parse_str(id).ok().map(|u| (u, staff))
+}
+
+impl Hub {
+    /// Creates a hub reading history and snapshots from `store`.
+    pub fn new(store: Arc<dyn EventStore>, config: HubConfig) -> Arc<Hub> {
+        Arc::new_cyclic(|this| Hub {
+            store,
+            config,
+            metrics: Metrics::default(),
+            projects: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            this: this.clone(),
+        })
+    }
+
+    /// The hub's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The hub's configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Registers a connection: returns its handle and its bounded outbound queue.
+    /// Must be called inside a tokio runtime (it spawns the connection's worker).
+    pub fn connect(self: &Arc<Self>) -> (ConnectionHandle, mpsc::Receiver<Outbound>) {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        // One extra slot so a Close always fits behind `queue_capacity` frames.
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1) + 1);
+        let (ops_tx, ops_rx) = mpsc::channel(self.config.max_pending_ops.max(1));
+        let conn = Arc::new(Conn::new(id, tx));
+        self.metrics.connections.inc();
+        tokio::spawn(run_worker(self.clone(), conn.clone(), ops_rx));
+        (
+            ConnectionHandle {
+                hub: self.clone(),
+                conn,
+                ops: ops_tx,
+            },
+            rx,
+        )
+    }
+
+    /// Removes every subscription of a connection (called when its handle is dropped).
+    pub(crate) fn disconnect(&self, conn: &Arc<Conn>) {
+        let channels = {
+            let mut subs = lock(&conn.subs);
+            subs.closed = true;
+            std::mem::take(&mut subs.channels)
+        };
+        for (_, (project_id, staff)) in channels {
+            self.remove_sub(conn.id, project_id, staff);
+        }
+        conn.close(1000, "bye");
+        self.metrics.connections.dec();
+    }
+
+    fn remove_sub(&self, conn_id: u64, project_id: Uuid, staff: bool) {
+        let project = lock(&self.projects).get(&project_id).cloned();
+        if let Some(project) = project {
+            let mut inner = lock(&project.inner);
+            if inner.subs.remove(&(conn_id, staff)).is_some() {
+                self.metrics.subscriptions.dec();
+            }
+            if inner.subs.is_empty() && inner.idle_since.is_none() {
+                inner.idle_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn acquire(&self, project_id: Uuid) -> ProjectRef {
+        let mut map = lock(&self.projects);
+        let project = map
+            .entry(project_id)
+            .or_insert_with(|| Arc::new(Project::new(project_id)))
+            .clone();
+        lock(&project.inner).inflight += 1;
+        ProjectRef { project }
+    }
+
+    /// Current units and seq of a project from the cache (loading it once if cold).
+    /// Ok(None) if the project does not exist. Handy for `GET /projects/{id}/availability`.
+    pub async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        let pref = self.acquire(project_id);
+        if !self.ensure_loaded(&pref.project).await? {
+            return Ok(None);
+        }
+        let inner = lock(&pref.project.inner);
+        Ok(Some(Snapshot {
+            project_id,
+            seq: inner.seq,
+            units: inner.units.clone(),
+        }))
+    }
+
+    /// Makes sure the project's cache is loaded; one store query however many callers wait.
+    /// Ok(false) when the project does not exist.
+    async fn ensure_loaded(&self, project: &Project) -> Result<bool, StoreError> {
+        loop {
+            let mut rx = {
+                let mut inner = lock(&project.inner);
+                match inner.state {
+                    LoadState::Ready => return Ok(true),
+                    LoadState::Loading => project.loaded.subscribe(),
+                    LoadState::Cold => {
+                        inner.state = LoadState::Loading;
+                        break;
+                    }
+                }
+            };
+            // The loader publishes its outcome under the project lock, after we subscribed.
+            if rx.changed().await.is_err() {
+                continue;
+            }
+            let outcome = rx.borrow_and_update().clone();
+            match outcome {
+                LoadOutcome::Ready | LoadOutcome::Pending => continue,
+                LoadOutcome::NotFound => return Ok(false),
+                LoadOutcome::Failed(msg) => return Err(StoreError::Other(msg)),
+            }
+        }
+        let mut guard = LoadGuard {
+            project,
+            armed: true,
+        };
+        let result = self.load(project).await;
+        guard.armed = false;
+        let mut inner = lock(&project.inner);
+        let (ret, outcome) = match result {
+            Ok(Some((snapshot, history))) => {
+                self.install(project, &mut inner, snapshot, history);
+                inner.state = LoadState::Ready;
+                (Ok(true), LoadOutcome::Ready)
+            }
+            Ok(None) => {
+                inner.state = LoadState::Cold;
+                (Ok(false), LoadOutcome::NotFound)
+            }
+            Err(e) => {
+                inner.state = LoadState::Cold;
+                let msg = e.to_string();
+                (Err(e), LoadOutcome::Failed(msg))
+            }
+        };
+        project.loaded.send_replace(outcome);
+        let gap = inner.state == LoadState::Ready && !inner.pending.is_empty() && !inner.filling;
+        if gap {
+            inner.filling = true;
+        }
+        drop(inner);
+        if gap {
+            self.spawn_fill(project);
+        }
+        ret
+    }
+
+    /// Snapshot plus recent history (for replays) of a project from the store.
+    async fn load(
+        &self,
+        project: &Project,
+    ) -> Result<Option<(Snapshot, Option<Vec<UnitEvent>>)>, StoreError> {
+        self.metrics.snapshot_loads.inc();
+        let snapshot = match self.store.snapshot(project.id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                return Err(e);
+            }
+        };
+        let keep = i64::try_from(self.config.replay_buffer).unwrap_or(i64::MAX);
+        let history = if keep > 0 && snapshot.seq > 0 {
+            let after = (snapshot.seq - keep).max(0);
+            let limit = u64::try_from(snapshot.seq - after).unwrap_or(0) + self.config.store_page;
+            match self.store.events_after(project.id, after, limit).await {
+                Ok(h) => h,
+                Err(e) => {
+                    // The ring is an optimisation: go on without it.
+                    self.metrics.store_errors.inc();
+                    tracing::warn!(project = %project.id, error = %e, "loading recent events failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Some((snapshot, history)))
+    }
+
+    /// Replaces the cache with a snapshot, fills the ring from history and applies newer events.
+    fn install(
+        &self,
+        project: &Project,
+        inner: &mut Inner,
+        snapshot: Snapshot,
+        history: Option<Vec<UnitEvent>>,
+    ) {
+        inner.seq = snapshot.seq;
+        inner.index = snapshot
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.unit_id, i))
+            .collect();
+        inner.units = snapshot.units;
+        inner.ring.clear();
+        inner.snapshot_public = None;
+        inner.snapshot_staff = None;
+        if let Some(history) = history {
+            let upto: Vec<&UnitEvent> = history.iter().filter(|e| e.seq <= snapshot.seq).collect();
+            let contiguous = upto.last().map(|e| e.seq) == Some(snapshot.seq)
+                && upto.windows(2).all(|w| match w {
+                    [a, b] => b.seq == a.seq + 1,
+                    _ => true,
+                });
+            if contiguous {
+                for e in upto {
+                    inner.ring.push_back(self.frames(project, e));
+                }
+                self.trim_ring(inner);
+            }
+            // Events committed after the snapshot query: apply them now.
+            for e in history.iter().filter(|e| e.seq > snapshot.seq) {
+                if e.seq == inner.seq + 1 {
+                    self.apply(project, inner, e);
+                }
+            }
+        }
+        self.drain_pending(project, inner);
+    }
+
+    fn frames(&self, project: &Project, event: &UnitEvent) -> Frames {
+        Frames {
+            seq: event.seq,
+            public: ServerMessage::unit(event, &project.public_channel, false).to_frame(),
+            staff: ServerMessage::unit(event, &project.staff_channel, true).to_frame(),
+        }
+    }
+
+    fn trim_ring(&self, inner: &mut Inner) {
+        while inner.ring.len() > self.config.replay_buffer {
+            inner.ring.pop_front();
+        }
+    }
+
+    /// Applies the event with seq == inner.seq + 1: cache, ring, fan-out.
+    fn apply(&self, project: &Project, inner: &mut Inner, event: &UnitEvent) {
+        let state = UnitState {
+            unit_id: event.unit_id,
+            block_number: event.block_number.clone(),
+            status: event.status.clone(),
+            color: event.color.clone(),
+        };
+        match inner.index.get(&event.unit_id).copied() {
+            Some(i) => {
+                if let Some(u) = inner.units.get_mut(i) {
+                    *u = state;
+                }
+            }
+            None => {
+                inner.index.insert(event.unit_id, inner.units.len());
+                inner.units.push(state);
+            }
+        }
+        inner.seq = event.seq;
+        inner.snapshot_public = None;
+        inner.snapshot_staff = None;
+        let frames = self.frames(project, event);
+        self.metrics.events_applied.inc();
+        if !inner.subs.is_empty() {
+            let mut dead = Vec::new();
+            let mut sent = 0u64;
+            for (key, conn) in &inner.subs {
+                let frame = if key.1 { &frames.staff } else { &frames.public };
+                if conn.send(frame.clone(), &self.metrics) {
+                    sent += 1;
+                } else {
+                    dead.push(*key);
+                }
+            }
+            for key in dead {
+                if inner.subs.remove(&key).is_some() {
+                    self.metrics.subscriptions.dec();
+                }
+            }
+            self.metrics.frames_sent.add(sent);
+            let latency = (chrono::Utc::now() - event.at).to_std().unwrap_or_default();
+            self.metrics.commit_to_send.observe(latency);
+        }
+        inner.ring.push_back(frames);
+        self.trim_ring(inner);
+    }
+
+    /// Applies pending events that became contiguous; drops stale ones.
+    fn drain_pending(&self, project: &Project, inner: &mut Inner) {
+        while let Some(entry) = inner.pending.first_entry() {
+            let seq = *entry.key();
+            if seq <= inner.seq {
+                entry.remove();
+            } else if seq == inner.seq + 1 {
+                let event = entry.remove();
+                self.apply(project, inner, &event);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Hands a committed event to the hub (from any bus); never blocks on I/O.
+    /// Duplicates are dropped, gaps are filled from the store before later events go out.
+    pub fn deliver(self: &Arc<Self>, event: UnitEvent) {
+        self.metrics.events_received.inc();
+        let Some(project) = lock(&self.projects).get(&event.project_id).cloned() else {
+            // Nobody here watches this project.
+            return;
+        };
+        let mut inner = lock(&project.inner);
+        match inner.state {
+            LoadState::Cold => return,
+            LoadState::Loading => {
+                // Applied after the snapshot if it is newer than it.
+                if inner.pending.len() < self.config.max_pending_events {
+                    inner.pending.insert(event.seq, event);
+                }
+                return;
+            }
+            LoadState::Ready => {}
+        }
+        if event.seq <= inner.seq {
+            self.metrics.duplicates_dropped.inc();
+            return;
+        }
+        if event.seq == inner.seq + 1 {
+            self.apply(&project, &mut inner, &event);
+            self.drain_pending(&project, &mut inner);
+        } else if inner.pending.len() < self.config.max_pending_events {
+            inner.pending.insert(event.seq, event);
+        }
+        let gap = !inner.pending.is_empty() && !inner.filling;
+        if gap {
+            inner.filling = true;
+        }
+        drop(inner);
+        if gap {
+            self.spawn_fill(&project);
+        }
+    }
+
+    /// Runs a gap fill in the background; the caller has set `filling`.
+    fn spawn_fill(&self, project: &Project) {
+        let hub = self.this.upgrade();
+        let project_arc = lock(&self.projects).get(&project.id).cloned();
+        let rt = tokio::runtime::Handle::try_current();
+        match (hub, project_arc, rt) {
+            (Some(hub), Some(p), Ok(rt)) if std::ptr::eq(Arc::as_ptr(&p), project) => {
+                rt.spawn(async move { hub.fill(&p).await });
+            }
+            (_, _, rt) => {
+                if rt.is_err() {
+                    tracing::warn!("gap fill needs a tokio runtime; left to the catch-up tick");
+                }
+                lock(&project.inner).filling = false;
+            }
+        }
+    }
+
+    /// Fetches missing events from the store and applies them in order (single flight per project).
+    /// The caller has set `filling`; it is cleared when this returns.
+    async fn fill(&self, project: &Project) {
+        let _guard = FillGuard { project };
+        loop {
+            let from = {
+                let inner = lock(&project.inner);
+                if inner.state != LoadState::Ready || inner.evicted {
+                    return;
+                }
+                inner.seq
+            };
+            match self
+                .store
+                .events_after(project.id, from, self.config.store_page)
+                .await
+            {
+                Ok(Some(events)) => {
+                    let mut inner = lock(&project.inner);
+                    if inner.state != LoadState::Ready {
+                        return;
+                    }
+                    let mut applied = 0u64;
+                    for e in &events {
+                        if e.seq == inner.seq + 1 {
+                            self.apply(project, &mut inner, e);
+                            applied += 1;
+                        } else if e.seq > inner.seq + 1 {
+                            break;
+                        }
+                    }
+                    self.drain_pending(project, &mut inner);
+                    if applied > 0 {
+                        self.metrics.catch_ups.inc();
+                        self.metrics.catch_up_events.add(applied);
+                    }
+                    let full_page = events.len() as u64 >= self.config.store_page;
+                    if applied == 0 || (!full_page && inner.pending.is_empty()) {
+                        // Done, or the store does not have the missing events yet: the tick retries.
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    // History no longer covers our seq: resynchronise everyone with a snapshot.
+                    self.resync(project).await;
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    tracing::warn!(project = %project.id, error = %e, "gap fill failed; retrying on the next tick");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reloads a project whose missed events were pruned and sends subscribers a fresh snapshot.
+    async fn resync(&self, project: &Project) {
+        self.metrics.snapshot_loads.inc();
+        let snapshot = match self.store.snapshot(project.id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                tracing::warn!(project = %project.id, error = %e, "resync failed");
+                return;
+            }
+        };
+        let mut inner = lock(&project.inner);
+        if snapshot.seq <= inner.seq {
+            return;
+        }
+        tracing::warn!(project = %project.id, from = inner.seq, to = snapshot.seq, "history pruned; resynchronising subscribers with a snapshot");
+        self.install(project, &mut inner, snapshot, None);
+        let public = self.snapshot_frame(project, &mut inner, false);
+        let staff = self.snapshot_frame(project, &mut inner, true);
+        let mut dead = Vec::new();
+        for (key, conn) in &inner.subs {
+            let frame = if key.1 { &staff } else { &public };
+            if !conn.send(frame.clone(), &self.metrics) {
+                dead.push(*key);
+            }
+        }
+        for key in dead {
+            if inner.subs.remove(&key).is_some() {
+                self.metrics.subscriptions.dec();
+            }
+        }
+    }
+
+    /// The snapshot frame of the current seq, serialized once per seq and channel kind.
+    fn snapshot_frame(&self, project: &Project, inner: &mut Inner, staff: bool) -> ByteString {
+        let cached = if staff {
+            &inner.snapshot_staff
+        } else {
+            &inner.snapshot_public
+        };
+        if let Some((seq, frame)) = cached
+            && *seq == inner.seq
+        {
+            return frame.clone();
+        }
+        let frame = ServerMessage::Snapshot {
+            channel: project.channel(staff).to_owned(),
+            seq: inner.seq,
+            units: inner.units.clone(),
+        }
+        .to_frame();
+        let slot = if staff {
+            &mut inner.snapshot_staff
+        } else {
+            &mut inner.snapshot_public
+        };
+        *slot = Some((inner.seq, frame.clone()));
+        frame
+    }
+
+    /// Checks every cached project against the store in one query and fills any gap.
+    /// Call after a bus reconnect; the catch-up tick calls it every interval.
+    /// Returns how many projects were behind.
+    pub async fn catch_up_all(&self) -> Result<usize, StoreError> {
+        let projects: Vec<Arc<Project>> = lock(&self.projects).values().cloned().collect();
+        let ready: Vec<Arc<Project>> = projects
+            .into_iter()
+            .filter(|p| lock(&p.inner).state == LoadState::Ready)
+            .collect();
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = ready.iter().map(|p| p.id).collect();
+        let latest = match self.store.latest_seqs(&ids).await {
+            Ok(l) => l,
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                return Err(e);
+            }
+        };
+        let mut behind = Vec::new();
+        for p in ready {
+            let mut inner = lock(&p.inner);
+            let store_seq = latest.get(&p.id).copied().unwrap_or(0);
+            let lagging = inner.state == LoadState::Ready
+                && (store_seq > inner.seq || !inner.pending.is_empty());
+            if lagging && !inner.filling {
+                inner.filling = true;
+                drop(inner);
+                behind.push(p);
+            }
+        }
+        let n = behind.len();
+        futures_util::future::join_all(behind.iter().map(|p| self.fill(p))).await;
+        Ok(n)
+    }
+
+    /// Drops caches of projects without subscribers for `idle_evict_after`.
+    pub fn evict_idle(&self) {
+        let now = Instant::now();
+        let after = self.config.idle_evict_after;
+        let mut map = lock(&self.projects);
+        map.retain(|_, p| {
+            let mut inner = lock(&p.inner);
+            let idle = inner.subs.is_empty()
+                && inner.inflight == 0
+                && inner.state != LoadState::Loading
+                && !inner.filling;
+            if !idle {
+                inner.idle_since = None;
+                return true;
+            }
+            match inner.idle_since {
+                Some(t) if now.duration_since(t) >= after => {
+                    inner.evicted = true;
+                    false
+                }
+                Some(_) => true,
+                None => {
+                    inner.idle_since = Some(now);
+                    true
+                }
+            }
+        });
+    }
+
+    /// Projects currently cached by this hub.
+    pub fn cached_projects(&self) -> usize {
+        lock(&self.projects).len()
+    }
+
+    /// Spawns the catch-up task: every `interval`, one `latest_seqs` query for all cached
+    /// projects, gap fills where behind, and eviction of idle caches. Stops when the hub is dropped.
+    pub fn spawn_catch_up(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(hub) = weak.upgrade() else { return };
+                if let Err(e) = hub.catch_up_all().await {
+                    tracing::warn!(error = %e, "catch-up tick failed");
+                }
+                hub.evict_idle();
+            }
+        })
+    }
+
+    /// Handles one client frame for a connection (run by the connection's worker, in order).
+    async fn handle_op(&self, conn: &Arc<Conn>, text: &str, staff_allowed: bool) {
+        let msg: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let reply =
+                    ServerMessage::error("bad_request", format!("malformed frame: {e}"), None);
+                conn.send_msg(&reply, &self.metrics);
+                return;
+            }
+        };
+        match msg {
+            ClientMessage::Ping => {
+                conn.send_msg(&ServerMessage::Pong, &self.metrics);
+            }
+            ClientMessage::Unsubscribe { channel } => {
+                let Some((project_id, staff)) = parse_channel(&channel) else {
+                    let reply =
+                        ServerMessage::error("not_found", "unknown channel", Some(&channel));
+                    conn.send_msg(&reply, &self.metrics);
+                    return;
+                };
+                let removed = lock(&conn.subs)
+                    .channels
+                    .remove(&canonical(project_id, staff));
+                if removed.is_some() {
+                    self.remove_sub(conn.id, project_id, staff);
+                }
+            }
+            ClientMessage::Subscribe { channel, since } => {
+                self.subscribe(conn, &channel, since, staff_allowed).await;
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        conn: &Arc<Conn>,
+        channel: &str,
+        since: Option<i64>,
+        staff_allowed: bool,
+    ) {
+        let m = &self.metrics;
+        let Some((project_id, staff)) = parse_channel(channel) else {
+            let reply = ServerMessage::error(
+                "not_found",
+                "unknown channel; expected project:<id> or project:<id>:staff",
+                Some(channel),
+            );
+            conn.send_msg(&reply, m);
+            return;
+        };
+        let canonical = canonical(project_id, staff);
+        if staff && !staff_allowed {
+            let reply = ServerMessage::error(
+                "forbidden",
+                "staff channels need an ADMIN or verified MARKETING token",
+                Some(&canonical),
+            );
+            conn.send_msg(&reply, m);
+            return;
+        }
+        if since.is_some_and(|s| s < 0) {
+            let reply = ServerMessage::error("bad_request", "since must be >= 0", Some(&canonical));
+            conn.send_msg(&reply, m);
+            return;
+        }
+        // A repeated subscribe restarts the subscription (a client's way to resync).
+        let existing = lock(&conn.subs).channels.remove(&canonical);
+        if existing.is_some() {
+            self.remove_sub(conn.id, project_id, staff);
+        }
+        if lock(&conn.subs).channels.len() >= self.config.max_subscriptions {
+            let reply = ServerMessage::error(
+                "too_many_subscriptions",
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.max_subscriptions
+                ),
+                Some(&canonical),
+            );
+            conn.send_msg(&reply, m);
+            return;
+        }
+        let pref = self.acquire(project_id);
+        let project = &pref.project;
+        match self.ensure_loaded(project).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let reply =
+                    ServerMessage::error("not_found", "project not found", Some(&canonical));
+                conn.send_msg(&reply, m);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(project = %project_id, error = %e, "subscribe: loading the project failed");
+                let reply =
+                    ServerMessage::error("unavailable", "try again shortly", Some(&canonical));
+                conn.send_msg(&reply, m);
+                return;
+            }
+        }
+        let Some(mut from) = since else {
+            self.subscribe_snapshot(conn, project, staff);
+            return;
+        };
+        let mut caught_up = false;
+        loop {
+            let step = {
+                let mut inner = lock(&project.inner);
+                let cur = inner.seq;
+                if from > cur {
+                    if caught_up {
+                        Step::Snapshot
+                    } else {
+                        Step::CatchUpFirst
+                    }
+                } else if cur - from > self.config.max_replay {
+                    Step::Snapshot
+                } else if from == cur {
+                    if self.register(conn, project, &mut inner, staff) {
+                        let reply = ServerMessage::Subscribed {
+                            channel: canonical.clone(),
+                            seq: cur,
+                            recovered: true,
+                        };
+                        conn.send_msg(&reply, m);
+                    }
+                    Step::Done
+                } else if inner.ring.front().is_some_and(|f| f.seq <= from + 1) {
+                    let frames: Vec<ByteString> = inner
+                        .ring
+                        .iter()
+                        .filter(|f| f.seq > from)
+                        .map(|f| {
+                            if staff {
+                                f.staff.clone()
+                            } else {
+                                f.public.clone()
+                            }
+                        })
+                        .collect();
+                    Step::Send(frames, cur)
+                } else {
+                    Step::Fetch { from, upto: cur }
+                }
+            };
+            match step {
+                Step::Done => return,
+                Step::Snapshot => {
+                    self.subscribe_snapshot(conn, project, staff);
+                    return;
+                }
+                Step::CatchUpFirst => {
+                    caught_up = true;
+                    let run = {
+                        let mut inner = lock(&project.inner);
+                        !std::mem::replace(&mut inner.filling, true)
+                    };
+                    if run {
+                        self.fill(project).await;
+                    }
+                }
+                Step::Send(frames, to) => {
+                    for f in frames {
+                        if !conn.send_wait(f, self.config.replay_patience, m).await {
+                            return;
+                        }
+                    }
+                    from = to;
+                }
+                Step::Fetch { from: after, upto } => {
+                    let limit = u64::try_from(upto - after)
+                        .unwrap_or(0)
+                        .min(self.config.store_page);
+                    match self.store.events_after(project_id, after, limit).await {
+                        Ok(Some(events)) if events.first().is_some_and(|e| e.seq == after + 1) => {
+                            let mut last = after;
+                            let mut frames = Vec::with_capacity(events.len());
+                            for e in events.iter().filter(|e| e.seq <= upto) {
+                                if e.seq != last + 1 {
+                                    break;
+                                }
+                                last = e.seq;
+                                frames.push(ServerMessage::unit(e, &canonical, staff).to_frame());
+                            }
+                            for f in frames {
+                                if !conn.send_wait(f, self.config.replay_patience, m).await {
+                                    return;
+                                }
+                            }
+                            from = last;
+                        }
+                        Ok(_) => {
+                            // History does not cover `since` (pruned or inconsistent).
+                            self.subscribe_snapshot(conn, project, staff);
+                            return;
+                        }
+                        Err(e) => {
+                            m.store_errors.inc();
+                            tracing::warn!(project = %project_id, error = %e, "replay failed");
+                            let reply = ServerMessage::error(
+                                "unavailable",
+                                "try again shortly",
+                                Some(&canonical),
+                            );
+                            conn.send_msg(&reply, m);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the cached snapshot and `subscribed`, registering in the same critical section
+    /// so the next live event is exactly the one after the snapshot.
+    fn subscribe_snapshot(&self, conn: &Arc<Conn>, project: &Project, staff: bool) {
+        let mut inner = lock(&project.inner);
+        let frame = self.snapshot_frame(project, &mut inner, staff);
+        if self.register(conn, project, &mut inner, staff) {
+            conn.send(frame, &self.metrics);
+            let reply = ServerMessage::Subscribed {
+                channel: project.channel(staff).to_owned(),
+                seq: inner.seq,
+                recovered: false,
+            };
+            conn.send_msg(&reply, &self.metrics);
+        }
+    }
+
+    /// Adds the subscription unless the connection is gone. Called under the project lock.
+    fn register(
+        &self,
+        conn: &Arc<Conn>,
+        project: &Project,
+        inner: &mut Inner,
+        staff: bool,
+    ) -> bool {
+        let mut subs = lock(&conn.subs);
+        if subs.closed || conn.is_dead() {
+            return false;
+        }
+        subs.channels
+            .insert(project.channel(staff).to_owned(), (project.id, staff));
+        if inner.subs.insert((conn.id, staff), conn.clone()).is_none() {
+            self.metrics.subscriptions.inc();
+        }
+        inner.idle_since = None;
+        true
+    }
+}
+
+fn canonical(project_id: Uuid, staff: bool) -> String {
+    if staff {
+        format!("project:{project_id}:staff")
+    } else {
+        format!("project:{project_id}")
+    }
+}
+
+/// Processes a connection's client frames one at a time, in order.
+async fn run_worker(hub: Arc<Hub>, conn: Arc<Conn>, mut ops: mpsc::Receiver<Op>) {
+    while let Some(op) = ops.recv().await {
+        if conn.is_dead() {
+            break;
+        }
+        hub.handle_op(&conn, &op.text, op.staff_allowed).await;
+    }
+}

@@ -1,0 +1,223 @@
+//! Wire and domain types: events, snapshots, client and server frames.
+
+use bytestring::ByteString;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Colour of a unit status on the siteplan, or `None` for an unknown status.
+pub fn status_color(status: &str) -> Option<&'static str> {
+    match status {
+        "AVAILABLE" => Some("#22c55e"),
+        "BOOKED" => Some("#eab308"),
+        "SOLD" => Some("#ef4444"),
+        "MAINTENANCE" => Some("#9ca3af"),
+        _ => None,
+    }
+}
+
+/// A committed unit status change (what the DB layer publishes after commit).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitEvent {
+    /// Project the unit belongs to.
+    pub project_id: Uuid,
+    /// Per-project sequence number: 1 for the first change, +1 per change.
+    pub seq: i64,
+    /// The unit that changed.
+    pub unit_id: Uuid,
+    /// Block number such as `A12`.
+    pub block_number: String,
+    /// New status.
+    pub status: String,
+    /// Status before the change.
+    pub previous_status: String,
+    /// Colour of the new status.
+    pub color: String,
+    /// Commit time.
+    pub at: DateTime<Utc>,
+    /// Booking details, shown only on staff channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<BookingInfo>,
+}
+
+/// Booking details attached to staff-channel unit frames.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingInfo {
+    /// Booking id.
+    pub booking_id: Uuid,
+    /// Human booking code such as `BK-2026-001`.
+    pub booking_code: String,
+    /// Name of the marketing user who booked.
+    pub marketing_name: String,
+}
+
+/// Current state of one unit, as in snapshots and `/availability`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitState {
+    /// Unit id.
+    pub unit_id: Uuid,
+    /// Block number such as `A12`.
+    pub block_number: String,
+    /// Current status.
+    pub status: String,
+    /// Colour of the current status.
+    pub color: String,
+}
+
+/// All units of a project at one seq.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Project id.
+    pub project_id: Uuid,
+    /// The seq the unit statuses correspond to.
+    pub seq: i64,
+    /// Units in a stable order.
+    pub units: Vec<UnitState>,
+}
+
+/// A frame sent by the client.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum ClientMessage {
+    /// Subscribe to a channel, optionally resuming after `since`.
+    Subscribe {
+        /// `project:<id>` or `project:<id>:staff`.
+        channel: String,
+        /// Last seq the client has seen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
+    },
+    /// Stop receiving a channel.
+    Unsubscribe {
+        /// The channel as subscribed.
+        channel: String,
+    },
+    /// Application-level ping; answered with `pong`.
+    Ping,
+}
+
+/// A frame sent by the server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerMessage {
+    /// All units of the project at `seq`.
+    Snapshot {
+        /// Channel this frame belongs to.
+        channel: String,
+        /// Seq of the snapshot.
+        seq: i64,
+        /// Unit states.
+        units: Vec<UnitState>,
+    },
+    /// One unit status change.
+    Unit {
+        /// Channel this frame belongs to.
+        channel: String,
+        /// Seq of the change.
+        seq: i64,
+        /// Unit id.
+        unit_id: Uuid,
+        /// Block number.
+        block_number: String,
+        /// New status.
+        status: String,
+        /// Status before the change.
+        previous_status: String,
+        /// Colour of the new status.
+        color: String,
+        /// Commit time, RFC 3339 UTC with microseconds.
+        #[serde(serialize_with = "ser_micros", deserialize_with = "de_time")]
+        at: DateTime<Utc>,
+        /// Booking details (staff channels only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        booking: Option<BookingInfo>,
+    },
+    /// The subscription is live from `seq` on.
+    Subscribed {
+        /// Channel subscribed.
+        channel: String,
+        /// Seq the client is at now.
+        seq: i64,
+        /// True when missed events were replayed instead of a snapshot.
+        recovered: bool,
+    },
+    /// Answer to `ping`.
+    Pong,
+    /// A request failed; the connection stays open.
+    Error {
+        /// Stable snake_case code.
+        code: String,
+        /// Human-readable detail.
+        message: String,
+        /// Channel concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
+}
+
+impl ServerMessage {
+    /// Builds an `error` frame.
+    pub fn error(code: &str, message: impl Into<String>, channel: Option<&str>) -> Self {
+        ServerMessage::Error {
+            code: code.to_owned(),
+            message: message.into(),
+            channel: channel.map(str::to_owned),
+        }
+    }
+
+    /// Builds the `unit` frame of an event for a channel; booking only when `staff`.
+    pub fn unit(event: &UnitEvent, channel: &str, staff: bool) -> Self {
+        ServerMessage::Unit {
+            channel: channel.to_owned(),
+            seq: event.seq,
+            unit_id: event.unit_id,
+            block_number: event.block_number.clone(),
+            status: event.status.clone(),
+            previous_status: event.previous_status.clone(),
+            color: event.color.clone(),
+            at: event.at,
+            booking: if staff { event.booking.clone() } else { None },
+        }
+    }
+
+    /// Serializes the frame once, ready to be shared by many clients.
+    pub fn to_frame(&self) -> ByteString {
+        // Serializing these plain structs cannot fail; fall back to an error frame anyway.
+        match serde_json::to_string(self) {
+            Ok(s) => ByteString::from(s),
+            Err(_) => ByteString::from_static(
+                r#"{"type":"error","code":"internal","message":"serialization failed"}"#,
+            ),
+        }
+    }
+}
+
+/// One item of a connection's outbound queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// A JSON text frame to send as is.
+    Text(ByteString),
+    /// Close the WebSocket with this code and reason, then stop.
+    Close {
+        /// WebSocket close code (1013 for a slow client, 1008 for policy).
+        code: u16,
+        /// Short reason.
+        reason: String,
+    },
+}
+
+fn ser_micros<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    DateTime::<Utc>::deserialize(d)
+}

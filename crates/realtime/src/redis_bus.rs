@@ -1,0 +1,238 @@
+//! Redis pub/sub bus: a `ConnectionManager` publishes, one supervised pub/sub connection
+//! per instance receives (reconnect with backoff, ping for half-open links, catch up after).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use tokio::task::AbortHandle;
+
+use crate::bus::{Bus, BusError};
+use crate::hub::Hub;
+use crate::model::UnitEvent;
+
+/// Settings of a [`RedisBus`]; `Default` gives production values.
+#[derive(Clone, Debug)]
+pub struct RedisBusConfig {
+    /// Channels are `<prefix>:project:<id>`; the subscriber uses the pattern `<prefix>:project:*`.
+    pub channel_prefix: String,
+    /// How often the pub/sub connection is pinged.
+    pub ping_interval: Duration,
+    /// A ping slower than this means the connection is dead.
+    pub ping_timeout: Duration,
+    /// Time allowed to connect (at start and on each reconnect attempt).
+    pub connect_timeout: Duration,
+    /// Time allowed for a PUBLISH.
+    pub publish_timeout: Duration,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Largest reconnect delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for RedisBusConfig {
+    fn default() -> Self {
+        RedisBusConfig {
+            channel_prefix: "kavling".to_owned(),
+            ping_interval: Duration::from_secs(2),
+            ping_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+            publish_timeout: Duration::from_secs(1),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Bus over Redis pub/sub; also delivers locally at once so same-instance latency skips Redis.
+pub struct RedisBus {
+    hub: Arc<Hub>,
+    publisher: ConnectionManager,
+    config: RedisBusConfig,
+    supervisor: AbortHandle,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBus {
+    /// Connects to Redis with default settings; fails fast if Redis is unreachable.
+    pub async fn connect(url: &str, hub: Arc<Hub>) -> Result<RedisBus, BusError> {
+        Self::connect_with_config(url, hub, RedisBusConfig::default()).await
+    }
+
+    /// Connects with explicit settings: checks Redis with a PING, subscribes, then supervises
+    /// the subscription in a background task that lives as long as the bus.
+    pub async fn connect_with_config(
+        url: &str,
+        hub: Arc<Hub>,
+        config: RedisBusConfig,
+    ) -> Result<RedisBus, BusError> {
+        let client = redis::Client::open(url).map_err(BusError::InvalidUrl)?;
+        let addr = client.get_connection_info().addr().to_string();
+        let unreachable = |detail: String| BusError::Unreachable {
+            addr: addr.clone(),
+            detail,
+        };
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.publish_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(config.backoff_max);
+        let mut publisher = tokio::time::timeout(
+            config.connect_timeout,
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no connection within {:?}", config.connect_timeout)))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let _: String = tokio::time::timeout(
+            config.connect_timeout,
+            redis::cmd("PING").query_async(&mut publisher),
+        )
+        .await
+        .map_err(|_| unreachable("PING timed out".to_owned()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let pattern = format!("{}:project:*", config.channel_prefix);
+        let pubsub = open_pubsub(&client, &pattern, config.connect_timeout)
+            .await
+            .map_err(&unreachable)?;
+        let task = tokio::spawn(supervise(
+            client,
+            pubsub,
+            pattern,
+            hub.clone(),
+            config.clone(),
+        ));
+        tracing::info!(%addr, "Redis event bus connected");
+        Ok(RedisBus {
+            hub,
+            publisher,
+            config,
+            supervisor: task.abort_handle(),
+        })
+    }
+
+    fn channel(&self, event: &UnitEvent) -> String {
+        format!(
+            "{}:project:{}",
+            self.config.channel_prefix, event.project_id
+        )
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, event: &UnitEvent) -> Result<(), BusError> {
+        self.hub.metrics().events_published.inc();
+        let payload = serde_json::to_string(event)?;
+        // Local subscribers first; the copy coming back from Redis is dropped as a duplicate.
+        self.hub.deliver(event.clone());
+        let mut conn = self.publisher.clone();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.channel(event)).arg(payload);
+        let publish = cmd.query_async::<i64>(&mut conn);
+        tokio::time::timeout(self.config.publish_timeout, publish)
+            .await
+            .map_err(|_| BusError::Timeout(self.config.publish_timeout))??;
+        Ok(())
+    }
+}
+
+async fn open_pubsub(
+    client: &redis::Client,
+    pattern: &str,
+    timeout: Duration,
+) -> Result<PubSub, String> {
+    let open = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe(pattern).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    match tokio::time::timeout(timeout, open).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no pub/sub connection within {timeout:?}")),
+    }
+}
+
+/// Keeps one pub/sub connection alive for the life of the bus.
+async fn supervise(
+    client: redis::Client,
+    first: PubSub,
+    pattern: String,
+    hub: Arc<Hub>,
+    config: RedisBusConfig,
+) {
+    let mut current = Some(first);
+    let mut backoff = config.backoff_min;
+    loop {
+        let pubsub = match current.take() {
+            Some(p) => p,
+            None => match open_pubsub(&client, &pattern, config.connect_timeout).await {
+                Ok(p) => {
+                    hub.metrics().redis_reconnects.inc();
+                    tracing::info!("Redis pub/sub reconnected; catching up from the store");
+                    backoff = config.backoff_min;
+                    // Messages published while we were away are lost: ask the store.
+                    let h = hub.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = h.catch_up_all().await {
+                            tracing::warn!(error = %e, "catch-up after Redis reconnect failed");
+                        }
+                    });
+                    p
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Redis pub/sub reconnect failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.backoff_max);
+                    continue;
+                }
+            },
+        };
+        let reason = pump(pubsub, &hub, &config).await;
+        tracing::warn!(%reason, "Redis pub/sub connection lost; reconnecting");
+    }
+}
+
+/// Delivers messages until the connection ends or stops answering pings.
+async fn pump(pubsub: PubSub, hub: &Arc<Hub>, config: &RedisBusConfig) -> String {
+    let (mut sink, mut stream) = pubsub.split();
+    let mut ping = tokio::time::interval(config.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(msg) = msg else {
+                    return "stream ended".to_owned();
+                };
+                match serde_json::from_slice::<UnitEvent>(msg.get_payload_bytes()) {
+                    Ok(event) => hub.deliver(event),
+                    Err(e) => tracing::warn!(channel = msg.get_channel_name(), error = %e, "ignoring undecodable bus message"),
+                }
+            }
+            _ = ping.tick() => {
+                match tokio::time::timeout(config.ping_timeout, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return format!("ping failed: {e}"),
+                    Err(_) => return format!("no pong within {:?}", config.ping_timeout),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! An in-memory [`EventStore`] for tests and demos: commits changes, prunes history,
+//! counts queries and can delay or fail them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::model::{BookingInfo, Snapshot, UnitEvent, UnitState, status_color};
+use crate::store::{EventStore, StoreError};
+use crate::sync::lock;
+
+#[derive(Debug, Default)]
+struct ProjectData {
+    seq: i64,
+    units: Vec<UnitState>,
+    events: Vec<UnitEvent>,
+    /// Events with seq <= this are gone.
+    pruned_upto: i64,
+}
+
+/// In-memory event store with query counters.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    projects: Mutex<HashMap<Uuid, ProjectData>>,
+    delay_ms: AtomicU64,
+    failing: AtomicBool,
+    /// Number of `snapshot` calls.
+    pub snapshot_calls: AtomicU64,
+    /// Number of `events_after` calls.
+    pub events_after_calls: AtomicU64,
+    /// Number of `latest_seqs` calls.
+    pub latest_seqs_calls: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates a project with `n` AVAILABLE units named A1..An; returns its id and unit ids.
+    pub fn add_project(&self, n: usize) -> (Uuid, Vec<Uuid>) {
+        let id = Uuid::now_v7();
+        let units: Vec<UnitState> = (1..=n)
+            .map(|i| UnitState {
+                unit_id: Uuid::now_v7(),
+                block_number: format!("A{i}"),
+                status: "AVAILABLE".to_owned(),
+                color: "#22c55e".to_owned(),
+            })
+            .collect();
+        let ids = units.iter().map(|u| u.unit_id).collect();
+        lock(&self.projects).insert(
+            id,
+            ProjectData {
+                units,
+                ..ProjectData::default()
+            },
+        );
+        (id, ids)
+    }
+
+    /// Commits a status change and returns its event (not published anywhere).
+    /// Returns `None` for an unknown project or unit.
+    pub fn commit(
+        &self,
+        project_id: Uuid,
+        unit_id: Uuid,
+        status: &str,
+        booking: Option<BookingInfo>,
+    ) -> Option<UnitEvent> {
+        let mut projects = lock(&self.projects);
+        let p = projects.get_mut(&project_id)?;
+        let unit = p.units.iter_mut().find(|u| u.unit_id == unit_id)?;
+        let previous = std::mem::replace(&mut unit.status, status.to_owned());
+        unit.color = status_color(status).unwrap_or("#000000").to_owned();
+        p.seq += 1;
+        let event = UnitEvent {
+            project_id,
+            seq: p.seq,
+            unit_id,
+            block_number: unit.block_number.clone(),
+            status: status.to_owned(),
+            previous_status: previous,
+            color: unit.color.clone(),
+            at: Utc::now(),
+            booking,
+        };
+        p.events.push(event.clone());
+        Some(event)
+    }
+
+    /// Forgets events with seq <= `upto` (as a pruning job would).
+    pub fn prune(&self, project_id: Uuid, upto: i64) {
+        if let Some(p) = lock(&self.projects).get_mut(&project_id) {
+            p.events.retain(|e| e.seq > upto);
+            p.pruned_upto = p.pruned_upto.max(upto);
+        }
+    }
+
+    /// Makes every query sleep this long first (to pile up concurrent callers).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Makes every query fail (or succeed again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    async fn pause(&self) -> Result<(), StoreError> {
+        let ms = self.delay_ms.load(Ordering::Relaxed);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(StoreError::Other("memory store set to fail".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn events_after(
+        &self,
+        project_id: Uuid,
+        after: i64,
+        limit: u64,
+    ) -> Result<Option<Vec<UnitEvent>>, StoreError> {
+        self.events_after_calls.fetch_add(1, Ordering::Relaxed);
+        self.pause().await?;
+        let projects = lock(&self.projects);
+        let Some(p) = projects.get(&project_id) else {
+            return Ok(Some(Vec::new()));
+        };
+        if after < p.pruned_upto {
+            return Ok(None);
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(Some(
+            p.events
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        self.snapshot_calls.fetch_add(1, Ordering::Relaxed);
+        self.pause().await?;
+        Ok(lock(&self.projects).get(&project_id).map(|p| Snapshot {
+            project_id,
+            seq: p.seq,
+            units: p.units.clone(),
+        }))
+    }
+
+    async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {
+        self.latest_seqs_calls.fetch_add(1, Ordering::Relaxed);
+        self.pause().await?;
+        let projects = lock(&self.projects);
+        Ok(project_ids
+            .iter()
+            .filter_map(|id| projects.get(id).map(|p| (*id, p.seq)))
+            .collect())
+    }
+}
