@@ -622,6 +622,11 @@ impl Hub {
                     let mut applied = 0u64;
                     for e in &events {
                         if e.seq == inner.seq + 1 {
+                            // Counted before the fan-out so the metric never lags what clients saw.
+                            if applied == 0 {
+                                self.metrics.catch_ups.inc();
+                            }
+                            self.metrics.catch_up_events.inc();
                             self.apply(project, &mut inner, e);
                             applied += 1;
                         } else if e.seq > inner.seq + 1 {
@@ -629,10 +634,6 @@ impl Hub {
                         }
                     }
                     self.drain_pending(project, &mut inner);
-                    if applied > 0 {
-                        self.metrics.catch_ups.inc();
-                        self.metrics.catch_up_events.add(applied);
-                    }
                     let full_page = events.len() as u64 >= self.config.store_page;
                     if applied == 0 || (!full_page && inner.pending.is_empty()) {
                         // Done, or the store does not have the missing events yet: the tick retries.

@@ -221,3 +221,125 @@ fn ser_micros<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     DateTime::<Utc>::deserialize(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn event() -> UnitEvent {
+        UnitEvent {
+            project_id: Uuid::from_u128(1),
+            seq: 7,
+            unit_id: Uuid::from_u128(2),
+            block_number: "A12".to_owned(),
+            status: "BOOKED".to_owned(),
+            previous_status: "AVAILABLE".to_owned(),
+            color: "#eab308".to_owned(),
+            at: Utc
+                .with_ymd_and_hms(2026, 11, 21, 8, 0, 0)
+                .unwrap()
+                .checked_add_signed(chrono::Duration::nanoseconds(123_456_789))
+                .unwrap(),
+            booking: Some(BookingInfo {
+                booking_id: Uuid::from_u128(3),
+                booking_code: "BK-2026-001".to_owned(),
+                marketing_name: "Sari".to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn unit_frames_match_the_contract() {
+        let e = event();
+        let public = ServerMessage::unit(&e, "project:p", false).to_frame();
+        assert_eq!(
+            &*public,
+            r##"{"type":"unit","channel":"project:p","seq":7,"unitId":"00000000-0000-0000-0000-000000000002","blockNumber":"A12","status":"BOOKED","previousStatus":"AVAILABLE","color":"#eab308","at":"2026-11-21T08:00:00.123456Z"}"##
+        );
+        let staff = ServerMessage::unit(&e, "project:p:staff", true).to_frame();
+        assert!(staff.ends_with(
+            r#""at":"2026-11-21T08:00:00.123456Z","booking":{"bookingId":"00000000-0000-0000-0000-000000000003","bookingCode":"BK-2026-001","marketingName":"Sari"}}"#
+        ));
+        let back: ServerMessage = serde_json::from_str(&staff).unwrap();
+        assert!(matches!(
+            back,
+            ServerMessage::Unit {
+                booking: Some(_),
+                seq: 7,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn other_frames_match_the_contract() {
+        let snap = ServerMessage::Snapshot {
+            channel: "project:p".to_owned(),
+            seq: 3,
+            units: vec![UnitState {
+                unit_id: Uuid::from_u128(2),
+                block_number: "A1".to_owned(),
+                status: "SOLD".to_owned(),
+                color: "#ef4444".to_owned(),
+            }],
+        };
+        assert_eq!(
+            &*snap.to_frame(),
+            r##"{"type":"snapshot","channel":"project:p","seq":3,"units":[{"unitId":"00000000-0000-0000-0000-000000000002","blockNumber":"A1","status":"SOLD","color":"#ef4444"}]}"##
+        );
+        let subscribed = ServerMessage::Subscribed {
+            channel: "project:p".to_owned(),
+            seq: 3,
+            recovered: true,
+        };
+        assert_eq!(
+            &*subscribed.to_frame(),
+            r#"{"type":"subscribed","channel":"project:p","seq":3,"recovered":true}"#
+        );
+        assert_eq!(&*ServerMessage::Pong.to_frame(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            &*ServerMessage::error("not_found", "no", None).to_frame(),
+            r#"{"type":"error","code":"not_found","message":"no"}"#
+        );
+        assert_eq!(
+            &*ServerMessage::error("forbidden", "no", Some("project:p:staff")).to_frame(),
+            r#"{"type":"error","code":"forbidden","message":"no","channel":"project:p:staff"}"#
+        );
+    }
+
+    #[test]
+    fn client_messages_parse() {
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"op":"subscribe","channel":"project:x","since":5}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Subscribe {
+                channel: "project:x".to_owned(),
+                since: Some(5)
+            }
+        );
+        let m: ClientMessage = serde_json::from_str(r#"{"op":"ping"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Ping);
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"op":"unsubscribe","channel":"project:x"}"#).unwrap();
+        assert!(matches!(m, ClientMessage::Unsubscribe { .. }));
+    }
+
+    #[test]
+    fn events_round_trip_for_the_bus() {
+        let e = event();
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""previousStatus":"AVAILABLE""#));
+        assert_eq!(serde_json::from_str::<UnitEvent>(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn colours() {
+        assert_eq!(status_color("AVAILABLE"), Some("#22c55e"));
+        assert_eq!(status_color("BOOKED"), Some("#eab308"));
+        assert_eq!(status_color("SOLD"), Some("#ef4444"));
+        assert_eq!(status_color("MAINTENANCE"), Some("#9ca3af"));
+        assert_eq!(status_color("x"), None);
+    }
+}
