@@ -133,9 +133,11 @@ impl Conn {
 }
 
 /// A client frame waiting for the connection's worker.
-pub(crate) struct Op {
-    pub(crate) text: String,
-    pub(crate) staff_allowed: bool,
+pub(crate) enum Op {
+    /// A frame to parse and act on.
+    Text { text: String, staff_allowed: bool },
+    /// A frame longer than any valid request; answered with `bad_request` in turn.
+    Oversized(usize),
 }
 
 /// The session's handle on the hub; dropping it removes all its subscriptions.
@@ -170,9 +172,14 @@ impl ConnectionHandle {
         if self.conn.is_dead() {
             return;
         }
-        let op = Op {
-            text: text.to_owned(),
-            staff_allowed,
+        // Valid requests are tiny; do not hold large frames in the queue.
+        let op = if text.len() > self.hub.config().max_frame_len {
+            Op::Oversized(text.len())
+        } else {
+            Op::Text {
+                text: text.to_owned(),
+                staff_allowed,
+            }
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.ops.try_send(op) {
             // A client that sends faster than we can answer is flooding.

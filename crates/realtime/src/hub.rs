@@ -35,6 +35,8 @@ pub struct HubConfig {
     pub idle_evict_after: Duration,
     /// Client frames a connection may have waiting before it is closed (1008).
     pub max_pending_ops: usize,
+    /// Longest client text frame accepted (longer ones get `bad_request`).
+    pub max_frame_len: usize,
     /// Events arriving ahead of a gap kept in memory while the gap is filled.
     pub max_pending_events: usize,
 }
@@ -49,7 +51,8 @@ impl Default for HubConfig {
             store_page: 1000,
             replay_patience: Duration::from_secs(10),
             idle_evict_after: Duration::from_secs(30),
-            max_pending_ops: 64,
+            max_pending_ops: 256,
+            max_frame_len: 4096,
             max_pending_events: 10_000,
         }
     }
@@ -654,6 +657,66 @@ impl Hub {
         }
     }
 
+    /// Runs a gap fill now, or waits (up to 2 s) for the one already running.
+    async fn fill_now(&self, project: &Project) {
+        let run = {
+            let mut inner = lock(&project.inner);
+            !std::mem::replace(&mut inner.filling, true)
+        };
+        if run {
+            self.fill(project).await;
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while lock(&project.inner).filling && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Re-reads the units of a cached project after changes that emit no event (units added
+    /// or removed, block numbers renamed). Statuses stay ordered by seq: if the store is ahead,
+    /// the missing events are delivered first. Does nothing for a project not cached here.
+    pub async fn refresh_units(&self, project_id: Uuid) -> Result<(), StoreError> {
+        let Some(project) = lock(&self.projects).get(&project_id).cloned() else {
+            return Ok(());
+        };
+        for _ in 0..3 {
+            if lock(&project.inner).state != LoadState::Ready {
+                return Ok(());
+            }
+            self.metrics.snapshot_loads.inc();
+            let snapshot = match self.store.snapshot(project_id).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    return Err(e);
+                }
+            };
+            {
+                let mut inner = lock(&project.inner);
+                if snapshot.seq == inner.seq {
+                    inner.index = snapshot
+                        .units
+                        .iter()
+                        .enumerate()
+                        .map(|(i, u)| (u.unit_id, i))
+                        .collect();
+                    inner.units = snapshot.units;
+                    inner.snapshot_public = None;
+                    inner.snapshot_staff = None;
+                    return Ok(());
+                }
+                if snapshot.seq < inner.seq {
+                    // A stale read (replica lag): our cache is newer; try again.
+                    continue;
+                }
+            }
+            self.fill_now(&project).await;
+        }
+        Ok(())
+    }
+
     /// Reloads a project whose missed events were pruned and sends subscribers a fresh snapshot.
     async fn resync(&self, project: &Project) {
         self.metrics.snapshot_loads.inc();
@@ -958,14 +1021,9 @@ impl Hub {
                     return;
                 }
                 Step::CatchUpFirst => {
+                    // The client saw a seq we have not: we are behind the store, not it ahead.
                     caught_up = true;
-                    let run = {
-                        let mut inner = lock(&project.inner);
-                        !std::mem::replace(&mut inner.filling, true)
-                    };
-                    if run {
-                        self.fill(project).await;
-                    }
+                    self.fill_now(project).await;
                 }
                 Step::Send(frames, to) => {
                     for f in frames {
@@ -1071,6 +1129,22 @@ async fn run_worker(hub: Arc<Hub>, conn: Arc<Conn>, mut ops: mpsc::Receiver<Op>)
         if conn.is_dead() {
             break;
         }
-        hub.handle_op(&conn, &op.text, op.staff_allowed).await;
+        match op {
+            Op::Text {
+                text,
+                staff_allowed,
+            } => hub.handle_op(&conn, &text, staff_allowed).await,
+            Op::Oversized(len) => {
+                let reply = ServerMessage::error(
+                    "bad_request",
+                    format!(
+                        "frame of {len} bytes exceeds {} bytes",
+                        hub.config.max_frame_len
+                    ),
+                    None,
+                );
+                conn.send_msg(&reply, &hub.metrics);
+            }
+        }
     }
 }

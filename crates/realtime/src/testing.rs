@@ -65,6 +65,20 @@ impl MemoryStore {
         (id, ids)
     }
 
+    /// Adds an AVAILABLE unit to a project without an event (as unit creation does).
+    pub fn add_unit(&self, project_id: Uuid, block_number: &str) -> Option<Uuid> {
+        let mut projects = lock(&self.projects);
+        let p = projects.get_mut(&project_id)?;
+        let unit_id = Uuid::now_v7();
+        p.units.push(UnitState {
+            unit_id,
+            block_number: block_number.to_owned(),
+            status: "AVAILABLE".to_owned(),
+            color: "#22c55e".to_owned(),
+        });
+        Some(unit_id)
+    }
+
     /// Commits a status change and returns its event (not published anywhere).
     /// Returns `None` for an unknown project or unit.
     pub fn commit(

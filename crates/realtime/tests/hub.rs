@@ -597,3 +597,75 @@ async fn availability_snapshot_and_idle_eviction() {
     hub.evict_idle();
     assert_eq!(hub.cached_projects(), 0);
 }
+
+#[tokio::test]
+async fn oversized_frames_and_bursts() {
+    let store = Arc::new(MemoryStore::new());
+    let projects: Vec<Uuid> = (0..100).map(|_| store.add_project(1).0).collect();
+    let hub = hub(&store, HubConfig::default());
+    let (conn, mut rx) = hub.connect();
+    conn.handle_text(&" ".repeat(64 * 1024), false);
+    assert_eq!(error_code(&next_msg(&mut rx).await), "bad_request");
+    // A burst of 100 subscribes and 100 pings, sent without yielding, is answered in order.
+    for p in &projects {
+        conn.handle_text(&sub(&format!("project:{p}")), false);
+        conn.handle_text(r#"{"op":"ping"}"#, false);
+    }
+    for p in &projects {
+        let ch = format!("project:{p}");
+        expect_snapshot(&mut rx, &ch).await;
+        assert_eq!(next_msg(&mut rx).await, ServerMessage::Pong);
+    }
+    assert!(!conn.is_closed());
+    assert_eq!(hub.metrics().subscriptions.get(), 100);
+}
+
+#[tokio::test]
+async fn since_ahead_of_the_hub_catches_up_from_the_store_first() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(1);
+    let hub = hub(&store, HubConfig::default());
+    let ch = format!("project:{pid}");
+    let (a, mut rx_a) = hub.connect();
+    a.handle_text(&sub(&ch), false);
+    expect_snapshot(&mut rx_a, &ch).await;
+    // Committed, but the bus lost all three; another instance told the client about seq 2.
+    for s in ["BOOKED", "AVAILABLE", "SOLD"] {
+        store.commit(pid, units[0], s, None).unwrap();
+    }
+    let (b, mut rx_b) = hub.connect();
+    b.handle_text(&sub_since(&ch, 2), false);
+    assert_eq!(unit_seq(&next_msg(&mut rx_b).await), 3);
+    assert!(matches!(
+        next_msg(&mut rx_b).await,
+        ServerMessage::Subscribed {
+            seq: 3,
+            recovered: true,
+            ..
+        }
+    ));
+    for want in 1..=3 {
+        assert_eq!(unit_seq(&next_msg(&mut rx_a).await), want);
+    }
+}
+
+#[tokio::test]
+async fn refresh_units_picks_up_units_added_without_events() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(1);
+    let hub = hub(&store, HubConfig::default());
+    let ch = format!("project:{pid}");
+    let (a, mut rx) = hub.connect();
+    a.handle_text(&sub(&ch), false);
+    expect_snapshot(&mut rx, &ch).await;
+    let new_unit = store.add_unit(pid, "B1").unwrap();
+    // The store is also one event ahead: it must be delivered, not skipped.
+    store.commit(pid, units[0], "SOLD", None).unwrap();
+    hub.refresh_units(pid).await.unwrap();
+    assert_eq!(unit_seq(&next_msg(&mut rx).await), 1);
+    let snap = hub.snapshot(pid).await.unwrap().unwrap();
+    assert_eq!(snap.seq, 1);
+    assert_eq!(snap.units.len(), 2);
+    assert!(snap.units.iter().any(|u| u.unit_id == new_unit));
+    assert_eq!(snap.units[0].status, "SOLD");
+}
