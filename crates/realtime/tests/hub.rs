@@ -669,3 +669,114 @@ async fn refresh_units_picks_up_units_added_without_events() {
     assert!(snap.units.iter().any(|u| u.unit_id == new_unit));
     assert_eq!(snap.units[0].status, "SOLD");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_through_the_store_race_live_events_without_loss_or_repeat() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(4);
+    let hub = hub(
+        &store,
+        HubConfig {
+            replay_buffer: 2,
+            store_page: 3,
+            ..HubConfig::default()
+        },
+    );
+    let ch = format!("project:{pid}");
+    for _ in 0..20 {
+        store.commit(pid, units[0], "BOOKED", None).unwrap();
+    }
+    let total = 80i64;
+    let producer = {
+        let (hub, store) = (hub.clone(), store.clone());
+        tokio::spawn(async move {
+            for i in 20..total {
+                let ev = store
+                    .commit(pid, units[(i % 4) as usize], "SOLD", None)
+                    .unwrap();
+                if i % 5 != 0 {
+                    // Every fifth event is "lost" by the bus and must come from a gap fill.
+                    hub.deliver(ev);
+                }
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
+            let last = store.commit(pid, units[0], "AVAILABLE", None).unwrap();
+            hub.deliver(last);
+        })
+    };
+    let mut clients = Vec::new();
+    for i in 0..50i64 {
+        let (conn, rx) = hub.connect();
+        conn.handle_text(&sub_since(&ch, i % 20), false);
+        clients.push((i % 20, conn, rx));
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    producer.await.unwrap();
+    for (since, _conn, rx) in clients.iter_mut() {
+        let mut next = *since + 1;
+        let mut subscribed = false;
+        while next <= total + 1 {
+            match next_msg(rx).await {
+                ServerMessage::Unit { seq, .. } => {
+                    assert_eq!(seq, next, "since {since}");
+                    next += 1;
+                }
+                ServerMessage::Subscribed { seq, recovered, .. } => {
+                    assert!(recovered);
+                    assert!(!subscribed);
+                    assert_eq!(seq, next - 1);
+                    subscribed = true;
+                }
+                other => panic!("since {since}: unexpected {other:?}"),
+            }
+        }
+        assert!(subscribed);
+        expect_silence(rx, 0).await;
+    }
+}
+
+#[tokio::test]
+async fn long_replay_waits_for_a_draining_client_but_closes_a_stuck_one() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(1);
+    for _ in 0..50 {
+        store.commit(pid, units[0], "BOOKED", None).unwrap();
+    }
+    let hub = hub(
+        &store,
+        HubConfig {
+            queue_capacity: 8,
+            replay_patience: Duration::from_millis(200),
+            ..HubConfig::default()
+        },
+    );
+    let ch = format!("project:{pid}");
+    let (reader, mut rx) = hub.connect();
+    reader.handle_text(&sub_since(&ch, 0), false);
+    for want in 1..=50 {
+        assert_eq!(unit_seq(&next_msg(&mut rx).await), want);
+    }
+    assert!(matches!(
+        next_msg(&mut rx).await,
+        ServerMessage::Subscribed {
+            seq: 50,
+            recovered: true,
+            ..
+        }
+    ));
+
+    let (stuck, mut stuck_rx) = hub.connect();
+    stuck.handle_text(&sub_since(&ch, 0), false);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(stuck.is_closed());
+    let mut items = Vec::new();
+    while let Some(o) = stuck_rx.recv().await {
+        items.push(o);
+    }
+    assert_eq!(items.len(), 9);
+    assert!(matches!(
+        items.last(),
+        Some(Outbound::Close { code: 1013, .. })
+    ));
+    assert_eq!(hub.metrics().subscriptions.get(), 1);
+}
