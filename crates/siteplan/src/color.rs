@@ -1,0 +1,232 @@
+//! Colouring by splicing: the sanitized text is cut once, at mapping time, around the `fill` and
+//! `style` attributes of every element to paint, so a render is only string concatenation.
+
+use std::sync::Arc;
+
+use crate::css::{split_decl, split_decls};
+use crate::ids::Mapping;
+use crate::parse::{NONE, Node, decode_lossy, for_each_attr, push_escaped};
+
+/// The contract's status colours, in the order AVAILABLE, BOOKED, SOLD, MAINTENANCE.
+pub const STATUS_COLORS: [(&str, &str); 4] = [
+    ("AVAILABLE", "#22c55e"),
+    ("BOOKED", "#eab308"),
+    ("SOLD", "#ef4444"),
+    ("MAINTENANCE", "#9ca3af"),
+];
+
+/// Status colours of a project; `Default` is the contract palette.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Palette {
+    /// Colour of AVAILABLE units.
+    pub available: String,
+    /// Colour of BOOKED units.
+    pub booked: String,
+    /// Colour of SOLD units.
+    pub sold: String,
+    /// Colour of MAINTENANCE units.
+    pub maintenance: String,
+}
+
+impl Default for Palette {
+    fn default() -> Self {
+        Palette {
+            available: STATUS_COLORS[0].1.to_string(),
+            booked: STATUS_COLORS[1].1.to_string(),
+            sold: STATUS_COLORS[2].1.to_string(),
+            maintenance: STATUS_COLORS[3].1.to_string(),
+        }
+    }
+}
+
+impl Palette {
+    /// The colour of a status (`AVAILABLE`, `BOOKED`, `SOLD`, `MAINTENANCE`), if known.
+    pub fn color(&self, status: &str) -> Option<&str> {
+        match status {
+            "AVAILABLE" => Some(&self.available),
+            "BOOKED" => Some(&self.booked),
+            "SOLD" => Some(&self.sold),
+            "MAINTENANCE" => Some(&self.maintenance),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a colour string can be written into an attribute and a `style` safely.
+fn color_ok(c: &str) -> bool {
+    !c.is_empty()
+        && c.len() <= 64
+        && c.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'#' | b'(' | b')' | b',' | b'.' | b'%' | b' ')
+        })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    /// A slice of the sanitized text.
+    Text { start: u32, end: u32 },
+    /// The paint attributes of one element. Without a colour, the element's original `fill` and
+    /// `style` attributes (cut out of the text around it) are written back instead.
+    Paint {
+        unit: u32,
+        rest_start: u32,
+        rest_end: u32,
+        fill: (u32, u32),
+        style: (u32, u32),
+    },
+}
+
+/// Precomputed splice points into the sanitized text for colouring matched units.
+#[derive(Clone, Debug)]
+pub struct ColorTemplate {
+    text: Arc<String>,
+    /// Other `style` declarations of painted elements, pre-escaped, each starting with `;`.
+    lits: String,
+    pieces: Vec<Piece>,
+    /// Block number of each unit index.
+    units: Vec<String>,
+}
+
+impl ColorTemplate {
+    pub(crate) fn build(text: Arc<String>, nodes: &[Node], mapping: &Mapping) -> ColorTemplate {
+        let t = text.as_str();
+        let mut unit_of = vec![NONE; nodes.len()];
+        for (i, &n) in mapping.nodes.iter().enumerate() {
+            if let Some(u) = unit_of.get_mut(n as usize) {
+                *u = i as u32;
+            }
+        }
+        // Innermost matched ancestor-or-self owns an element's colour.
+        let mut owner = vec![NONE; nodes.len()];
+        for i in 0..nodes.len() {
+            owner[i] = if unit_of[i] != NONE {
+                unit_of[i]
+            } else if nodes[i].parent != NONE {
+                owner[nodes[i].parent as usize]
+            } else {
+                NONE
+            };
+        }
+        let mut pieces = Vec::new();
+        let mut lits = String::new();
+        let mut cursor = 0u32;
+        let push_text = |pieces: &mut Vec<Piece>, start: u32, end: u32| {
+            if end > start {
+                pieces.push(Piece::Text { start, end });
+            }
+        };
+        for (i, nd) in nodes.iter().enumerate() {
+            let unit = owner[i];
+            if unit == NONE {
+                continue;
+            }
+            let paint = unit_of[i] != NONE || (nd.kind.is_fillable_shape() && !nd.hidden);
+            if !paint {
+                continue;
+            }
+            let mut fill = (0u32, 0u32);
+            let mut style = (0u32, 0u32);
+            let mut style_value = None;
+            for_each_attr(t, nd, |k, v, whole| match k {
+                "fill" => fill = (whole.start, whole.start + whole.len),
+                "style" => {
+                    style = (whole.start, whole.start + whole.len);
+                    style_value = Some(v);
+                }
+                _ => {}
+            });
+            let rest_start = lits.len() as u32;
+            if let Some(v) = style_value {
+                let decoded = decode_lossy(&t[v.range()]);
+                for d in split_decls(&decoded) {
+                    let d = d.trim();
+                    if d.is_empty()
+                        || split_decl(d).is_some_and(|(p, _)| p.eq_ignore_ascii_case("fill"))
+                    {
+                        continue;
+                    }
+                    lits.push(';');
+                    push_escaped(&mut lits, d);
+                }
+            }
+            let tag = &t[nd.tag_start as usize..nd.tag_end as usize];
+            let name_len = tag[1..]
+                .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+                .unwrap_or(tag.len() - 1);
+            let name_end = nd.tag_start + 1 + name_len as u32;
+            push_text(&mut pieces, cursor, name_end);
+            pieces.push(Piece::Paint {
+                unit,
+                rest_start,
+                rest_end: lits.len() as u32,
+                fill,
+                style,
+            });
+            cursor = name_end;
+            let mut cuts = [fill, style];
+            cuts.sort_unstable();
+            for (s, e) in cuts {
+                if e > s {
+                    push_text(&mut pieces, cursor, s);
+                    cursor = e;
+                }
+            }
+        }
+        push_text(&mut pieces, cursor, t.len() as u32);
+        ColorTemplate {
+            units: mapping
+                .matched
+                .iter()
+                .map(|m| m.block_number.clone())
+                .collect(),
+            text,
+            lits,
+            pieces,
+        }
+    }
+
+    /// Renders the siteplan with each matched unit painted in `color_of(block_number)`.
+    /// A unit without a colour (or with a colour that is not a plain CSS colour) keeps its
+    /// original paint. Sets `fill` and `style="fill:…"` on the matched element and on every
+    /// shape inside it (path, rect, circle, ellipse, polygon, polyline; not text or lines).
+    pub fn render<'c>(&self, color_of: impl Fn(&str) -> Option<&'c str>) -> String {
+        let colors: Vec<Option<&str>> = self
+            .units
+            .iter()
+            .map(|u| color_of(u).filter(|c| color_ok(c)))
+            .collect();
+        let t = self.text.as_str();
+        let mut out = String::with_capacity(t.len() + self.lits.len() + self.pieces.len() * 24);
+        for p in &self.pieces {
+            match *p {
+                Piece::Text { start, end } => out.push_str(&t[start as usize..end as usize]),
+                Piece::Paint {
+                    unit,
+                    rest_start,
+                    rest_end,
+                    fill,
+                    style,
+                } => match colors.get(unit as usize).copied().flatten() {
+                    Some(c) => {
+                        out.push_str(" fill=\"");
+                        out.push_str(c);
+                        out.push_str("\" style=\"fill:");
+                        out.push_str(c);
+                        out.push_str(&self.lits[rest_start as usize..rest_end as usize]);
+                        out.push('"');
+                    }
+                    None => {
+                        out.push_str(&t[fill.0 as usize..fill.1 as usize]);
+                        out.push_str(&t[style.0 as usize..style.1 as usize]);
+                    }
+                },
+            }
+        }
+        out
+    }
+
+    /// Number of units this template can colour.
+    pub fn unit_count(&self) -> usize {
+        self.units.len()
+    }
+}

@@ -1,0 +1,949 @@
+//! The single streaming pass: validate, sanitize, and index elements.
+//!
+//! Output is canonical so that sanitizing the output again gives the same bytes:
+//! - start tags are rebuilt as `<name a="v" ...>` with only allowlisted attributes, in input order,
+//!   values copied raw (entity references validated, `<`, `>` and `"` escaped);
+//! - the root always carries `xmlns` and `xmlns:xlink` (and `xmlns:inkscape` if it declared it);
+//!   other namespace declarations are dropped, and an element using `inkscape:label` under a root
+//!   that does not declare the prefix gets its own declaration;
+//! - end tags come from the element stack; comments, processing instructions, the XML declaration
+//!   and CDATA (outside `<style>`) are dropped; text keeps its references, with `>` escaped.
+//!
+//! Class rules of `<style>` are collected during the pass and inlined afterwards as presentation
+//! attributes through a list of patches (so a `<style>` after the shapes works too, without a
+//! second parse).
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::allow::{
+    AttrKind, ElemAction, Kind, PRESENTATION, animation_target_ok, attr_kind, css_value_ok,
+    element_action, href_ok,
+};
+use crate::css::{StyleSheet, filter_style};
+use crate::error::{SvgError, SvgErrorKind};
+use crate::{Limits, ViewBox};
+
+/// Marks "no node" in parent links.
+pub(crate) const NONE: u32 = u32::MAX;
+
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+const INKSCAPE_NS: &str = "http://www.inkscape.org/namespaces/inkscape";
+
+/// A byte range of the sanitized text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+}
+
+/// One kept element of the sanitized document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Node {
+    /// Offset of `<` of the start tag in the sanitized text.
+    pub tag_start: u32,
+    /// Offset just past the `>` of the start tag.
+    pub tag_end: u32,
+    pub parent: u32,
+    /// Index one past the last descendant: descendants are `self+1..end`.
+    pub end: u32,
+    pub kind: Kind,
+    /// Inside (or itself) defs, symbol, clipPath, mask, marker, pattern, gradient, filter.
+    pub hidden: bool,
+}
+
+/// The naming attributes of an element (decoded lazily from the sanitized text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub node: u32,
+    pub id: Option<Span>,
+    pub data_name: Option<Span>,
+    pub label: Option<Span>,
+}
+
+/// Result of the pass.
+pub(crate) struct Parsed {
+    pub text: String,
+    pub nodes: Vec<Node>,
+    pub named: Vec<Named>,
+    pub view_box: Option<ViewBox>,
+}
+
+/// An element with a `class` attribute, remembered for inlining class rules.
+struct ClassRec {
+    node: u32,
+    class: Span,
+    /// Presentation properties declared in its `style` (those beat class rules).
+    style_mask: u64,
+    pres_start: u32,
+    pres_len: u32,
+}
+
+/// A presentation attribute written on a classed element: ` name="value"` span.
+struct PresSpan {
+    prop: u8,
+    start: u32,
+    end: u32,
+}
+
+enum FrameWhat {
+    Kept { node: u32, name: &'static str },
+    Dropped,
+    Style,
+}
+
+struct Frame {
+    pos: usize,
+    what: FrameWhat,
+}
+
+/// Resolves an entity reference name: the five XML entities and character references only.
+pub(crate) fn resolve_ref(name: &str) -> Result<char, SvgErrorKind> {
+    match name {
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "amp" => Ok('&'),
+        "quot" => Ok('"'),
+        "apos" => Ok('\''),
+        _ => {
+            let Some(num) = name.strip_prefix('#') else {
+                return Err(SvgErrorKind::UnknownEntity(name.to_string()));
+            };
+            let code = if let Some(hex) = num.strip_prefix('x') {
+                u32::from_str_radix(hex, 16).ok()
+            } else if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
+                num.parse::<u32>().ok()
+            } else {
+                None
+            };
+            let ok = |c: u32| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+            match code.filter(|&c| ok(c)).and_then(char::from_u32) {
+                Some(c) => Ok(c),
+                None => Err(SvgErrorKind::InvalidCharRef(name.to_string())),
+            }
+        }
+    }
+}
+
+/// Finds the reference starting at `s[0] == '&'`; returns its name and total length.
+fn ref_at(s: &str) -> Result<(&str, usize), SvgErrorKind> {
+    let limit = s.len().min(34);
+    match s[1..limit].find(';') {
+        Some(p) if p > 0 => Ok((&s[1..1 + p], p + 2)),
+        _ => Err(SvgErrorKind::Malformed(
+            "a bare `&` must be written as `&amp;`".to_string(),
+        )),
+    }
+}
+
+/// Decodes an attribute value's references. Errors carry the byte offset within `raw`.
+pub(crate) fn decode(raw: &str) -> Result<Cow<'_, str>, (usize, SvgErrorKind)> {
+    if !raw.as_bytes().contains(&b'&') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut s = String::with_capacity(raw.len());
+    let mut i = 0;
+    let b = raw.as_bytes();
+    let mut last = 0;
+    while i < b.len() {
+        if b[i] == b'&' {
+            let (name, len) = ref_at(&raw[i..]).map_err(|k| (i, k))?;
+            let c = resolve_ref(name).map_err(|k| (i, k))?;
+            s.push_str(&raw[last..i]);
+            s.push(c);
+            i += len;
+            last = i;
+        } else {
+            i += 1;
+        }
+    }
+    s.push_str(&raw[last..]);
+    Ok(Cow::Owned(s))
+}
+
+/// Decodes a value known to be valid (it came out of the sanitizer).
+pub(crate) fn decode_lossy(raw: &str) -> Cow<'_, str> {
+    decode(raw).unwrap_or(Cow::Borrowed(raw))
+}
+
+/// Whether any byte needs attention when copying an attribute value raw.
+#[inline]
+fn has_special(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(16);
+    for c in &mut chunks {
+        let mut f = false;
+        for &x in c {
+            f |= (x == b'&') | (x == b'<') | (x == b'>') | (x == b'"');
+        }
+        if f {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&x| matches!(x, b'&' | b'<' | b'>' | b'"'))
+}
+
+/// Copies a raw attribute value, validating references and escaping `<`, `>`, `"`.
+fn push_raw_value(out: &mut String, raw: &str) -> Result<(), (usize, SvgErrorKind)> {
+    let b = raw.as_bytes();
+    if !has_special(b) {
+        out.push_str(raw);
+        return Ok(());
+    }
+    let mut last = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let esc = match b[i] {
+            b'&' => {
+                let (name, len) = ref_at(&raw[i..]).map_err(|k| (i, k))?;
+                resolve_ref(name).map_err(|k| (i, k))?;
+                i += len;
+                continue;
+            }
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&raw[last..i]);
+        out.push_str(esc);
+        i += 1;
+        last = i;
+    }
+    out.push_str(&raw[last..]);
+    Ok(())
+}
+
+/// Escapes decoded text for an attribute value.
+pub(crate) fn push_escaped(out: &mut String, v: &str) {
+    let mut last = 0;
+    for (i, c) in v.char_indices() {
+        let esc = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            _ => continue,
+        };
+        out.push_str(&v[last..i]);
+        out.push_str(esc);
+        last = i + 1;
+    }
+    out.push_str(&v[last..]);
+}
+
+fn is_xml_space(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// Byte offset of `inner` in `outer` when it is a subslice of it.
+fn offset_in(outer: &str, inner: &str) -> Option<usize> {
+    let o = outer.as_ptr() as usize;
+    let i = inner.as_ptr() as usize;
+    (i >= o && i + inner.len() <= o + outer.len()).then(|| i - o)
+}
+
+/// Parses the leading number of a length such as `1600`, `1600px` or `12.5e1`.
+pub(crate) fn parse_length(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let end = s
+        .char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_digit()
+                || c == '.'
+                || ((c == '-' || c == '+')
+                    && (i == 0 || matches!(s.as_bytes()[i - 1], b'e' | b'E')))
+                || ((c == 'e' || c == 'E') && i > 0))
+        })
+        .map_or(s.len(), |(i, _)| i);
+    let unit = s[end..].trim();
+    if !(unit.is_empty() || unit == "px") {
+        return None;
+    }
+    s[..end].parse().ok().filter(|v: &f64| v.is_finite())
+}
+
+fn parse_view_box(vb: Option<&str>, w: Option<&str>, h: Option<&str>) -> Option<ViewBox> {
+    if let Some(vb) = vb {
+        let n: Vec<f64> = vb
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        if n.len() == 4 && n[2] > 0.0 && n[3] > 0.0 && n.iter().all(|v| v.is_finite()) {
+            return Some(ViewBox {
+                min_x: n[0],
+                min_y: n[1],
+                width: n[2],
+                height: n[3],
+            });
+        }
+    }
+    let width = parse_length(w?)?;
+    let height = parse_length(h?)?;
+    (width > 0.0 && height > 0.0).then_some(ViewBox {
+        min_x: 0.0,
+        min_y: 0.0,
+        width,
+        height,
+    })
+}
+
+/// Calls `f(name, value span, whole-attribute span)` for each attribute of a node's start tag in
+/// the sanitized text. Used off the hot path (geometry, colouring, patched tags).
+pub(crate) fn for_each_attr(text: &str, node: &Node, mut f: impl FnMut(&str, Span, Span)) {
+    let tag = &text[node.tag_start as usize..node.tag_end as usize];
+    let inner = tag
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix("/>").or_else(|| t.strip_suffix('>')))
+        .unwrap_or("");
+    let name_len = inner
+        .find(|c: char| c.is_ascii_whitespace())
+        .unwrap_or(inner.len());
+    let start = BytesStart::from_content(inner, name_len);
+    for a in start.attributes().with_checks(false).flatten() {
+        let (Some(k), Some(v)) = (offset_in(text, a.key.0), offset_in(text, &a.value)) else {
+            continue;
+        };
+        let value = Span {
+            start: v as u32,
+            len: a.value.len() as u32,
+        };
+        // Canonical output: ` name="value"`, so the whole attribute is easy to delimit.
+        let whole = Span {
+            start: k as u32 - 1,
+            len: (v + a.value.len() + 1 - (k - 1)) as u32,
+        };
+        f(a.key.0, value, whole);
+    }
+}
+
+/// The streaming pass.
+pub(crate) fn run(input: &[u8], limits: &Limits) -> Result<Parsed, SvgError> {
+    let text = match std::str::from_utf8(input) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or("");
+            return Err(SvgError::at(valid, valid.len(), SvgErrorKind::NotUtf8));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if is_xml_space(text) {
+        return Err(SvgError::at(text, 0, SvgErrorKind::Empty));
+    }
+    if text.len() >= (u32::MAX / 2) as usize {
+        return Err(SvgError::at(text, 0, SvgErrorKind::TooLarge));
+    }
+    Pass::new(text, limits).run()
+}
+
+struct Pass<'a> {
+    text: &'a str,
+    limits: &'a Limits,
+    out: String,
+    nodes: Vec<Node>,
+    named: Vec<Named>,
+    stack: Vec<Frame>,
+    /// Dropped or style frames on the stack: while non-zero nothing is written.
+    dropping: usize,
+    root_seen: bool,
+    root_done: bool,
+    root_inkscape: bool,
+    elements: usize,
+    css: String,
+    class_recs: Vec<ClassRec>,
+    pres_spans: Vec<PresSpan>,
+    scratch: String,
+    view_box: Option<ViewBox>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(text: &'a str, limits: &'a Limits) -> Self {
+        Pass {
+            text,
+            limits,
+            out: String::with_capacity(text.len() + 256),
+            nodes: Vec::with_capacity(text.len() / 256 + 16),
+            named: Vec::new(),
+            stack: Vec::with_capacity(64),
+            dropping: 0,
+            root_seen: false,
+            root_done: false,
+            root_inkscape: false,
+            elements: 0,
+            css: String::new(),
+            class_recs: Vec::new(),
+            pres_spans: Vec::new(),
+            scratch: String::new(),
+            view_box: None,
+        }
+    }
+
+    fn err(&self, offset: usize, kind: SvgErrorKind) -> SvgError {
+        SvgError::at(self.text, offset, kind)
+    }
+
+    /// Error inside a value borrowed from the input: points at the exact byte.
+    fn err_in(&self, raw: &str, fallback: usize, (off, kind): (usize, SvgErrorKind)) -> SvgError {
+        let at = offset_in(self.text, raw).map_or(fallback, |o| o + off);
+        self.err(at, kind)
+    }
+
+    fn run(mut self) -> Result<Parsed, SvgError> {
+        let mut reader = Reader::from_str(self.text);
+        {
+            let cfg = reader.config_mut();
+            cfg.check_end_names = true;
+            cfg.check_comments = true;
+            cfg.allow_dangling_amp = false;
+            cfg.allow_unmatched_ends = false;
+            cfg.expand_empty_elements = false;
+            cfg.trim_text(false);
+        }
+        loop {
+            let pos = reader.buffer_position() as usize;
+            let ev = match reader.read_event() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let at = reader.error_position() as usize;
+                    return Err(self.err(at, SvgErrorKind::Malformed(e.to_string())));
+                }
+            };
+            match ev {
+                Event::Start(e) => self.start(&e, pos, false)?,
+                Event::Empty(e) => self.start(&e, pos, true)?,
+                Event::End(_) => self.end(pos)?,
+                Event::Text(t) => self.text_event(&t, pos)?,
+                Event::GeneralRef(r) => {
+                    let c = resolve_ref(&r).map_err(|k| self.err(pos, k))?;
+                    if self.stack.is_empty() {
+                        return Err(self.outside_root(pos));
+                    }
+                    if self.dropping == 0 {
+                        self.out.push('&');
+                        self.out.push_str(&r);
+                        self.out.push(';');
+                    } else if self.in_style() {
+                        self.css.push(c);
+                    }
+                }
+                Event::CData(c) => {
+                    if self.stack.is_empty() {
+                        return Err(self.outside_root(pos));
+                    }
+                    if self.in_style() {
+                        self.css.push_str(&c);
+                    }
+                }
+                Event::Decl(_) => {
+                    if pos != 0 {
+                        return Err(self.err(
+                            pos,
+                            SvgErrorKind::Malformed(
+                                "the XML declaration must be at the very start".to_string(),
+                            ),
+                        ));
+                    }
+                }
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::DocType(_) => return Err(self.err(pos, SvgErrorKind::DocType)),
+                Event::Eof => break,
+            }
+        }
+        if let Some(f) = self.stack.last() {
+            let name: String = self.text[f.pos + 1..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+                .take(64)
+                .collect();
+            return Err(self.err(f.pos, SvgErrorKind::Unclosed(name)));
+        }
+        if !self.root_seen {
+            return Err(self.err(self.text.len(), SvgErrorKind::NoRoot));
+        }
+        self.out.push('\n');
+        if !self.class_recs.is_empty() && !self.css.is_empty() {
+            let sheet = StyleSheet::parse(&self.css);
+            if !sheet.is_empty() {
+                self.apply_classes(&sheet);
+            }
+        }
+        Ok(Parsed {
+            text: self.out,
+            nodes: self.nodes,
+            named: self.named,
+            view_box: self.view_box,
+        })
+    }
+
+    fn outside_root(&self, pos: usize) -> SvgError {
+        let kind = if self.root_done {
+            SvgErrorKind::ContentAfterRoot
+        } else {
+            SvgErrorKind::TextBeforeRoot
+        };
+        self.err(pos, kind)
+    }
+
+    fn in_style(&self) -> bool {
+        self.dropping == 1
+            && matches!(
+                self.stack.last(),
+                Some(Frame {
+                    what: FrameWhat::Style,
+                    ..
+                })
+            )
+    }
+
+    fn text_event(&mut self, t: &str, pos: usize) -> Result<(), SvgError> {
+        if self.stack.is_empty() {
+            if is_xml_space(t) {
+                return Ok(());
+            }
+            return Err(self.outside_root(pos));
+        }
+        if self.dropping == 0 {
+            if t.as_bytes().contains(&b'>') {
+                self.out.push_str(&t.replace('>', "&gt;"));
+            } else {
+                self.out.push_str(t);
+            }
+        } else if self.in_style() {
+            self.css.push_str(t);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, pos: usize) -> Result<(), SvgError> {
+        let Some(frame) = self.stack.pop() else {
+            return Err(self.err(
+                pos,
+                SvgErrorKind::Malformed("closing tag without an open element".to_string()),
+            ));
+        };
+        match frame.what {
+            FrameWhat::Kept { node, name } => {
+                self.out.push_str("</");
+                self.out.push_str(name);
+                self.out.push('>');
+                let end = self.nodes.len() as u32;
+                if let Some(n) = self.nodes.get_mut(node as usize) {
+                    n.end = end;
+                }
+            }
+            FrameWhat::Dropped | FrameWhat::Style => self.dropping -= 1,
+        }
+        if self.stack.is_empty() {
+            self.root_done = true;
+        }
+        Ok(())
+    }
+
+    /// Checks the attributes of an element that is dropped: they must still be well-formed.
+    fn validate_attrs(&self, e: &BytesStart<'_>, pos: usize) -> Result<(), SvgError> {
+        for a in e.attributes() {
+            let a = a.map_err(|err| self.err(pos, SvgErrorKind::Malformed(err.to_string())))?;
+            decode(&a.value).map_err(|x| self.err_in(&a.value, pos, x))?;
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, e: &BytesStart<'_>, pos: usize, empty: bool) -> Result<(), SvgError> {
+        self.elements += 1;
+        if self.elements > self.limits.max_elements {
+            return Err(self.err(pos, SvgErrorKind::TooManyElements(self.limits.max_elements)));
+        }
+        if self.stack.len() + 1 > self.limits.max_depth {
+            return Err(self.err(pos, SvgErrorKind::TooDeep(self.limits.max_depth)));
+        }
+        let name = e.name().0;
+        let is_root = self.stack.is_empty();
+        if is_root {
+            if self.root_done {
+                return Err(self.err(pos, SvgErrorKind::ContentAfterRoot));
+            }
+            if name != "svg" {
+                let shown: String = name.chars().take(64).collect();
+                return Err(self.err(pos, SvgErrorKind::RootNotSvg(shown)));
+            }
+            self.root_seen = true;
+        }
+        let action = if self.dropping > 0 {
+            ElemAction::Drop
+        } else {
+            element_action(name)
+        };
+        let (canon, kind) = match action {
+            ElemAction::Keep(canon, kind) => (canon, kind),
+            ElemAction::Style => return self.skip(e, pos, empty, FrameWhat::Style),
+            ElemAction::Drop => return self.skip(e, pos, empty, FrameWhat::Dropped),
+        };
+        if kind == Kind::Anim && !self.animation_ok(e, pos)? {
+            return self.skip(e, pos, empty, FrameWhat::Dropped);
+        }
+        self.keep(e, pos, empty, canon, kind, is_root)
+    }
+
+    fn skip(
+        &mut self,
+        e: &BytesStart<'_>,
+        pos: usize,
+        empty: bool,
+        what: FrameWhat,
+    ) -> Result<(), SvgError> {
+        self.validate_attrs(e, pos)?;
+        if !empty {
+            self.stack.push(Frame { pos, what });
+            self.dropping += 1;
+        }
+        Ok(())
+    }
+
+    /// An animation element is kept only if it does not target `href`, `style` or an event handler.
+    fn animation_ok(&self, e: &BytesStart<'_>, pos: usize) -> Result<bool, SvgError> {
+        for a in e.attributes() {
+            let a = a.map_err(|err| self.err(pos, SvgErrorKind::Malformed(err.to_string())))?;
+            if a.key.0.eq_ignore_ascii_case("attributeName") {
+                let v = decode(&a.value).map_err(|x| self.err_in(&a.value, pos, x))?;
+                if !animation_target_ok(&v) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes ` name="raw"`; returns the span of the value in the output.
+    fn write_attr(&mut self, name: &str, raw: &str, pos: usize) -> Result<Span, SvgError> {
+        self.out.push(' ');
+        self.out.push_str(name);
+        self.out.push_str("=\"");
+        let start = self.out.len();
+        if let Err(x) = push_raw_value(&mut self.out, raw) {
+            return Err(self.err_in(raw, pos, x));
+        }
+        let len = self.out.len() - start;
+        self.out.push('"');
+        Ok(Span {
+            start: start as u32,
+            len: len as u32,
+        })
+    }
+
+    fn keep(
+        &mut self,
+        e: &BytesStart<'_>,
+        pos: usize,
+        empty: bool,
+        canon: &'static str,
+        kind: Kind,
+        is_root: bool,
+    ) -> Result<(), SvgError> {
+        let node = self.nodes.len() as u32;
+        let parent = match self.stack.last() {
+            Some(Frame {
+                what: FrameWhat::Kept { node, .. },
+                ..
+            }) => *node,
+            _ => NONE,
+        };
+        let hidden =
+            kind == Kind::Hidden || self.nodes.get(parent as usize).is_some_and(|p| p.hidden);
+        let tag_start = self.out.len();
+        self.out.push('<');
+        self.out.push_str(canon);
+        if is_root {
+            self.out.push_str(" xmlns=\"");
+            self.out.push_str(SVG_NS);
+            self.out.push_str("\" xmlns:xlink=\"");
+            self.out.push_str(XLINK_NS);
+            self.out.push('"');
+            let mut declares_inkscape = false;
+            for a in e.attributes().flatten() {
+                declares_inkscape |= a.key.0 == "xmlns:inkscape";
+            }
+            if declares_inkscape {
+                self.out.push_str(" xmlns:inkscape=\"");
+                self.out.push_str(INKSCAPE_NS);
+                self.out.push('"');
+                self.root_inkscape = true;
+            }
+        }
+        let allows_data = kind == Kind::Image || canon == "feImage";
+        let mut named = Named {
+            node,
+            id: None,
+            data_name: None,
+            label: None,
+        };
+        let mut class = None;
+        let mut style_mask = 0u64;
+        let pres_start = self.pres_spans.len();
+        let (mut vb, mut width, mut height) = (None, None, None);
+        for a in e.attributes() {
+            let a = a.map_err(|err| self.err(pos, SvgErrorKind::Malformed(err.to_string())))?;
+            let key = a.key.0;
+            let raw: &str = &a.value;
+            match attr_kind(key) {
+                AttrKind::Plain => {
+                    let span = self.write_attr(key, raw, pos)?;
+                    if is_root {
+                        let v = &self.out[span.range()];
+                        match key {
+                            "viewBox" => vb = Some(decode_lossy(v).into_owned()),
+                            "width" => width = Some(decode_lossy(v).into_owned()),
+                            "height" => height = Some(decode_lossy(v).into_owned()),
+                            _ => {}
+                        }
+                    }
+                }
+                AttrKind::Id => {
+                    let s = self.write_attr(key, raw, pos)?;
+                    named.id = Some(s);
+                }
+                AttrKind::DataName => {
+                    let s = self.write_attr(key, raw, pos)?;
+                    named.data_name = Some(s);
+                }
+                AttrKind::Label => {
+                    if !self.root_inkscape {
+                        self.out.push_str(" xmlns:inkscape=\"");
+                        self.out.push_str(INKSCAPE_NS);
+                        self.out.push('"');
+                    }
+                    let s = self.write_attr(key, raw, pos)?;
+                    named.label = Some(s);
+                }
+                AttrKind::Class => {
+                    class = Some(self.write_attr(key, raw, pos)?);
+                }
+                AttrKind::Style => {
+                    let dec = decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
+                    let mut kept = std::mem::take(&mut self.scratch);
+                    let check = filter_style(&dec, &mut kept);
+                    style_mask = check.mask;
+                    if !check.changed {
+                        self.write_attr(key, raw, pos)?;
+                    } else if !kept.is_empty() {
+                        self.out.push_str(" style=\"");
+                        push_escaped(&mut self.out, &kept);
+                        self.out.push('"');
+                    }
+                    self.scratch = kept;
+                }
+                AttrKind::Href => {
+                    let dec = decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
+                    if href_ok(&dec, allows_data) {
+                        self.write_attr(key, raw, pos)?;
+                    }
+                }
+                AttrKind::Presentation(prop) => {
+                    let dec = decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
+                    if css_value_ok(&dec) {
+                        let start = self.out.len() as u32;
+                        self.write_attr(key, raw, pos)?;
+                        self.pres_spans.push(PresSpan {
+                            prop,
+                            start,
+                            end: self.out.len() as u32,
+                        });
+                    }
+                }
+                AttrKind::CssChecked => {
+                    let dec = decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
+                    if css_value_ok(&dec) {
+                        self.write_attr(key, raw, pos)?;
+                    }
+                }
+                AttrKind::Xmlns | AttrKind::Drop => {
+                    decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
+                }
+            }
+        }
+        self.out.push_str(if empty { "/>" } else { ">" });
+        self.nodes.push(Node {
+            tag_start: tag_start as u32,
+            tag_end: self.out.len() as u32,
+            parent,
+            end: node + 1,
+            kind,
+            hidden,
+        });
+        if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
+            self.named.push(named);
+        }
+        match class {
+            Some(class) => self.class_recs.push(ClassRec {
+                node,
+                class,
+                style_mask,
+                pres_start: pres_start as u32,
+                pres_len: (self.pres_spans.len() - pres_start) as u32,
+            }),
+            None => self.pres_spans.truncate(pres_start),
+        }
+        if is_root {
+            self.view_box = parse_view_box(vb.as_deref(), width.as_deref(), height.as_deref());
+        }
+        if !empty {
+            self.stack.push(Frame {
+                pos,
+                what: FrameWhat::Kept { node, name: canon },
+            });
+        } else if is_root {
+            self.root_done = true;
+        }
+        Ok(())
+    }
+
+    /// Inlines class rules as presentation attributes. A class rule beats a presentation
+    /// attribute of the same property (the attribute is replaced) and loses to `style=""`
+    /// (the rule is skipped), as the CSS cascade does in a browser.
+    fn apply_classes(&mut self, sheet: &StyleSheet) {
+        struct Patch {
+            pos: u32,
+            del: u32,
+            ins_start: u32,
+            ins_len: u32,
+        }
+        let mut patches: Vec<Patch> = Vec::new();
+        let mut ins = String::new();
+        let mut best = [NONE; 64];
+        let mut touched: Vec<u8> = Vec::new();
+        let mut apply: Vec<(u32, u8)> = Vec::new();
+        let mut patched = vec![false; self.nodes.len()];
+        for rec in &self.class_recs {
+            let classes = decode_lossy(&self.out[rec.class.range()]);
+            touched.clear();
+            for c in classes.split_ascii_whitespace() {
+                let Some(list) = sheet.classes.get(c) else {
+                    continue;
+                };
+                for &d in list {
+                    let p = sheet.decls[d as usize].0 as usize;
+                    if best[p] == NONE {
+                        touched.push(p as u8);
+                        best[p] = d;
+                    } else {
+                        best[p] = best[p].max(d);
+                    }
+                }
+            }
+            apply.clear();
+            for &p in &touched {
+                if rec.style_mask & (1u64 << p) == 0 {
+                    apply.push((best[p as usize], p));
+                }
+                best[p as usize] = NONE;
+            }
+            if apply.is_empty() {
+                continue;
+            }
+            apply.sort_unstable();
+            let spans =
+                &self.pres_spans[rec.pres_start as usize..(rec.pres_start + rec.pres_len) as usize];
+            for s in spans {
+                if apply.iter().any(|&(_, p)| p == s.prop) {
+                    patches.push(Patch {
+                        pos: s.start,
+                        del: s.end - s.start,
+                        ins_start: 0,
+                        ins_len: 0,
+                    });
+                }
+            }
+            let node = &self.nodes[rec.node as usize];
+            let close = if self.out.as_bytes()[node.tag_end as usize - 2] == b'/' {
+                2
+            } else {
+                1
+            };
+            let ins_start = ins.len();
+            for &(d, p) in &apply {
+                ins.push(' ');
+                ins.push_str(PRESENTATION[p as usize]);
+                ins.push_str("=\"");
+                push_escaped(&mut ins, &sheet.decls[d as usize].1);
+                ins.push('"');
+            }
+            patches.push(Patch {
+                pos: node.tag_end - close,
+                del: 0,
+                ins_start: ins_start as u32,
+                ins_len: (ins.len() - ins_start) as u32,
+            });
+            patched[rec.node as usize] = true;
+        }
+        if patches.is_empty() {
+            return;
+        }
+        let mut new = String::with_capacity(self.out.len() + ins.len());
+        let mut last = 0usize;
+        for p in &patches {
+            new.push_str(&self.out[last..p.pos as usize]);
+            new.push_str(&ins[p.ins_start as usize..(p.ins_start + p.ins_len) as usize]);
+            last = (p.pos + p.del) as usize;
+        }
+        new.push_str(&self.out[last..]);
+        // Shift node offsets: every patch lies inside some start tag.
+        let mut shift = vec![0i64; self.nodes.len()];
+        let mut k = 0usize;
+        let mut delta = 0i64;
+        let step = |p: &Patch| i64::from(p.ins_len) - i64::from(p.del);
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            while k < patches.len() && patches[k].pos < n.tag_start {
+                delta += step(&patches[k]);
+                k += 1;
+            }
+            shift[i] = delta;
+            let mut inner = delta;
+            let mut kk = k;
+            while kk < patches.len() && patches[kk].pos < n.tag_end {
+                inner += step(&patches[kk]);
+                kk += 1;
+            }
+            n.tag_start = (i64::from(n.tag_start) + delta) as u32;
+            n.tag_end = (i64::from(n.tag_end) + inner) as u32;
+        }
+        self.out = new;
+        let move_span = |s: &mut Option<Span>, d: i64| {
+            if let Some(s) = s {
+                s.start = (i64::from(s.start) + d) as u32;
+            }
+        };
+        for named in &mut self.named {
+            let i = named.node as usize;
+            if patched[i] {
+                let (mut id, mut dn, mut label) = (None, None, None);
+                for_each_attr(&self.out, &self.nodes[i], |k, v, _| match k {
+                    "id" => id = Some(v),
+                    "data-name" => dn = Some(v),
+                    "inkscape:label" => label = Some(v),
+                    _ => {}
+                });
+                named.id = id;
+                named.data_name = dn;
+                named.label = label;
+            } else {
+                move_span(&mut named.id, shift[i]);
+                move_span(&mut named.data_name, shift[i]);
+                move_span(&mut named.label, shift[i]);
+            }
+        }
+    }
+}

@@ -1,0 +1,792 @@
+//! Unit tests of the engine through its public API, one small SVG per rule.
+
+use super::*;
+
+fn plan(s: &str) -> Siteplan {
+    match Siteplan::parse(s.as_bytes(), &Limits::default()) {
+        Ok(p) => p,
+        Err(e) => panic!("parse failed: {e}\n{s}"),
+    }
+}
+
+fn san(s: &str) -> String {
+    plan(s).sanitized().to_string()
+}
+
+fn err(s: &[u8]) -> SvgError {
+    match Siteplan::parse(s, &Limits::default()) {
+        Ok(p) => panic!("expected an error, got {}", p.sanitized()),
+        Err(e) => e,
+    }
+}
+
+/// Sanitizing twice gives the same text and the same element index.
+fn assert_idempotent(s: &str) {
+    let a = plan(s);
+    let b = plan(a.sanitized());
+    assert_eq!(a.sanitized(), b.sanitized(), "not idempotent for\n{s}");
+    assert_eq!(a.nodes, b.nodes);
+    assert_eq!(a.named, b.named);
+}
+
+// ---- validation -------------------------------------------------------------------------
+
+#[test]
+fn empty_input_is_refused() {
+    assert_eq!(err(b"").kind, SvgErrorKind::Empty);
+    assert_eq!(err(b"  \n\t ").kind, SvgErrorKind::Empty);
+}
+
+#[test]
+fn non_utf8_is_refused_with_position() {
+    let e = err(b"<svg>\n  <text>\xff</text></svg>");
+    assert_eq!(e.kind, SvgErrorKind::NotUtf8);
+    assert_eq!((e.line, e.column), (2, 9));
+    // UTF-16 with a byte order mark is not UTF-8 either.
+    assert_eq!(err(b"\xff\xfe<\x00s\x00").kind, SvgErrorKind::NotUtf8);
+}
+
+#[test]
+fn utf8_bom_is_accepted() {
+    let p = plan("\u{feff}<svg><rect id=\"A1\"/></svg>");
+    assert_eq!(p.element_count(), 2);
+}
+
+#[test]
+fn doctype_is_refused_with_line_and_column() {
+    let e = err(b"<?xml version=\"1.0\"?>\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x.dtd\">\n<svg/>");
+    assert_eq!(e.kind, SvgErrorKind::DocType);
+    assert_eq!((e.line, e.column), (2, 1));
+    assert!(
+        e.to_string()
+            .starts_with("line 2, column 1: DOCTYPE is not allowed in a siteplan")
+    );
+}
+
+#[test]
+fn entity_attacks_are_refused() {
+    let laughs = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n\
+                  <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n]>\n\
+                  <svg><text>&lol2;</text></svg>";
+    assert_eq!(err(laughs.as_bytes()).kind, SvgErrorKind::DocType);
+    let xxe = "<!DOCTYPE svg [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><svg>&xxe;</svg>";
+    assert_eq!(err(xxe.as_bytes()).kind, SvgErrorKind::DocType);
+    // Without a DOCTYPE an entity reference is unknown: refused, never expanded.
+    let e = err(b"<svg>\n<text>&xxe;</text></svg>");
+    assert_eq!(e.kind, SvgErrorKind::UnknownEntity("xxe".into()));
+    assert_eq!((e.line, e.column), (2, 7));
+    let e = err(b"<svg><rect id=\"a&foo;\"/></svg>");
+    assert_eq!(e.kind, SvgErrorKind::UnknownEntity("foo".into()));
+    assert_eq!((e.line, e.column), (1, 17));
+    assert_eq!(
+        err(b"<svg><text>&#0;</text></svg>").kind,
+        SvgErrorKind::InvalidCharRef("#0".into())
+    );
+    assert!(matches!(
+        err(b"<svg><rect id=\"&#xD800;\"/></svg>").kind,
+        SvgErrorKind::InvalidCharRef(_)
+    ));
+}
+
+#[test]
+fn malformed_xml_is_refused() {
+    let e = err(b"<svg>\n<g>\n</svg>");
+    assert!(matches!(e.kind, SvgErrorKind::Malformed(_)), "{e}");
+    assert_eq!(e.line, 3);
+    assert!(matches!(err(b"<svg><g></g>").kind, SvgErrorKind::Unclosed(ref n) if n == "svg"));
+    assert!(matches!(err(b"<svg><g>").kind, SvgErrorKind::Unclosed(ref n) if n == "g"));
+    assert!(matches!(
+        err(b"<svg></g></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><rect a=\"1\" a=\"2\"/></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><rect a=1/></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><text>a & b</text></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><rect id=\"a & b\"/></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><!-- a -- b --></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><![CDATA[x</svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><rect").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    // Unknown elements still have to be well-formed.
+    assert!(matches!(
+        err(b"<svg><script a=\"1\" a=\"1\"/></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(matches!(
+        err(b"<svg><script><b></script></svg>").kind,
+        SvgErrorKind::Malformed(_)
+    ));
+}
+
+#[test]
+fn root_must_be_svg() {
+    assert_eq!(
+        err(b"<html><svg/></html>").kind,
+        SvgErrorKind::RootNotSvg("html".into())
+    );
+    assert_eq!(err(b"<SVG/>").kind, SvgErrorKind::RootNotSvg("SVG".into()));
+    assert_eq!(
+        err(b"<?xml version=\"1.0\"?><!-- c -->").kind,
+        SvgErrorKind::NoRoot
+    );
+    assert_eq!(err(b"<svg/><svg/>").kind, SvgErrorKind::ContentAfterRoot);
+    assert_eq!(err(b"<svg/>trailing").kind, SvgErrorKind::ContentAfterRoot);
+    assert_eq!(err(b"lead<svg/>").kind, SvgErrorKind::TextBeforeRoot);
+    assert!(plan("<?xml version=\"1.0\"?>\n<!-- c -->\n<svg/>\n<!-- c -->\n").element_count() == 1);
+}
+
+#[test]
+fn depth_limit_is_256() {
+    let nest = |n: usize| {
+        let mut s = String::from("<svg>");
+        for _ in 1..n {
+            s.push_str("<g>");
+        }
+        for _ in 1..n {
+            s.push_str("</g>");
+        }
+        s.push_str("</svg>");
+        s
+    };
+    assert_eq!(plan(&nest(256)).element_count(), 256);
+    let e = err(nest(257).as_bytes());
+    assert_eq!(e.kind, SvgErrorKind::TooDeep(256));
+    // Empty elements count too.
+    let mut s = nest(256);
+    s.insert_str(5 + 255 * 3, "<rect/>");
+    assert_eq!(err(s.as_bytes()).kind, SvgErrorKind::TooDeep(256));
+    // Dropped subtrees count too.
+    let s = nest(257)
+        .replacen("<g>", "<foreignObject>", 1)
+        .replacen("</g>", "</foreignObject>", 1);
+    assert!(matches!(
+        err(s.as_bytes()).kind,
+        SvgErrorKind::TooDeep(256) | SvgErrorKind::Malformed(_)
+    ));
+}
+
+#[test]
+fn element_limit() {
+    let limits = Limits {
+        max_depth: 256,
+        max_elements: 10,
+    };
+    let ok = format!("<svg>{}</svg>", "<rect/>".repeat(9));
+    assert!(Siteplan::parse(ok.as_bytes(), &limits).is_ok());
+    let over = format!("<svg>{}</svg>", "<script/>".repeat(10));
+    let e = Siteplan::parse(over.as_bytes(), &limits).unwrap_err();
+    assert_eq!(e.kind, SvgErrorKind::TooManyElements(10));
+    assert_eq!(Limits::default().max_elements, 500_000);
+    assert_eq!(Limits::default().max_depth, 256);
+}
+
+// ---- sanitization -----------------------------------------------------------------------
+
+fn forbidden(out: &str) -> Option<&'static str> {
+    // The namespace declarations the sanitizer writes itself are the only URLs allowed.
+    let lower = out
+        .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
+        .replace("xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "")
+        .replace(
+            "xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\"",
+            "",
+        )
+        .to_ascii_lowercase();
+    [
+        "<script",
+        "javascript",
+        "foreignobject",
+        "onload",
+        "onclick",
+        "onerror",
+        "onmouseover",
+        "<!doctype",
+        "<!entity",
+        "<?",
+        "<!--",
+        "<![cdata[",
+        "http:",
+        "https:",
+        "//evil",
+        "@import",
+        "<style",
+        "data:text",
+        "svg+xml;",
+    ]
+    .into_iter()
+    .find(|f| lower.contains(f))
+}
+
+#[test]
+fn scripts_and_foreign_objects_are_dropped() {
+    for s in [
+        "<svg><script>alert(1)</script><rect/></svg>",
+        "<svg><SCRIPT>alert(1)</SCRIPT><rect/></svg>",
+        "<svg><ScRiPt type=\"text/javascript\"><![CDATA[alert(1)]]></ScRiPt><rect/></svg>",
+        "<svg xmlns:svg=\"http://www.w3.org/2000/svg\"><svg:script>alert(1)</svg:script><rect/></svg>",
+        "<svg><foreignObject><html xmlns=\"http://www.w3.org/1999/xhtml\"><body onload=\"alert(1)\"><script>alert(1)</script></body></html></foreignObject><rect/></svg>",
+        "<svg><g><script href=\"http://evil.example/x.js\"/></g><rect/></svg>",
+    ] {
+        let out = san(s);
+        assert_eq!(forbidden(&out), None, "{out}");
+        assert!(out.contains("<rect/>"), "{out}");
+    }
+}
+
+#[test]
+fn event_handlers_are_dropped() {
+    let out = san(
+        "<svg onload=\"alert(1)\" ONLOAD=\"x\"><rect onclick=\"alert(1)\" OnMouseOver=\"x\" width=\"1\"/></svg>",
+    );
+    assert_eq!(forbidden(&out), None, "{out}");
+    assert!(out.contains("<rect width=\"1\"/>"), "{out}");
+}
+
+#[test]
+fn hrefs_are_limited_to_fragments_and_raster_data() {
+    let out = san(concat!(
+        "<svg xmlns:xlink=\"http://www.w3.org/1999/xlink\">",
+        "<a href=\"javascript:alert(1)\"><rect/></a>",
+        "<a xlink:href=\"javascript&#9;:alert(1)\"><rect/></a>",
+        "<a href=\"JaVaScRiPt:alert(1)\"><rect/></a>",
+        "<a href=\" &#x6A;avascript:alert(1)\"><rect/></a>",
+        "<a XLinK:HrEf=\"javascript:alert(1)\"><rect/></a>",
+        "<use href=\"http://evil.example/sprite.svg#a\"/>",
+        "<use xlink:href=\"//evil.example/sprite.svg#a\"/>",
+        "<image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/>",
+        "<image href=\"https://evil.example/p.png\"/>",
+        "<use href=\"#unit\"/>",
+        "<use xlink:href=\"#unit2\"/>",
+        "<image href=\"data:image/png;base64,iVBORw0KGgo=\"/>",
+        "</svg>"
+    ));
+    assert_eq!(forbidden(&out), None, "{out}");
+    assert!(out.contains("<use href=\"#unit\"/>"), "{out}");
+    assert!(out.contains("<use xlink:href=\"#unit2\"/>"), "{out}");
+    assert!(out.contains("data:image/png;base64"), "{out}");
+    assert_eq!(out.matches("<a>").count(), 5, "{out}");
+    assert!(out.contains("xmlns:xlink=\"http://www.w3.org/1999/xlink\""));
+}
+
+#[test]
+fn animations_targeting_href_or_handlers_are_dropped() {
+    let out = san(concat!(
+        "<svg><a href=\"#x\"><rect/>",
+        "<animate attributeName=\"xlink:href\" values=\"javascript:alert(1)\"/>",
+        "<animate attributeName=\"href\" values=\"javascript:alert(1)\"/>",
+        "<set attributeName=\"HREF\" to=\"javascript:alert(1)\"/>",
+        "<animateTransform attributeName=\" onclick \" values=\"alert(1)\"/>",
+        "<set attributeName=\"style\" to=\"background:url(http://x)\"/>",
+        "<set attributeName=\"fill\" to=\"url(http://evil.example/p#x)\"/>",
+        "<animate attributeName=\"opacity\" values=\"0;1\" dur=\"1s\"/>",
+        "</a></svg>"
+    ));
+    assert_eq!(forbidden(&out), None, "{out}");
+    assert!(
+        out.contains("<animate attributeName=\"opacity\" values=\"0;1\" dur=\"1s\"/>"),
+        "{out}"
+    );
+    assert!(out.contains("<set attributeName=\"fill\"/>"), "{out}");
+    assert_eq!(out.matches("<animate").count(), 1, "{out}");
+}
+
+#[test]
+fn external_references_in_css_are_dropped() {
+    let out = san(concat!(
+        "<svg>",
+        "<rect fill=\"url('http://evil.example/p')\" stroke=\"url(#grad)\"/>",
+        "<rect style=\"background:url(http://x);fill:red\"/>",
+        "<rect style=\"fill:url(//evil.example/x)\"/>",
+        "<rect filter=\"url(https://evil.example/f.svg#f)\" mask=\"URL(http://x)\"/>",
+        "<rect style=\"fill:u\\72l(http://x)\"/>",
+        "<rect style=\"behavior:url(#x.htc);-moz-binding:url(#y)\"/>",
+        "<style>@import url(http://evil.example/x.css); .a{fill:url(http://evil.example/x)}</style>",
+        "</svg>"
+    ));
+    assert_eq!(forbidden(&out), None, "{out}");
+    assert!(out.contains("<rect stroke=\"url(#grad)\"/>"), "{out}");
+    assert!(out.contains("<rect style=\"fill:red\"/>"), "{out}");
+    assert!(!out.contains("behavior"), "{out}");
+}
+
+#[test]
+fn processing_instructions_comments_and_cdata_are_dropped() {
+    let out = san(concat!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n",
+        "<?xml-stylesheet type=\"text/css\" href=\"http://evil.example/x.css\"?>\n",
+        "<!-- Generator: Adobe Illustrator -->\n",
+        "<svg><!-- comment --><text>a<![CDATA[<b>]]>b<?php echo 1 ?></text></svg>"
+    ));
+    assert_eq!(forbidden(&out), None, "{out}");
+    assert!(out.contains("<text>ab</text>"), "{out}");
+    assert!(out.starts_with("<svg"), "{out}");
+}
+
+#[test]
+fn unknown_elements_and_attributes_are_dropped_but_names_kept() {
+    let out = san(concat!(
+        "<svg xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\" ",
+        "xmlns:sodipodi=\"http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd\" sodipodi:docname=\"x.svg\">",
+        "<sodipodi:namedview pagecolor=\"#fff\"/><metadata><rdf:RDF/></metadata>",
+        "<g inkscape:groupmode=\"layer\" inkscape:label=\"Kavling\" id=\"layer1\" xml:space=\"preserve\">",
+        "<path id=\"path1234\" inkscape:label=\"A12\" data-name=\"A12\" data-status=\"x\" d=\"M0 0h1\" ",
+        "sodipodi:nodetypes=\"cc\" style=\"fill:#fff\" xml:base=\"http://evil.example/\" unknown=\"1\"/>",
+        "</g></svg>"
+    ));
+    assert_eq!(forbidden(&out), None, "{out}");
+    assert!(!out.contains("sodipodi"), "{out}");
+    assert!(!out.contains("metadata"), "{out}");
+    assert!(!out.contains("unknown"), "{out}");
+    assert!(
+        out.contains("xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("inkscape:label=\"A12\" data-name=\"A12\" data-status=\"x\""),
+        "{out}"
+    );
+    assert!(out.contains("xml:space=\"preserve\""), "{out}");
+    assert!(!out.contains("groupmode"), "{out}");
+}
+
+#[test]
+fn inkscape_label_without_root_declaration_gets_one() {
+    let out = san(
+        "<svg><g xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\"><rect inkscape:label=\"A1\"/></g></svg>",
+    );
+    assert!(
+        out.contains("<rect xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\" inkscape:label=\"A1\"/>"),
+        "{out}"
+    );
+    assert_idempotent(&out);
+}
+
+#[test]
+fn output_is_canonical_and_escaped() {
+    let out = san(
+        "<svg xmlns=\"http://www.w3.org/1999/xhtml\"><text x='1' id='a\"b'>x &amp; y &#65; &lt;&gt; ></text></svg>",
+    );
+    assert_eq!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\">\
+         <text x=\"1\" id=\"a&quot;b\">x &amp; y &#65; &lt;&gt; &gt;</text></svg>\n"
+    );
+}
+
+#[test]
+fn sanitizing_is_idempotent() {
+    for s in [
+        "<svg><g id=\"A1\" class=\"a\"><rect class=\"a b\" fill=\"red\" style=\"stroke:blue\"/></g>\
+         <style>.a{fill:#111;stroke:#222}.b{opacity:.5}</style></svg>",
+        "<svg viewBox=\"0 0 10 10\"><text>&lt;tag&gt; &amp; &#x41;</text><rect id=\"&quot;q&quot;\"/></svg>",
+        "<svg><rect style=\"fill:red;background:url(http://x);;\"/></svg>",
+        "<svg><a href=\"#x\"><rect/></a><![CDATA[x]]><!-- c --></svg>",
+        "<svg><rect id='a\tb' d='M0\n0'/></svg>",
+    ] {
+        assert_idempotent(s);
+    }
+}
+
+// ---- class inlining ---------------------------------------------------------------------
+
+#[test]
+fn class_rules_are_inlined_before_and_after_shapes() {
+    let style = "<defs><style type=\"text/css\">\n.cls-1{fill:#c69c6d}\n.cls-1,.cls-2{stroke:#000;stroke-width:2px}\n</style></defs>";
+    let shapes = "<rect class=\"cls-1\" width=\"1\"/><path class=\"cls-2\" d=\"M0 0\"/>";
+    let before = san(&format!("<svg>{style}{shapes}</svg>"));
+    let after = san(&format!("<svg>{shapes}{style}</svg>"));
+    for out in [&before, &after] {
+        assert!(!out.contains("<style"), "{out}");
+        assert!(
+            out.contains("<rect class=\"cls-1\" width=\"1\" fill=\"#c69c6d\" stroke=\"#000\" stroke-width=\"2px\"/>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<path class=\"cls-2\" d=\"M0 0\" stroke=\"#000\" stroke-width=\"2px\"/>"),
+            "{out}"
+        );
+        assert_idempotent(out);
+    }
+}
+
+#[test]
+fn class_rule_beats_attribute_and_loses_to_style() {
+    let out = san(concat!(
+        "<svg><style>.u{fill:#111;stroke:#222;opacity:0.5}</style>",
+        "<rect id=\"A1\" fill=\"#999\" class=\"u\" style=\"stroke:#333\" x=\"1\"/></svg>"
+    ));
+    assert!(
+        out.contains("<rect id=\"A1\" class=\"u\" style=\"stroke:#333\" x=\"1\" fill=\"#111\" opacity=\"0.5\"/>"),
+        "{out}"
+    );
+    // Later rules win for the same property; class order in the attribute does not matter.
+    let out = san(
+        "<svg><style>.b{fill:#bbb}.a{fill:#aaa}</style><rect class=\"a b\"/><rect class=\"b a\"/></svg>",
+    );
+    assert_eq!(out.matches("fill=\"#aaa\"").count(), 2, "{out}");
+    // Ids recorded after patching still point at the ids.
+    let p = plan(
+        "<svg><rect class=\"a\" id=\"A1\"/><style>.a{fill:red}</style><rect class=\"a\" id=\"A2\"/></svg>",
+    );
+    let m = p.map_units(&["A1", "A2"]);
+    assert_eq!(m.matched.len(), 2);
+    assert!(m.unmatched_element_ids.is_empty());
+}
+
+// ---- view box ---------------------------------------------------------------------------
+
+#[test]
+fn view_box_from_attribute_or_size() {
+    let vb = plan("<svg viewBox=\"0,0 1600 1000\"/>").view_box().unwrap();
+    assert_eq!((vb.width, vb.height), (1600.0, 1000.0));
+    let vb = plan("<svg width=\"800px\" height=\"600\"/>")
+        .view_box()
+        .unwrap();
+    assert_eq!((vb.min_x, vb.width, vb.height), (0.0, 800.0, 600.0));
+    assert!(
+        plan("<svg width=\"100%\" height=\"100%\"/>")
+            .view_box()
+            .is_none()
+    );
+    assert!(plan("<svg viewBox=\"0 0 0 10\"/>").view_box().is_none());
+}
+
+// ---- id resolution ----------------------------------------------------------------------
+
+fn matched(m: &Mapping) -> Vec<(String, String)> {
+    let mut v: Vec<_> = m
+        .matched
+        .iter()
+        .map(|u| (u.block_number.clone(), u.element_id.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = v
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn rank_one_exact_names() {
+    let p = plan(concat!(
+        "<svg xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\">",
+        "<rect id=\"A1\"/><rect id=\"x\" data-name=\"A2\"/><path id=\"path1234\" inkscape:label=\"A3\"/>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A1", "A2", "A3", "A4"]);
+    assert_eq!(
+        matched(&m),
+        pairs(&[("A1", "A1"), ("A2", "x"), ("A3", "path1234")])
+    );
+    assert_eq!(m.units_without_element, ["A4"]);
+}
+
+#[test]
+fn rank_two_export_escapes() {
+    let p = plan(concat!(
+        "<svg>",
+        "<rect id=\"_x31_2\"/>",    // Illustrator Save As: "12"
+        "<rect id=\"A12_1_\"/>",    // Illustrator duplicate
+        "<rect id=\"_91\"/>",       // Illustrator Export As leading digit
+        "<rect id=\"B7_2\"/>",      // Figma duplicate
+        "<rect id=\"_x31_3_1_\"/>", // escaped and duplicated: "13"
+        "</svg>"
+    ));
+    let m = p.map_units(&["12", "A12", "91", "B7", "13"]);
+    assert_eq!(
+        matched(&m),
+        pairs(&[
+            ("12", "_x31_2"),
+            ("A12", "A12_1_"),
+            ("91", "_91"),
+            ("B7", "B7_2"),
+            ("13", "_x31_3_1_")
+        ])
+    );
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+}
+
+#[test]
+fn rank_three_normalised() {
+    let p = plan(concat!(
+        "<svg>",
+        "<rect id=\"Blok A No 12\"/>",
+        "<rect id=\"A-13\"/>",
+        "<rect id=\"unit-A14\"/>",
+        "<rect id=\"a15\"/>",
+        "<rect id=\"Blok_A_No_16\" data-name=\"Blok A No 16\"/>",
+        "<rect id=\"KAV.B_x5F_1\"/>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A12", "A13", "A14", "A15", "A16", "B1"]);
+    assert_eq!(m.matched.len(), 6, "{m:?}");
+    assert!(m.units_without_element.is_empty());
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+}
+
+#[test]
+fn better_rank_wins_and_double_claims_warn() {
+    let p = plan("<svg><rect id=\"A-12\"/><rect id=\"A12_1_\"/><rect id=\"A12\"/></svg>");
+    let m = p.map_units(&["A12"]);
+    assert_eq!(matched(&m), pairs(&[("A12", "A12")]));
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(
+        m.warnings[0].contains("claimed by 3 elements"),
+        "{:?}",
+        m.warnings
+    );
+    // Same rank: document order.
+    let m = plan("<svg><rect id=\"A12_1_\"/><rect id=\"A12_2_\"/></svg>").map_units(&["A12"]);
+    assert_eq!(matched(&m), pairs(&[("A12", "A12_1_")]));
+    assert_eq!(m.warnings.len(), 1);
+}
+
+#[test]
+fn outermost_group_wins_silently() {
+    let p = plan("<svg><g id=\"Blok A No 12\"><path id=\"A12\"/><text>A12</text></g></svg>");
+    let m = p.map_units(&["A12"]);
+    assert_eq!(matched(&m), pairs(&[("A12", "Blok A No 12")]));
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert!(m.unmatched_element_ids.is_empty());
+}
+
+#[test]
+fn id_and_data_name_disagreement_warns() {
+    let p =
+        plan("<svg><rect id=\"_91\" data-name=\"81\"/><rect id=\"A1-2\" data-name=\"A1\"/></svg>");
+    let m = p.map_units(&["81", "91", "A1"]);
+    // data-name is the designer's layer name: it is used first.
+    assert_eq!(matched(&m), pairs(&[("81", "_91"), ("A1", "A1-2")]));
+    assert_eq!(m.units_without_element, ["91"]);
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(m.warnings[0].contains("\"_91\"") && m.warnings[0].contains("\"81\""));
+}
+
+#[test]
+fn unmatched_ids_and_lookalikes() {
+    let p = plan(concat!(
+        "<svg xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\">",
+        "<g id=\"BLOK_A\"><rect id=\"A1\"/><rect id=\"E5\"/></g>",
+        "<rect id=\"JALAN\"/><path id=\"path99\"/><path id=\"path98\" inkscape:label=\"Taman\"/>",
+        "<g id=\"A2\"><rect id=\"inner\"/></g>",
+        "<text id=\"A9\">A9</text>",
+        "<defs><rect id=\"A3\"/></defs>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A1", "A2", "A3", "A9"]);
+    assert_eq!(matched(&m), pairs(&[("A1", "A1"), ("A2", "A2")]));
+    // BLOK_A contains a unit, inner is part of one, path99 is automatic, text is a label.
+    assert_eq!(m.unmatched_element_ids, ["E5", "JALAN", "path98"]);
+    assert_eq!(m.units_without_element, ["A3", "A9"]);
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(m.warnings[0].contains("\"E5\""));
+}
+
+#[test]
+fn colliding_units_are_reported() {
+    let m = plan("<svg><rect id=\"a 12\"/><rect id=\"A-12\"/></svg>").map_units(&["A-12", "A12"]);
+    assert_eq!(matched(&m), pairs(&[("A-12", "A-12")]));
+    assert!(
+        m.warnings.iter().any(|w| w.contains("look the same")),
+        "{:?}",
+        m.warnings
+    );
+}
+
+#[test]
+fn mapping_survives_reparse() {
+    let src = "<svg><style>.c{fill:red}</style><g id=\"_x31_2\" class=\"c\"><rect class=\"c\"/></g><rect id=\"A1_1_\" class=\"c\"/></svg>";
+    let a = plan(src);
+    let b = plan(a.sanitized());
+    let units = ["12", "A1", "Z9"];
+    assert_eq!(a.map_units(&units), b.map_units(&units));
+}
+
+// ---- colouring --------------------------------------------------------------------------
+
+#[test]
+fn render_paints_matched_elements_and_their_shapes() {
+    let p = plan(concat!(
+        "<svg><style>.lot{fill:#fff;stroke:#000}</style>",
+        "<g id=\"A1\"><path class=\"lot\" d=\"M0 0h1\"/><rect fill=\"#eee\" style=\"opacity:.9;fill:#ddd\"/>",
+        "<text fill=\"#333\">A1</text><line x2=\"1\"/></g>",
+        "<rect id=\"A2\" class=\"lot\"/><rect id=\"road\" fill=\"#bbb\"/></svg>"
+    ));
+    let m = p.map_units(&["A1", "A2"]);
+    let t = p.color_template(&m);
+    let out = t.render(|bn| match bn {
+        "A1" => Some("#ef4444"),
+        _ => None,
+    });
+    assert!(
+        out.contains("<g fill=\"#ef4444\" style=\"fill:#ef4444\" id=\"A1\">"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<path fill=\"#ef4444\" style=\"fill:#ef4444\" class=\"lot\" d=\"M0 0h1\" stroke=\"#000\"/>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<rect fill=\"#ef4444\" style=\"fill:#ef4444;opacity:.9\"/>"),
+        "{out}"
+    );
+    assert!(out.contains("<text fill=\"#333\">A1</text>"), "{out}");
+    assert!(out.contains("<line x2=\"1\"/>"), "{out}");
+    // A2 has no colour: unchanged (attribute order aside).
+    assert!(
+        out.contains("<rect fill=\"#fff\" id=\"A2\" class=\"lot\" stroke=\"#000\"/>"),
+        "{out}"
+    );
+    assert!(out.contains("<rect id=\"road\" fill=\"#bbb\"/>"), "{out}");
+    // The render is itself a valid siteplan.
+    let again = plan(&out);
+    assert_eq!(again.element_count(), p.element_count());
+    // Without any colour the render equals the sanitized text up to attribute order.
+    let plain = t.render(|_| None);
+    assert_eq!(plain.len(), p.sanitized().len());
+}
+
+#[test]
+fn render_refuses_unsafe_colours_and_uses_palette() {
+    let p = plan("<svg><rect id=\"A1\" fill=\"#fff\"/></svg>");
+    let t = p.color_template(&p.map_units(&["A1"]));
+    let out = t.render(|_| Some("red\" onload=\"alert(1)"));
+    assert!(!out.contains("onload"), "{out}");
+    let palette = Palette::default();
+    assert_eq!(palette.color("BOOKED"), Some("#eab308"));
+    assert_eq!(palette.color("nope"), None);
+    let out = t.render(|_| palette.color("MAINTENANCE"));
+    assert!(out.contains("fill=\"#9ca3af\""), "{out}");
+    assert_eq!(STATUS_COLORS[0], ("AVAILABLE", "#22c55e"));
+    assert_eq!(STATUS_COLORS[2], ("SOLD", "#ef4444"));
+}
+
+#[test]
+fn types_are_thread_safe() {
+    fn check<T: Send + Sync + Clone>() {}
+    fn check_ns<T: Send + Sync>() {}
+    check::<ColorTemplate>();
+    check::<Mapping>();
+    check_ns::<Siteplan>();
+}
+
+// ---- geometry ---------------------------------------------------------------------------
+
+fn near(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+#[test]
+fn geometry_follows_ancestor_transforms() {
+    let p = plan(concat!(
+        "<svg viewBox=\"0 0 100 100\" transform=\"scale(9)\">",
+        "<g transform=\"translate(10,20)\"><g id=\"A1\" transform=\"scale(2)\">",
+        "<rect x=\"1\" y=\"1\" width=\"4\" height=\"3\"/><circle cx=\"10\" cy=\"10\" r=\"1\"/>",
+        "<text>A1</text></g></g>",
+        "<polygon id=\"A2\" points=\"0,0 10,0 5,8\" transform=\"rotate(90 0 0)\"/>",
+        "<ellipse id=\"A3\" cx=\"50\" cy=\"50\" rx=\"10\" ry=\"5\"/>",
+        "<line id=\"A4\" x1=\"1\" y1=\"2\" x2=\"3\" y2=\"-4\"/>",
+        "<path id=\"A5\" d=\"M0,0 C0,100 100,100 100,0\"/>",
+        "<g id=\"A6\"><text>only text</text></g>",
+        "<svg x=\"5\" y=\"6\"><rect id=\"A7\" width=\"1\" height=\"1\"/></svg>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A1", "A2", "A3", "A4", "A5", "A6", "A7"]);
+    let g = p.geometry(&m);
+    let by = |bn: &str| g.iter().find(|u| u.block_number == bn).map(|u| u.bbox);
+    let b = by("A1").unwrap();
+    assert!(
+        near(b.x, 12.0) && near(b.y, 22.0) && near(b.width, 20.0) && near(b.height, 20.0),
+        "{b:?}"
+    );
+    let b = by("A2").unwrap();
+    assert!(
+        near(b.x, -8.0) && near(b.y, 0.0) && near(b.width, 8.0) && near(b.height, 10.0),
+        "{b:?}"
+    );
+    let b = by("A3").unwrap();
+    assert!(
+        near(b.x, 40.0) && near(b.y, 45.0) && near(b.width, 20.0) && near(b.height, 10.0),
+        "{b:?}"
+    );
+    let b = by("A4").unwrap();
+    assert!(
+        near(b.x, 1.0) && near(b.y, -4.0) && near(b.width, 2.0) && near(b.height, 6.0),
+        "{b:?}"
+    );
+    let b = by("A5").unwrap();
+    assert!(near(b.height, 75.0), "{b:?}");
+    assert!(by("A6").is_none());
+    let b = by("A7").unwrap();
+    assert!(near(b.x, 5.0) && near(b.y, 6.0), "{b:?}");
+    let c = g.iter().find(|u| u.block_number == "A3").unwrap().center;
+    assert!(near(c.x, 50.0) && near(c.y, 50.0));
+}
+
+// ---- the demo fixture -------------------------------------------------------------------
+
+#[test]
+fn demo_fixture_maps_all_120_units() {
+    let src = include_str!("../../../fixtures/siteplans/demo-illustrator.svg");
+    let p = plan(src);
+    let units: Vec<String> = ["A", "B", "C", "D"]
+        .iter()
+        .flat_map(|b| (1..=30).map(move |n| format!("{b}{n}")))
+        .collect();
+    let refs: Vec<&str> = units.iter().map(String::as_str).collect();
+    let m = p.map_units(&refs);
+    assert_eq!(m.matched.len(), 120, "{:?}", m.units_without_element);
+    assert!(m.units_without_element.is_empty());
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(
+        m.unmatched_element_ids,
+        [
+            "BACKGROUND",
+            "JALAN",
+            "JALAN_UTAMA",
+            "JALAN_TENGAH",
+            "TAMAN",
+            "LABEL"
+        ]
+    );
+    let vb = p.view_box().unwrap();
+    assert_eq!((vb.width, vb.height), (1600.0, 1000.0));
+    assert!(!p.sanitized().contains("<style"));
+    assert!(p.sanitized().contains("fill=\"#C69C6D\""));
+    let g = p.geometry(&m);
+    assert_eq!(g.len(), 120);
+    for u in &g {
+        assert!(
+            u.bbox.x >= 0.0 && u.bbox.x + u.bbox.width <= 1600.0,
+            "{u:?}"
+        );
+        assert!(u.bbox.width > 40.0 && u.bbox.height > 150.0, "{u:?}");
+    }
+    assert_idempotent(src);
+}
