@@ -780,3 +780,39 @@ async fn long_replay_waits_for_a_draining_client_but_closes_a_stuck_one() {
     ));
     assert_eq!(hub.metrics().subscriptions.get(), 1);
 }
+
+/// Rough fan-out cost; run with `cargo test --release -p kavling-realtime -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn fanout_cost_for_ten_thousand_subscribers() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(500);
+    let hub = hub(&store, HubConfig::default());
+    let ch = format!("project:{pid}");
+    let started = std::time::Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..10_000 {
+        let (conn, rx) = hub.connect();
+        conn.handle_text(&sub(&ch), false);
+        clients.push((conn, rx));
+    }
+    while hub.metrics().subscriptions.get() < 10_000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "10k subscribes (500-unit snapshot): {:?}, snapshot queries: {}",
+        started.elapsed(),
+        store.snapshot_calls.load(Ordering::Relaxed)
+    );
+    let started = std::time::Instant::now();
+    for i in 0..100 {
+        hub.deliver(store.commit(pid, units[i % 500], "BOOKED", None).unwrap());
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "100 events x 10k subscribers: {elapsed:?} ({:?} per event)",
+        elapsed / 100
+    );
+    println!("{}", hub.metrics().render_prometheus());
+    assert_eq!(hub.metrics().frames_sent.get(), 1_000_000);
+}
