@@ -2,6 +2,7 @@
 //! per instance receives (reconnect with backoff, ping for half-open links, catch up after).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,6 +53,7 @@ pub struct RedisBus {
     publisher: ConnectionManager,
     config: RedisBusConfig,
     supervisor: AbortHandle,
+    subscribed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -104,12 +106,14 @@ impl RedisBus {
         let pubsub = open_pubsub(&client, &pattern, config.connect_timeout)
             .await
             .map_err(&unreachable)?;
+        let subscribed = Arc::new(AtomicBool::new(true));
         let task = tokio::spawn(supervise(
             client,
             pubsub,
             pattern,
             hub.clone(),
             config.clone(),
+            subscribed.clone(),
         ));
         tracing::info!(%addr, "Redis event bus connected");
         Ok(RedisBus {
@@ -117,7 +121,24 @@ impl RedisBus {
             publisher,
             config,
             supervisor: task.abort_handle(),
+            subscribed,
         })
+    }
+
+    /// True while the pub/sub subscriber is connected (for `/readyz`).
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// PINGs Redis over the publishing connection, within the publish timeout (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let mut conn = self.publisher.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        tokio::time::timeout(self.config.publish_timeout, ping)
+            .await
+            .map_err(|_| BusError::Timeout(self.config.publish_timeout))??;
+        Ok(())
     }
 
     fn channel(&self, event: &UnitEvent) -> String {
@@ -176,6 +197,7 @@ async fn supervise(
     pattern: String,
     hub: Arc<Hub>,
     config: RedisBusConfig,
+    subscribed: Arc<AtomicBool>,
 ) {
     let mut current = Some(first);
     let mut backoff = config.backoff_min;
@@ -185,6 +207,7 @@ async fn supervise(
             None => match open_pubsub(&client, &pattern, config.connect_timeout).await {
                 Ok(p) => {
                     hub.metrics().redis_reconnects.inc();
+                    subscribed.store(true, Ordering::Relaxed);
                     tracing::info!("Redis pub/sub reconnected; catching up from the store");
                     backoff = config.backoff_min;
                     // Messages published while we were away are lost: ask the store.
@@ -205,6 +228,7 @@ async fn supervise(
             },
         };
         let reason = pump(pubsub, &hub, &config).await;
+        subscribed.store(false, Ordering::Relaxed);
         tracing::warn!(%reason, "Redis pub/sub connection lost; reconnecting");
     }
 }

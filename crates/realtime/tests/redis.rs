@@ -106,6 +106,8 @@ async fn publish_on_one_instance_reaches_the_other() {
     expect_silence(&mut rx_a, 50).await;
     expect_silence(&mut rx_b, 50).await;
     assert_eq!(hub_a.metrics().events_published.get(), 2);
+    assert!(bus_a.is_subscribed());
+    bus_a.ping().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
