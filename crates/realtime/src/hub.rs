@@ -314,11 +314,31 @@ impl Hub {
         ProjectRef { project }
     }
 
+    /// Drops the map entry of a project that turned out not to exist, unless someone uses it,
+    /// so probing random ids does not grow the map.
+    fn forget_if_unused(&self, project_id: Uuid) {
+        let mut map = lock(&self.projects);
+        let unused = map.get(&project_id).is_some_and(|p| {
+            let mut inner = lock(&p.inner);
+            let unused =
+                inner.inflight == 0 && inner.subs.is_empty() && inner.state == LoadState::Cold;
+            if unused {
+                inner.evicted = true;
+            }
+            unused
+        });
+        if unused {
+            map.remove(&project_id);
+        }
+    }
+
     /// Current units and seq of a project from the cache (loading it once if cold).
     /// Ok(None) if the project does not exist. Handy for `GET /projects/{id}/availability`.
     pub async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
         let pref = self.acquire(project_id);
         if !self.ensure_loaded(&pref.project).await? {
+            drop(pref);
+            self.forget_if_unused(project_id);
             return Ok(None);
         }
         let inner = lock(&pref.project.inner);
@@ -956,6 +976,8 @@ impl Hub {
         match self.ensure_loaded(project).await {
             Ok(true) => {}
             Ok(false) => {
+                drop(pref);
+                self.forget_if_unused(project_id);
                 let reply =
                     ServerMessage::error("not_found", "project not found", Some(&canonical));
                 conn.send_msg(&reply, m);

@@ -255,6 +255,8 @@ async fn unknown_channels_and_projects_are_not_found() {
     }
     conn.handle_text(r#"{"op":"unsubscribe","channel":"lobby"}"#, false);
     assert_eq!(error_code(&next_msg(&mut rx).await), "not_found");
+    // Probing ids that do not exist leaves nothing cached.
+    assert_eq!(hub.cached_projects(), 0);
 }
 
 #[tokio::test]
@@ -592,7 +594,7 @@ async fn availability_snapshot_and_idle_eviction() {
         }
     );
     assert!(hub.snapshot(Uuid::now_v7()).await.unwrap().is_none());
-    assert_eq!(hub.cached_projects(), 2);
+    assert_eq!(hub.cached_projects(), 1);
     hub.evict_idle();
     hub.evict_idle();
     assert_eq!(hub.cached_projects(), 0);
