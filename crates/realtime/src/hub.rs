@@ -39,6 +39,8 @@ pub struct HubConfig {
     pub max_frame_len: usize,
     /// Events arriving ahead of a gap kept in memory while the gap is filled.
     pub max_pending_events: usize,
+    /// Longest wait for any store call; a stuck database must not hang subscribers forever.
+    pub store_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -54,6 +56,7 @@ impl Default for HubConfig {
             max_pending_ops: 256,
             max_frame_len: 4096,
             max_pending_events: 10_000,
+            store_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -314,6 +317,42 @@ impl Hub {
         ProjectRef { project }
     }
 
+    /// Runs a store call with the configured timeout, counting failures.
+    async fn q<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = match tokio::time::timeout(self.config.store_timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Other(format!(
+                "no answer within {:?}",
+                self.config.store_timeout
+            ))),
+        };
+        if result.is_err() {
+            self.metrics.store_errors.inc();
+        }
+        result
+    }
+
+    async fn q_snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        self.q(self.store.snapshot(project_id)).await
+    }
+
+    async fn q_events_after(
+        &self,
+        project_id: Uuid,
+        after: i64,
+        limit: u64,
+    ) -> Result<Option<Vec<UnitEvent>>, StoreError> {
+        self.q(self.store.events_after(project_id, after, limit))
+            .await
+    }
+
+    async fn q_latest_seqs(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {
+        self.q(self.store.latest_seqs(ids)).await
+    }
+
     /// Drops the map entry of a project that turned out not to exist, unless someone uses it,
     /// so probing random ids does not grow the map.
     fn forget_if_unused(&self, project_id: Uuid) {
@@ -416,23 +455,17 @@ impl Hub {
         project: &Project,
     ) -> Result<Option<(Snapshot, Option<Vec<UnitEvent>>)>, StoreError> {
         self.metrics.snapshot_loads.inc();
-        let snapshot = match self.store.snapshot(project.id).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                self.metrics.store_errors.inc();
-                return Err(e);
-            }
+        let Some(snapshot) = self.q_snapshot(project.id).await? else {
+            return Ok(None);
         };
         let keep = i64::try_from(self.config.replay_buffer).unwrap_or(i64::MAX);
         let history = if keep > 0 && snapshot.seq > 0 {
             let after = (snapshot.seq - keep).max(0);
             let limit = u64::try_from(snapshot.seq - after).unwrap_or(0) + self.config.store_page;
-            match self.store.events_after(project.id, after, limit).await {
+            match self.q_events_after(project.id, after, limit).await {
                 Ok(h) => h,
                 Err(e) => {
                     // The ring is an optimisation: go on without it.
-                    self.metrics.store_errors.inc();
                     tracing::warn!(project = %project.id, error = %e, "loading recent events failed");
                     None
                 }
@@ -633,8 +666,7 @@ impl Hub {
                 inner.seq
             };
             match self
-                .store
-                .events_after(project.id, from, self.config.store_page)
+                .q_events_after(project.id, from, self.config.store_page)
                 .await
             {
                 Ok(Some(events)) => {
@@ -669,7 +701,6 @@ impl Hub {
                     return;
                 }
                 Err(e) => {
-                    self.metrics.store_errors.inc();
                     tracing::warn!(project = %project.id, error = %e, "gap fill failed; retrying on the next tick");
                     return;
                 }
@@ -705,13 +736,8 @@ impl Hub {
                 return Ok(());
             }
             self.metrics.snapshot_loads.inc();
-            let snapshot = match self.store.snapshot(project_id).await {
-                Ok(Some(s)) => s,
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    self.metrics.store_errors.inc();
-                    return Err(e);
-                }
+            let Some(snapshot) = self.q_snapshot(project_id).await? else {
+                return Ok(());
             };
             {
                 let mut inner = lock(&project.inner);
@@ -740,11 +766,10 @@ impl Hub {
     /// Reloads a project whose missed events were pruned and sends subscribers a fresh snapshot.
     async fn resync(&self, project: &Project) {
         self.metrics.snapshot_loads.inc();
-        let snapshot = match self.store.snapshot(project.id).await {
+        let snapshot = match self.q_snapshot(project.id).await {
             Ok(Some(s)) => s,
             Ok(None) => return,
             Err(e) => {
-                self.metrics.store_errors.inc();
                 tracing::warn!(project = %project.id, error = %e, "resync failed");
                 return;
             }
@@ -811,13 +836,7 @@ impl Hub {
             return Ok(0);
         }
         let ids: Vec<Uuid> = ready.iter().map(|p| p.id).collect();
-        let latest = match self.store.latest_seqs(&ids).await {
-            Ok(l) => l,
-            Err(e) => {
-                self.metrics.store_errors.inc();
-                return Err(e);
-            }
-        };
+        let latest = self.q_latest_seqs(&ids).await?;
         let mut behind = Vec::new();
         for p in ready {
             let mut inner = lock(&p.inner);
@@ -1059,7 +1078,7 @@ impl Hub {
                     let limit = u64::try_from(upto - after)
                         .unwrap_or(0)
                         .min(self.config.store_page);
-                    match self.store.events_after(project_id, after, limit).await {
+                    match self.q_events_after(project_id, after, limit).await {
                         Ok(Some(events)) if events.first().is_some_and(|e| e.seq == after + 1) => {
                             let mut last = after;
                             let mut frames = Vec::with_capacity(events.len());
@@ -1083,7 +1102,6 @@ impl Hub {
                             return;
                         }
                         Err(e) => {
-                            m.store_errors.inc();
                             tracing::warn!(project = %project_id, error = %e, "replay failed");
                             let reply = ServerMessage::error(
                                 "unavailable",

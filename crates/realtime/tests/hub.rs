@@ -818,3 +818,23 @@ async fn fanout_cost_for_ten_thousand_subscribers() {
     println!("{}", hub.metrics().render_prometheus());
     assert_eq!(hub.metrics().frames_sent.get(), 1_000_000);
 }
+
+#[tokio::test]
+async fn a_stuck_store_times_out_instead_of_hanging_subscribers() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, _) = store.add_project(1);
+    store.set_delay(Duration::from_secs(30));
+    let hub = hub(
+        &store,
+        HubConfig {
+            store_timeout: Duration::from_millis(100),
+            ..HubConfig::default()
+        },
+    );
+    let (conn, mut rx) = hub.connect();
+    conn.handle_text(&sub(&format!("project:{pid}")), false);
+    assert_eq!(error_code(&next_msg(&mut rx).await), "unavailable");
+    conn.handle_text(r#"{"op":"ping"}"#, false);
+    assert_eq!(next_msg(&mut rx).await, ServerMessage::Pong);
+    assert_eq!(hub.metrics().store_errors.get(), 1);
+}
