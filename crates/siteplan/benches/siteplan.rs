@@ -1,1 +1,74 @@
-fn main() {}
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Siteplan engine benchmarks on a synthetic 5,000-unit (about 10 MB) Illustrator-style siteplan.
+//!
+//! Targets: parse + sanitize + map at ≥ 200 MB/s (≤ 50 ms), coloured render ≤ 5 ms.
+//! svg-hush (Cloudflare's sanitizer) runs on the same input as a side-by-side reference.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kavling_siteplan::synth::{block_numbers, generate_siteplan};
+use kavling_siteplan::{Limits, Palette, Siteplan};
+
+const UNITS: usize = 5_000;
+
+fn engine(c: &mut Criterion) {
+    let svg = generate_siteplan(UNITS);
+    let units = block_numbers(UNITS);
+    let refs: Vec<&str> = units.iter().map(String::as_str).collect();
+    let limits = Limits::default();
+    eprintln!("input: {} bytes, {} units", svg.len(), UNITS);
+
+    let mut g = c.benchmark_group("siteplan_5000_units");
+    g.throughput(Throughput::Bytes(svg.len() as u64));
+    g.sample_size(20);
+    g.bench_function("parse_sanitize_map", |b| {
+        b.iter(|| {
+            let plan = Siteplan::parse(black_box(svg.as_bytes()), &limits).unwrap();
+            let mapping = plan.map_units(&refs);
+            black_box((plan, mapping))
+        })
+    });
+    g.bench_function("parse_sanitize", |b| {
+        b.iter(|| black_box(Siteplan::parse(black_box(svg.as_bytes()), &limits).unwrap()))
+    });
+    g.bench_function("svg_hush_reference", |b| {
+        let filter = svg_hush::Filter::new();
+        b.iter(|| {
+            let mut out = Vec::with_capacity(svg.len());
+            filter.filter(black_box(svg.as_bytes()), &mut out).unwrap();
+            black_box(out)
+        })
+    });
+    g.finish();
+
+    let plan = Siteplan::parse(svg.as_bytes(), &limits).unwrap();
+    let mapping = plan.map_units(&refs);
+    assert_eq!(mapping.matched.len(), UNITS);
+    let palette = Palette::default();
+    let statuses = ["AVAILABLE", "BOOKED", "SOLD", "MAINTENANCE"];
+    let status_of: HashMap<&str, &str> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (*u, statuses[i * 7 % 4]))
+        .collect();
+
+    let mut g = c.benchmark_group("siteplan_cached");
+    g.sample_size(20);
+    let template = plan.color_template(&mapping);
+    g.bench_function("render_colored", |b| {
+        b.iter(|| black_box(template.render(|bn| status_of.get(bn).and_then(|s| palette.color(s)))))
+    });
+    g.bench_function("color_template_build", |b| {
+        b.iter(|| black_box(plan.color_template(&mapping)))
+    });
+    g.bench_function("map_units", |b| b.iter(|| black_box(plan.map_units(&refs))));
+    g.bench_function("geometry", |b| {
+        b.iter(|| black_box(plan.geometry(&mapping)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);
