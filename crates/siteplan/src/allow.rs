@@ -225,7 +225,8 @@ pub(crate) fn presentation_index(name: &str) -> Option<u8> {
 /// What the sanitizer does with an attribute value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AttrKind {
-    /// Geometry, numbers, keywords, text: safe as is.
+    /// Geometry, numbers, keywords: CSS-checked too (SVG 2 reads many of them as CSS), except
+    /// path data and free-text `data-*`/`aria-*` values, which no renderer fetches from.
     Plain,
     Id,
     DataName,
@@ -238,6 +239,9 @@ pub(crate) enum AttrKind {
     Presentation(u8),
     /// Animation values (`from`, `to`, `by`, `values`): CSS-checked so `url(http:..)` cannot sneak in.
     CssChecked,
+    /// `attributeName`: kept on animation elements only (which were checked to target no
+    /// `href`, `style` or handler).
+    AnimTarget,
     /// `xmlns` declarations: rewritten canonically on the root, dropped elsewhere.
     Xmlns,
     Drop,
@@ -257,6 +261,7 @@ pub(crate) fn attr_kind(name: &str) -> AttrKind {
         "href" | "xlink:href" => Href,
         "xmlns" => Xmlns,
         "from" | "to" | "by" | "values" => CssChecked,
+        "attributeName" => AnimTarget,
         "version"
         | "baseProfile"
         | "preserveAspectRatio"
@@ -338,7 +343,6 @@ pub(crate) fn attr_kind(name: &str) -> AttrKind {
         | "pointsAtY"
         | "pointsAtZ"
         | "z"
-        | "attributeName"
         | "attributeType"
         | "begin"
         | "dur"

@@ -674,8 +674,9 @@ impl<'a> Pass<'a> {
             self.out.push_str(XLINK_NS);
             self.out.push('"');
             let mut declares_inkscape = false;
+            // A label on the root itself also needs the declaration up front.
             for a in e.attributes().flatten() {
-                declares_inkscape |= a.key.0 == "xmlns:inkscape";
+                declares_inkscape |= a.key.0 == "xmlns:inkscape" || a.key.0 == "inkscape:label";
             }
             if declares_inkscape {
                 self.out.push_str(" xmlns:inkscape=\"");
@@ -701,6 +702,13 @@ impl<'a> Pass<'a> {
             let raw: &str = &a.value;
             match attr_kind(key) {
                 AttrKind::Plain => {
+                    if !matches!(key, "d" | "points")
+                        && !key.starts_with("data-")
+                        && !key.starts_with("aria-")
+                        && !css_value_ok(&decode(raw).map_err(|x| self.err_in(raw, pos, x))?)
+                    {
+                        continue;
+                    }
                     let span = self.write_attr(key, raw, pos)?;
                     if is_root {
                         let v = &self.out[span.range()];
@@ -770,7 +778,10 @@ impl<'a> Pass<'a> {
                         self.write_attr(key, raw, pos)?;
                     }
                 }
-                AttrKind::Xmlns | AttrKind::Drop => {
+                AttrKind::AnimTarget if kind == Kind::Anim => {
+                    self.write_attr(key, raw, pos)?;
+                }
+                AttrKind::AnimTarget | AttrKind::Xmlns | AttrKind::Drop => {
                     decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
                 }
             }
