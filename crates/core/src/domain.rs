@@ -1,0 +1,148 @@
+//! The status vocabularies of the contract, stored as strings and spoken as SCREAMING_SNAKE_CASE.
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a string-backed enum with `as_str`, `parse` and the list of all values.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(
+                #[doc = $text]
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [&'static str] = &[$($text),+];
+
+            /// The stored and wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            /// Parses the wire spelling (exact match).
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// A user's role.
+    Role { Buyer => "BUYER", Marketing => "MARKETING", Admin => "ADMIN" }
+);
+
+string_enum!(
+    /// Where a user's e-KYC verification stands.
+    KycStatus { None => "NONE", Pending => "PENDING", Approved => "APPROVED", Rejected => "REJECTED" }
+);
+
+string_enum!(
+    /// A unit's sales status.
+    UnitStatus { Available => "AVAILABLE", Booked => "BOOKED", Sold => "SOLD", Maintenance => "MAINTENANCE" }
+);
+
+string_enum!(
+    /// A booking's lifecycle status.
+    BookingStatus {
+        PendingPayment => "PENDING_PAYMENT",
+        Active => "ACTIVE",
+        Completed => "COMPLETED",
+        Cancelled => "CANCELLED",
+    }
+);
+
+string_enum!(
+    /// A booking's payment status.
+    PaymentStatus { Pending => "PENDING", Paid => "PAID", Overdue => "OVERDUE" }
+);
+
+string_enum!(
+    /// How a booking is paid.
+    PaymentMethod { Transfer => "TRANSFER", Cash => "CASH", Check => "CHECK", Credit => "CREDIT" }
+);
+
+string_enum!(
+    /// The kind of a wallet ledger row.
+    WalletTxType { Topup => "TOPUP", Debit => "DEBIT", Refund => "REFUND" }
+);
+
+impl UnitStatus {
+    /// The contract's default colour for this status.
+    pub fn default_color(self) -> &'static str {
+        match self {
+            UnitStatus::Available => "#22c55e",
+            UnitStatus::Booked => "#eab308",
+            UnitStatus::Sold => "#ef4444",
+            UnitStatus::Maintenance => "#9ca3af",
+        }
+    }
+}
+
+/// The colour of a stored status string, falling back to grey for anything unknown.
+pub fn color_of(status: &str) -> &'static str {
+    UnitStatus::parse(status)
+        .unwrap_or(UnitStatus::Maintenance)
+        .default_color()
+}
+
+/// A project's palette: the contract colours with optional per-project overrides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Palette {
+    /// Overrides keyed by unit status (`"AVAILABLE": "#00ff00"`).
+    #[serde(flatten)]
+    pub overrides: std::collections::BTreeMap<String, String>,
+}
+
+impl Palette {
+    /// The colour for a status under this palette.
+    pub fn color(&self, status: &str) -> String {
+        self.overrides
+            .get(status)
+            .cloned()
+            .unwrap_or_else(|| color_of(status).to_owned())
+    }
+
+    /// Reads a palette from the stored JSON, ignoring anything malformed.
+    pub fn from_json(value: Option<&serde_json::Value>) -> Palette {
+        value
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown() {
+        for s in UnitStatus::ALL {
+            assert_eq!(UnitStatus::parse(s).map(UnitStatus::as_str), Some(*s));
+        }
+        assert_eq!(UnitStatus::parse("available"), None);
+        assert_eq!(
+            serde_json::to_string(&BookingStatus::PendingPayment).unwrap(),
+            "\"PENDING_PAYMENT\""
+        );
+        assert_eq!(color_of("SOLD"), "#ef4444");
+    }
+
+    #[test]
+    fn palette_overrides_one_status() {
+        let p = Palette::from_json(Some(&serde_json::json!({"SOLD": "#000000"})));
+        assert_eq!(p.color("SOLD"), "#000000");
+        assert_eq!(p.color("AVAILABLE"), "#22c55e");
+    }
+}

@@ -1,0 +1,18 @@
+//! SeaORM entities, one module per table. Enum-valued columns are plain strings (SQLite has no
+//! enum types); `crate::domain` owns the vocabularies.
+
+pub mod audit_log;
+pub mod booking_counters;
+pub mod booking_documents;
+pub mod bookings;
+pub mod customers;
+pub mod idempotency_keys;
+pub mod lead_consents;
+pub mod leads;
+pub mod project_siteplans;
+pub mod projects;
+pub mod unit_events;
+pub mod units;
+pub mod users;
+pub mod wallet_transactions;
+pub mod wallets;

@@ -1,0 +1,165 @@
+//! The realtime hub's read side over the database: replay from `unit_events`, consistent
+//! snapshots, and one query for the latest seq of many projects.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use kavling_realtime::{BookingInfo, EventStore, Snapshot, StoreError, UnitEvent, UnitState};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::db::begin_snapshot;
+use crate::domain::Palette;
+use crate::entities::{bookings, projects, unit_events, units, users};
+
+/// [`EventStore`] backed by the Kavling database.
+#[derive(Clone, Debug)]
+pub struct DbEventStore {
+    db: DatabaseConnection,
+}
+
+impl DbEventStore {
+    /// A store over a connection pool.
+    pub fn new(db: DatabaseConnection) -> Self {
+        DbEventStore { db }
+    }
+}
+
+/// Staff details for the bookings behind some events: two batched queries, not one per event.
+async fn booking_details(
+    db: &DatabaseConnection,
+    booking_ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, BookingInfo>, sea_orm::DbErr> {
+    if booking_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = bookings::Entity::find()
+        .filter(bookings::Column::Id.is_in(booking_ids))
+        .all(db)
+        .await?;
+    let marketing_ids: Vec<Uuid> = rows.iter().map(|b| b.marketing_id).collect();
+    let names: HashMap<Uuid, String> = users::Entity::find()
+        .filter(users::Column::Id.is_in(marketing_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.full_name))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|b| {
+            let info = BookingInfo {
+                booking_id: b.id,
+                booking_code: b.booking_code,
+                marketing_name: names.get(&b.marketing_id).cloned().unwrap_or_default(),
+            };
+            (b.id, info)
+        })
+        .collect())
+}
+
+#[async_trait]
+impl EventStore for DbEventStore {
+    async fn events_after(
+        &self,
+        project_id: Uuid,
+        after: i64,
+        limit: u64,
+    ) -> Result<Option<Vec<UnitEvent>>, StoreError> {
+        let Some(project) = projects::Entity::find_by_id(project_id)
+            .one(&self.db)
+            .await
+            .map_err(StoreError::backend)?
+        else {
+            return Ok(None);
+        };
+        if after >= project.event_seq {
+            return Ok(Some(Vec::new()));
+        }
+        if after < 0 {
+            return Ok(None);
+        }
+        let rows = unit_events::Entity::find()
+            .filter(unit_events::Column::ProjectId.eq(project_id))
+            .filter(unit_events::Column::Seq.gt(after))
+            .order_by_asc(unit_events::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(StoreError::backend)?;
+        // History covers `after` only if the very next event is still there (older ones may be pruned).
+        if rows.first().map(|r| r.seq) != Some(after + 1) {
+            return Ok(None);
+        }
+        let palette = Palette::from_json(project.palette.as_ref());
+        let booking_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.booking_id).collect();
+        let details = booking_details(&self.db, booking_ids)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| UnitEvent {
+                    project_id,
+                    seq: r.seq,
+                    unit_id: r.unit_id,
+                    color: palette.color(&r.new_status),
+                    block_number: r.block_number,
+                    status: r.new_status,
+                    previous_status: r.old_status,
+                    at: r.at,
+                    booking: r.booking_id.and_then(|id| details.get(&id).cloned()),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        let txn = begin_snapshot(&self.db)
+            .await
+            .map_err(StoreError::backend)?;
+        let Some(project) = projects::Entity::find_by_id(project_id)
+            .one(&txn)
+            .await
+            .map_err(StoreError::backend)?
+        else {
+            return Ok(None);
+        };
+        let rows = units::Entity::find()
+            .filter(units::Column::ProjectId.eq(project_id))
+            .order_by_asc(units::Column::BlockNumber)
+            .all(&txn)
+            .await
+            .map_err(StoreError::backend)?;
+        txn.commit().await.map_err(StoreError::backend)?;
+        let palette = Palette::from_json(project.palette.as_ref());
+        Ok(Some(Snapshot {
+            project_id,
+            seq: project.event_seq,
+            units: rows
+                .into_iter()
+                .map(|u| UnitState {
+                    color: palette.color(&u.status),
+                    unit_id: u.id,
+                    block_number: u.block_number,
+                    status: u.status,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {
+        if project_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Uuid, i64)> = projects::Entity::find()
+            .select_only()
+            .column(projects::Column::Id)
+            .column(projects::Column::EventSeq)
+            .filter(projects::Column::Id.is_in(project_ids.iter().copied()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(rows.into_iter().collect())
+    }
+}

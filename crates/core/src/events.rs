@@ -1,0 +1,139 @@
+//! Unit status changes and their realtime events. A change is one transaction: the conditional
+//! unit update, the audit row, and, last of all, the project's next `seq` with the `unit_events`
+//! row. The project row is the hot lock when a sales event books one project, so it is taken
+//! right before commit. After commit the event is published on the bus.
+
+use chrono::{DateTime, Utc};
+use kavling_realtime::{BookingInfo, UnitEvent};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use crate::Services;
+use crate::audit::{self, ActorRef, AuditEntry};
+use crate::clock::Clock;
+use crate::domain::{Palette, UnitStatus};
+use crate::entities::{projects, unit_events, units};
+use crate::error::{CoreError, CoreResult};
+
+/// Moves a unit from `from` to `to` if, and only if, it still has status `from`.
+/// Returns false when another transaction changed it first (zero rows affected).
+pub async fn set_unit_status<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    unit_id: Uuid,
+    from: UnitStatus,
+    to: UnitStatus,
+) -> CoreResult<bool> {
+    let res = units::Entity::update_many()
+        .col_expr(units::Column::Status, Expr::value(to.as_str()))
+        .col_expr(
+            units::Column::Version,
+            Expr::col(units::Column::Version).add(1),
+        )
+        .col_expr(units::Column::UpdatedAt, Expr::value(now))
+        .filter(units::Column::Id.eq(unit_id))
+        .filter(units::Column::Status.eq(from.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Everything needed to record one unit status change.
+#[derive(Clone, Debug)]
+pub struct UnitChange {
+    /// The unit's project.
+    pub project_id: Uuid,
+    /// The unit.
+    pub unit_id: Uuid,
+    /// Its block number.
+    pub block_number: String,
+    /// Status before.
+    pub from: UnitStatus,
+    /// Status after.
+    pub to: UnitStatus,
+    /// The booking that caused it, for staff frames.
+    pub booking: Option<BookingInfo>,
+}
+
+/// Writes the audit row, then takes the project's next seq and inserts the event row.
+/// Call it as the last step of the transaction; publish the returned event after commit.
+pub async fn record_unit_change<C: ConnectionTrait>(
+    conn: &C,
+    clock: &dyn Clock,
+    actor: &ActorRef,
+    change: UnitChange,
+) -> CoreResult<UnitEvent> {
+    audit::record(
+        conn,
+        clock,
+        actor,
+        AuditEntry {
+            action: "unit.status_changed",
+            entity_type: "unit",
+            entity_id: change.unit_id,
+            old_values: Some(serde_json::json!({"status": change.from.as_str()})),
+            new_values: Some(serde_json::json!({
+                "status": change.to.as_str(),
+                "bookingId": change.booking.as_ref().map(|b| b.booking_id),
+            })),
+        },
+    )
+    .await?;
+
+    // The seq is taken last: the project row lock is held only from here to commit.
+    let project = projects::Entity::update_many()
+        .col_expr(
+            projects::Column::EventSeq,
+            Expr::col(projects::Column::EventSeq).add(1),
+        )
+        .filter(projects::Column::Id.eq(change.project_id))
+        .exec_with_returning(conn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(CoreError::NotFound("project"))?;
+    let at = clock.now();
+    unit_events::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(change.project_id),
+        seq: Set(project.event_seq),
+        unit_id: Set(change.unit_id),
+        block_number: Set(change.block_number.clone()),
+        old_status: Set(change.from.as_str().to_owned()),
+        new_status: Set(change.to.as_str().to_owned()),
+        actor_id: Set(actor.user_id),
+        booking_id: Set(change.booking.as_ref().map(|b| b.booking_id)),
+        at: Set(at),
+    }
+    .insert(conn)
+    .await?;
+
+    let palette = Palette::from_json(project.palette.as_ref());
+    Ok(UnitEvent {
+        project_id: change.project_id,
+        seq: project.event_seq,
+        unit_id: change.unit_id,
+        block_number: change.block_number,
+        status: change.to.as_str().to_owned(),
+        previous_status: change.from.as_str().to_owned(),
+        color: palette.color(change.to.as_str()),
+        at,
+        booking: change.booking,
+    })
+}
+
+impl Services {
+    /// Publishes committed events. The bus is the fast path only: a lost publish is recovered by
+    /// the hubs' catch-up from `unit_events`, so a failure here is logged, not returned.
+    pub async fn publish(&self, events: &[UnitEvent]) {
+        for event in events {
+            if let Err(e) = self.bus.publish(event).await {
+                tracing::warn!(project = %event.project_id, seq = event.seq, error = %e,
+                    "publishing a unit event failed; subscribers will catch up from the database");
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Business services, one module per area. Each action is one transaction.
+
+pub mod projects;
+pub mod siteplans;
+pub mod units;
+pub mod users;

@@ -1,0 +1,62 @@
+//! Request id and access logging: every request gets an id (the client's `x-request-id` if sane,
+//! else a new UUID), every log line of the request carries it, and the response echoes it.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use tracing::Instrument;
+
+use crate::extract::RequestId;
+
+/// The header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn sane_request_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Assigns the request id, logs the request inside a span carrying it, and echoes it.
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route);
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let _enter = span.enter();
+    match result {
+        Ok(mut res) => {
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+            }
+            tracing::info!(
+                status = res.status().as_u16(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "request failed before a response");
+            Err(e)
+        }
+    }
+}

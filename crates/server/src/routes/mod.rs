@@ -1,0 +1,71 @@
+//! Route table. Handlers are thin: extract, authorize, call a service, shape the response.
+
+pub mod admin;
+pub mod auth;
+pub mod health;
+pub mod projects;
+pub mod siteplans;
+pub mod units;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))
+        .service(
+            web::scope("/api/v1")
+                .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))
+                .service(web::resource("/auth/register").route(web::post().to(auth::register)))
+                .service(web::resource("/auth/login").route(web::post().to(auth::login)))
+                .service(web::resource("/me").route(web::get().to(auth::me)))
+                .service(
+                    web::resource("/admin/users/{id}/kyc").route(web::post().to(admin::decide_kyc)),
+                )
+                .service(web::resource("/admin/audit-log").route(web::get().to(admin::audit_log)))
+                .service(
+                    web::resource("/projects")
+                        .route(web::get().to(projects::list))
+                        .route(web::post().to(projects::create)),
+                )
+                .service(web::resource("/projects/{id}").route(web::get().to(projects::get)))
+                .service(
+                    web::resource("/projects/{id}/siteplan")
+                        .route(web::put().to(siteplans::upload)),
+                )
+                .service(
+                    web::resource("/projects/{id}/siteplan.svg")
+                        .route(web::get().to(siteplans::svg)),
+                )
+                .service(
+                    web::resource("/projects/{id}/siteplan/geometry")
+                        .route(web::get().to(siteplans::geometry)),
+                )
+                .service(
+                    web::resource("/projects/{id}/units")
+                        .route(web::get().to(units::list))
+                        .route(web::post().to(units::create)),
+                )
+                .service(
+                    web::resource("/projects/{id}/availability")
+                        .route(web::get().to(units::availability)),
+                )
+                .service(
+                    web::resource("/units/{id}")
+                        .route(web::get().to(units::get))
+                        .route(web::patch().to(units::patch)),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}

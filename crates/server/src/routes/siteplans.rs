@@ -1,0 +1,111 @@
+//! Siteplan upload and serving.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use kavling_core::CoreError;
+use kavling_core::services::users::Access;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::extract::{Auth, RequestCtx};
+use crate::state::AppState;
+
+/// The CSP of a served siteplan: nothing may load or run; inline styles and data: images only.
+pub const SITEPLAN_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
+
+fn too_large(cap: usize) -> CoreError {
+    CoreError::TooLarge {
+        code: "svg_too_large",
+        message: format!(
+            "the siteplan is larger than the {} MiB limit",
+            cap / (1024 * 1024)
+        ),
+    }
+}
+
+/// `PUT /projects/{id}/siteplan` (admin): the raw SVG body; the size cap is enforced while reading.
+pub async fn upload(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+    mut body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let admin = state.services.require(&auth.0, Access::Admin).await?;
+    let cap = state.max_siteplan_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(too_large(cap).into());
+    }
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(64 * 1024).min(cap));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            CoreError::bad_request("bad_request", format!("the upload broke off: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > cap {
+            return Err(too_large(cap).into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let report = state
+        .services
+        .replace_siteplan(&ctx.actor(&admin), path.into_inner(), &bytes)
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Query of `GET /projects/{id}/siteplan.svg`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvgQuery {
+    /// Colour units by status.
+    #[serde(default)]
+    pub colored: bool,
+}
+
+/// `GET /projects/{id}/siteplan.svg` (public), with ETag/304.
+pub async fn svg(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    query: web::Query<SvgQuery>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let inm = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let body = state
+        .services
+        .siteplan_svg(path.into_inner(), query.colored, inm)
+        .await?;
+    let mut res = match body.svg {
+        None => HttpResponse::NotModified(),
+        Some(_) => HttpResponse::Ok(),
+    };
+    res.insert_header((header::ETAG, body.etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, SITEPLAN_CSP));
+    Ok(match body.svg {
+        None => res.finish(),
+        Some(svg) => res
+            .content_type("image/svg+xml; charset=utf-8")
+            .body(svg.as_bytes().to_vec()),
+    })
+}
+
+/// `GET /projects/{id}/siteplan/geometry` (public).
+pub async fn geometry(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.services.siteplan_geometry(path.into_inner()).await?))
+}

@@ -1,0 +1,84 @@
+//! Units and availability.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use kavling_core::services::units::{NewUnits, UnitPatch};
+use kavling_core::services::users::Access;
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::extract::{Auth, RequestCtx};
+use crate::state::AppState;
+
+/// `POST /projects/{id}/units` (admin): one unit or an array; answers with the same shape.
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    body: web::Json<NewUnits>,
+) -> ApiResult<HttpResponse> {
+    let admin = state.services.require(&auth.0, Access::Admin).await?;
+    let many = matches!(body.0, NewUnits::Many(_));
+    let project_id = path.into_inner();
+    let mut created = state
+        .services
+        .create_units(&ctx.actor(&admin), project_id, body.into_inner())
+        .await?;
+    // New units emit no status event, so the hub's availability cache is told directly.
+    if let Err(e) = state.hub.refresh_units(project_id).await {
+        tracing::warn!(project = %project_id, error = %e, "refreshing the realtime cache after creating units failed");
+    }
+    Ok(match (many, created.pop()) {
+        (false, Some(one)) => HttpResponse::Created().json(one),
+        (_, last) => {
+            created.extend(last);
+            HttpResponse::Created().json(created)
+        }
+    })
+}
+
+/// `GET /projects/{id}/units` (public, list conventions).
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(
+        state
+            .services
+            .list_units(path.into_inner(), req.query_string())
+            .await?,
+    ))
+}
+
+/// `GET /units/{id}` (public).
+pub async fn get(state: web::Data<AppState>, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.services.get_unit(path.into_inner()).await?))
+}
+
+/// `PATCH /units/{id}` (admin or verified marketing).
+pub async fn patch(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    body: web::Json<UnitPatch>,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .services
+        .require(&auth.0, Access::VerifiedStaff)
+        .await?;
+    let unit = state
+        .services
+        .patch_unit(&ctx.actor(&user), path.into_inner(), body.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(unit))
+}
+
+/// `GET /projects/{id}/availability` (public).
+pub async fn availability(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.services.availability(path.into_inner()).await?))
+}

@@ -1,0 +1,169 @@
+//! Building and running the application: database, migrations, seed, hub, bus, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use kavling_core::Services;
+use kavling_core::clock::{Clock, SystemClock};
+use kavling_core::event_store::DbEventStore;
+use kavling_core::seed::DemoSeed;
+use kavling_realtime::{Bus, Hub, HubConfig, InProcessBus, RedisBus};
+
+use crate::config::Config;
+use crate::error::{json_error, path_error, query_error};
+use crate::middleware::request_id;
+use crate::routes;
+use crate::state::{AppState, redis_probe::RedisProbe};
+
+/// Largest JSON body accepted.
+pub const JSON_LIMIT: usize = 1024 * 1024;
+
+/// Why the application could not start (each names what to fix; the binary exits with code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Database setup.
+    #[error(transparent)]
+    Db(#[from] kavling_core::db::DbSetupError),
+    /// Redis at start.
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] kavling_realtime::BusError),
+    /// Binding the address.
+    #[error("KAVLING_BIND: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Keys.
+    #[error("KAVLING_PII_KEY: {0}")]
+    Keys(kavling_core::CoreError),
+    /// Seeding.
+    #[error("seeding the demo project failed: {0}")]
+    Seed(kavling_core::CoreError),
+}
+
+/// Options that tests (and only tests) change.
+#[derive(Clone)]
+pub struct BuildOptions {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Hub tuning.
+    pub hub: HubConfig,
+    /// Catch-up tick.
+    pub catch_up_every: Duration,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            clock: Arc::new(SystemClock),
+            hub: HubConfig::default(),
+            catch_up_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A built, not yet running, application.
+pub struct Application {
+    server: Server,
+    port: u16,
+    /// Shared state (tests reach into the services).
+    pub state: AppState,
+    /// What the demo seed created, if it ran.
+    pub seeded: Option<DemoSeed>,
+}
+
+impl Application {
+    /// Opens the database, migrates, seeds if configured and empty, wires the hub and bus, binds.
+    pub async fn build(
+        config: &Config,
+        options: BuildOptions,
+    ) -> Result<Application, StartupError> {
+        let db = kavling_core::db::connect(&config.database_url, None).await?;
+        kavling_core::db::migrate(&db).await?;
+
+        let hub = Hub::new(Arc::new(DbEventStore::new(db.clone())), options.hub.clone());
+        let bus: Arc<dyn Bus> = match &config.redis_url {
+            Some(url) => Arc::new(RedisBus::connect(url, hub.clone()).await?),
+            None => Arc::new(InProcessBus::new(hub.clone())),
+        };
+        hub.spawn_catch_up(options.catch_up_every);
+
+        let services = Services {
+            db,
+            bus,
+            tokens: kavling_core::auth::TokenKeys::new(&config.jwt_secret),
+            pii: kavling_core::pii::PiiCipher::new(&config.pii_key).map_err(StartupError::Keys)?,
+            clock: options.clock.clone(),
+            siteplans: Arc::default(),
+            max_siteplan_bytes: config.max_siteplan_bytes,
+        };
+        let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
+            Some(services.seed_demo().await.map_err(StartupError::Seed)?)
+        } else {
+            None
+        };
+
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let state = AppState {
+            services,
+            hub,
+            max_siteplan_bytes: config.max_siteplan_bytes,
+            redis: config.redis_url.as_deref().map(RedisProbe::new),
+        };
+        let server =
+            run(listener, state.clone(), config.workers).map_err(|source| StartupError::Bind {
+                addr: config.bind.clone(),
+                source,
+            })?;
+        Ok(Application {
+            server,
+            port,
+            state,
+            seeded,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until stopped (Ctrl-C or SIGTERM: graceful shutdown).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::io::Result<Server> {
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(request_id))
+            .app_data(data.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(JSON_LIMIT)
+                    .error_handler(json_error),
+            )
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .configure(routes::configure)
+    })
+    .listen(listener)?
+    // WebSocket sessions would hold shutdown for the full default 30 s.
+    .shutdown_timeout(5);
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    Ok(server.run())
+}

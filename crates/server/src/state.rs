@@ -1,0 +1,53 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use kavling_core::Services;
+use kavling_realtime::Hub;
+
+/// What handlers share: the services, the realtime hub and a few settings.
+#[derive(Clone)]
+pub struct AppState {
+    /// Business services.
+    pub services: Services,
+    /// The realtime hub of this instance.
+    pub hub: Arc<Hub>,
+    /// Largest accepted siteplan upload.
+    pub max_siteplan_bytes: usize,
+    /// Redis URL, when fan-out goes through Redis (for `/readyz`).
+    pub redis: Option<redis_probe::RedisProbe>,
+}
+
+/// A tiny readiness probe for Redis, independent of the bus's own connections.
+pub mod redis_probe {
+    /// Pings Redis with a short timeout.
+    #[derive(Clone, Debug)]
+    pub struct RedisProbe {
+        url: String,
+    }
+
+    impl RedisProbe {
+        /// A probe for a Redis URL.
+        pub fn new(url: &str) -> Self {
+            RedisProbe {
+                url: url.to_owned(),
+            }
+        }
+
+        /// True when Redis answers PING within a second.
+        pub async fn ping(&self) -> bool {
+            let fut = async {
+                let client = redis::Client::open(self.url.as_str()).ok()?;
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+            };
+            matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(1), fut).await,
+                Ok(Some(_))
+            )
+        }
+    }
+}

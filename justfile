@@ -1,0 +1,37 @@
+# Conveniences only: every recipe is a plain command you can run without `just`.
+
+pg_url := "postgres://postgres@127.0.0.1:5432/kavling_dev"
+redis_url := "redis://127.0.0.1:6379"
+
+# Serve on 127.0.0.1:8080 with SQLite and the in-process bus (seeds the demo project).
+run:
+    cargo run --release
+
+# The test suite on the embedded default.
+test:
+    cargo test --workspace
+
+# The test suite on PostgreSQL and Redis.
+test-pg:
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='kavling_dev'" | grep -q 1 || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE kavling_dev"
+    DATABASE_URL={{pg_url}} REDIS_URL={{redis_url}} cargo test --workspace
+
+# Format check and clippy, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# All benchmarks.
+bench: bench-siteplan
+
+# Siteplan engine benchmarks (criterion).
+bench-siteplan:
+    cargo bench -p kavling-siteplan
+
+# The production shape (needs a Docker engine; set KAVLING_JWT_SECRET and KAVLING_PII_KEY in .env).
+up:
+    docker compose up --build
+
+# What CI runs.
+ci:
+    bash .ci/run
