@@ -95,7 +95,10 @@ pub(crate) mod util {
     }
 
     /// Drops the given tables, newest first.
-    pub async fn drop_tables(manager: &SchemaManager<'_>, tables: &[&'static str]) -> Result<(), DbErr> {
+    pub async fn drop_tables(
+        manager: &SchemaManager<'_>,
+        tables: &[&'static str],
+    ) -> Result<(), DbErr> {
         for t in tables {
             manager
                 .drop_table(Table::drop().table(*t).if_exists().to_owned())

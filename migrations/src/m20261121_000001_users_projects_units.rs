@@ -77,7 +77,12 @@ impl MigrationTrait for Migration {
                     .col(integer("version").default(0))
                     .col(ts("created_at"))
                     .col(ts("updated_at"))
-                    .foreign_key(&mut fk("units", "project_id", "projects", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "units",
+                        "project_id",
+                        "projects",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -102,8 +107,18 @@ impl MigrationTrait for Migration {
                     .col(uuid_null("actor_id"))
                     .col(uuid_null("booking_id"))
                     .col(ts("at"))
-                    .foreign_key(&mut fk("unit_events", "project_id", "projects", ForeignKeyAction::Cascade))
-                    .foreign_key(&mut fk("unit_events", "unit_id", "units", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "unit_events",
+                        "project_id",
+                        "projects",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut fk(
+                        "unit_events",
+                        "unit_id",
+                        "units",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;

@@ -56,10 +56,30 @@ impl MigrationTrait for Migration {
                     .col(ts_null("cancelled_at"))
                     .col(ts("created_at"))
                     .col(ts("updated_at"))
-                    .foreign_key(&mut fk("bookings", "project_id", "projects", ForeignKeyAction::Cascade))
-                    .foreign_key(&mut fk("bookings", "unit_id", "units", ForeignKeyAction::Cascade))
-                    .foreign_key(&mut fk("bookings", "customer_id", "customers", ForeignKeyAction::Restrict))
-                    .foreign_key(&mut fk("bookings", "marketing_id", "users", ForeignKeyAction::Restrict))
+                    .foreign_key(&mut fk(
+                        "bookings",
+                        "project_id",
+                        "projects",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut fk(
+                        "bookings",
+                        "unit_id",
+                        "units",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut fk(
+                        "bookings",
+                        "customer_id",
+                        "customers",
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut fk(
+                        "bookings",
+                        "marketing_id",
+                        "users",
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -109,7 +129,12 @@ impl MigrationTrait for Migration {
                     .col(text_null("notes"))
                     .col(uuid("uploaded_by"))
                     .col(ts("created_at"))
-                    .foreign_key(&mut fk("booking_documents", "booking_id", "bookings", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "booking_documents",
+                        "booking_id",
+                        "bookings",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -122,7 +147,12 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         drop_tables(
             manager,
-            &["booking_documents", "booking_counters", "bookings", "customers"],
+            &[
+                "booking_documents",
+                "booking_counters",
+                "bookings",
+                "customers",
+            ],
         )
         .await
     }

@@ -16,10 +16,19 @@ impl MigrationTrait for Migration {
                     .table("wallets")
                     .col(id())
                     .col(uuid_uniq("user_id"))
-                    .col(big_integer("balance").default(0).check(Expr::col("balance").gte(0)))
+                    .col(
+                        big_integer("balance")
+                            .default(0)
+                            .check(Expr::col("balance").gte(0)),
+                    )
                     .col(ts("created_at"))
                     .col(ts("updated_at"))
-                    .foreign_key(&mut fk("wallets", "user_id", "users", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "wallets",
+                        "user_id",
+                        "users",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -38,12 +47,21 @@ impl MigrationTrait for Migration {
                     .col(uuid_null("lead_id"))
                     .col(uuid_null("actor_id"))
                     .col(ts("created_at"))
-                    .foreign_key(&mut fk("wallet_transactions", "wallet_id", "wallets", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "wallet_transactions",
+                        "wallet_id",
+                        "wallets",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(index("wallet_transactions", &["wallet_id", "created_at"], false))
+            .create_index(index(
+                "wallet_transactions",
+                &["wallet_id", "created_at"],
+                false,
+            ))
             .await?;
 
         manager
@@ -65,9 +83,24 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null("unlock_price"))
                     .col(ts("created_at"))
                     .col(ts("updated_at"))
-                    .foreign_key(&mut fk("leads", "project_id", "projects", ForeignKeyAction::Cascade))
-                    .foreign_key(&mut fk("leads", "unit_id", "units", ForeignKeyAction::Cascade))
-                    .foreign_key(&mut fk("leads", "buyer_id", "users", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "leads",
+                        "project_id",
+                        "projects",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut fk(
+                        "leads",
+                        "unit_id",
+                        "units",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut fk(
+                        "leads",
+                        "buyer_id",
+                        "users",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -96,7 +129,12 @@ impl MigrationTrait for Migration {
                     .col(string_len("user_agent", 512))
                     .col(ts("consented_at"))
                     .col(string_len("proof_sha256", 64))
-                    .foreign_key(&mut fk("lead_consents", "lead_id", "leads", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "lead_consents",
+                        "lead_id",
+                        "leads",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;

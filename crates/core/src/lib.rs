@@ -37,6 +37,8 @@ pub struct Services {
     pub siteplans: Arc<services::siteplans::SiteplanCache>,
     /// Largest accepted siteplan, in bytes.
     pub max_siteplan_bytes: usize,
+    /// Where uploaded files (booking documents, KYC images) are stored under generated names.
+    pub storage_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Services {

@@ -156,5 +156,6 @@ async fn offline_services(config: &Config) -> kavling_core::Services {
         clock: std::sync::Arc::new(kavling_core::clock::SystemClock),
         siteplans: std::sync::Arc::default(),
         max_siteplan_bytes: config.max_siteplan_bytes,
+        storage_dir: config.storage_dir.clone(),
     }
 }

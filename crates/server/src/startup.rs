@@ -102,6 +102,7 @@ impl Application {
             clock: options.clock.clone(),
             siteplans: Arc::default(),
             max_siteplan_bytes: config.max_siteplan_bytes,
+            storage_dir: config.storage_dir.clone(),
         };
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)

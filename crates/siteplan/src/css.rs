@@ -111,14 +111,12 @@ impl StyleSheet {
                 continue;
             }
             if c == b'@' {
-                // At-rule: ends at `;` or spans a balanced block.
-                let semi = css[i..].find(';').map(|p| p + i);
-                let brace = css[i..].find('{').map(|p| p + i);
-                i = match (semi, brace) {
-                    (Some(s), Some(br)) if s < br => s + 1,
-                    (_, Some(br)) => skip_block(b, br),
-                    (Some(s), None) => s + 1,
-                    (None, None) => b.len(),
+                // At-rule: ends at `;` or spans a balanced block. One scan for either keeps
+                // a run of `@` linear.
+                i = match css[i..].find([';', '{']).map(|p| p + i) {
+                    Some(p) if b[p] == b';' => p + 1,
+                    Some(p) => skip_block(b, p),
+                    None => b.len(),
                 };
                 continue;
             }
@@ -269,6 +267,19 @@ mod tests {
                 ("stroke".into(), "#4D4D4D".into())
             ]
         );
+    }
+
+    #[test]
+    fn hostile_stylesheets_stay_linear() {
+        let many_at = "@x;".repeat(200_000) + "{";
+        let t = std::time::Instant::now();
+        let s = StyleSheet::parse(&many_at);
+        assert!(s.is_empty());
+        let s = StyleSheet::parse(&"@".repeat(200_000));
+        assert!(s.is_empty());
+        let s = StyleSheet::parse(&"{".repeat(200_000));
+        assert!(s.is_empty());
+        assert!(t.elapsed().as_secs() < 5);
     }
 
     #[test]

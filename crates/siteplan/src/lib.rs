@@ -2,6 +2,42 @@
 //! allowlist into Flutter-ready SVG, index its elements, map element ids to units, compute unit
 //! geometry, and colour units by status through a precomputed splice template.
 //!
+//! # Validation
+//! One quick-xml pass over borrowed events. Refused, with line and column: non-UTF-8 or empty
+//! input, anything not well-formed (end tags are matched, unclosed elements at the end are
+//! reported, comments are checked for `--`), a root other than `<svg>`, any `<!DOCTYPE>` (the only
+//! place entities can be declared: entities are never expanded, so XXE and billion laughs cannot
+//! happen), an entity reference other than the five XML ones or a character reference, nesting
+//! deeper than [`Limits::max_depth`], more than [`Limits::max_elements`] elements.
+//!
+//! # Sanitization
+//! By allowlist (modelled on svg-hush and DOMPurify's SVG profile), with exact XML names, so
+//! `<SCRIPT>`, `XLinK:HrEf` or `ONLOAD` are not on the list and go. Dropped: `script`,
+//! `foreignObject`, `style` (after its rules are inlined), metadata, every element with a prefix
+//! or not on the list (with its subtree), animations whose `attributeName` is `href`, `style` or an
+//! `on*` handler (checked case-insensitively), every attribute not on the list (so all `on*`),
+//! `href`/`xlink:href` unless a `#fragment` (or a PNG/JPEG/GIF/WebP `data:` URL on `image` and
+//! `feImage`), CSS values (in `style`, presentation attributes, animation values, geometry
+//! attributes) with a `url()` not pointing at `#fragment`, a function not on a short list, a
+//! backslash escape, a comment or an at-rule; processing instructions, comments, the XML
+//! declaration, and CDATA sections outside `<style>` (their content too: CDATA in a label is rare,
+//! and dropping it is what the threat model asks). Kept: ids, `data-name`, `inkscape:label`,
+//! `data-*`, `xml:space`, geometry, transforms, presentation attributes and text. The root always
+//! declares the SVG and XLink namespaces. The output is canonical, so sanitizing it again gives
+//! the same bytes and the same element index.
+//!
+//! # Flutter-ready styles
+//! flutter_svg ignores `<style>` and `class`, so the simple rules of every `<style>` (selectors
+//! made only of `.class` names, comma lists included) become presentation attributes on the
+//! elements with those classes, whether the `<style>` comes before or after them. Precedence
+//! follows the CSS cascade a browser applies to the designer's file: a class rule replaces a
+//! presentation attribute of the same property, loses to the element's `style=""`, and a later
+//! rule beats an earlier one.
+//!
+//! # Mapping, colouring, geometry
+//! See [`Siteplan::map_units`] (ranked id resolution), [`ColorTemplate::render`] and
+//! [`Siteplan::geometry`].
+//!
 //! ```
 //! use kavling_siteplan::{Limits, Palette, Siteplan};
 //! let svg = br#"<svg viewBox="0 0 10 10"><rect id="A1" width="4" height="4"/></svg>"#;
@@ -108,13 +144,33 @@ impl Siteplan {
         self.view_box
     }
 
-    /// Matches elements to the given block numbers (see the ranking in the crate docs of `ids`).
+    /// Matches elements to the given block numbers.
+    ///
+    /// Candidates are rendered groups and shapes (`g`, `path`, `rect`, `circle`, `ellipse`,
+    /// `line`, `polyline`, `polygon`, `use`; not text labels, not inside `defs`/`clipPath`/...,
+    /// not the root). Each is named by its `data-name`, `inkscape:label` and `id`, tried in that
+    /// order at each rank, first hit wins:
+    /// 1. exact equality with a block number;
+    /// 2. after undoing export changes, only when that yields a block number: Illustrator
+    ///    "Save As" `_xHH_` escapes (`_x31_2` is `12`) and `_N_` duplicate suffix (`A12_1_`),
+    ///    the `_` "Export As" puts before a leading digit (`_91`), Figma's `_N` suffix (`A12_2`);
+    /// 3. normalised: case-insensitive, space `_` `-` `.` removed, and the words BLOK, BLOCK, NO,
+    ///    NOMOR, KAV, KAVLING, LOT, UNIT, RUMAH dropped ("Blok A No 12", `A-12`, `unit-A12`).
+    ///
+    /// An element claims at most one unit. When several claim one unit, an ancestor silently
+    /// beats its descendants (the outermost group is the unit), otherwise the best rank wins,
+    /// then document order, and a warning names them all. Also warned: an `id` and `data-name`
+    /// that disagree (`id="_91" data-name="81"`), names that look like block numbers (`E5`) but
+    /// match no unit, and units that become equal once normalised (those match only at ranks 1–2).
     pub fn map_units(&self, block_numbers: &[&str]) -> Mapping {
         ids::map_units(&self.text, &self.nodes, &self.named, block_numbers)
     }
 
-    /// Bounding box and centre of each matched unit in root user coordinates. Units whose
-    /// element has no measurable shape (only text, or only `use`) are left out.
+    /// Bounding box and centre of each matched unit in root user coordinates (the viewBox
+    /// space): the element and its rendered descendants, through every `transform` of the element
+    /// and its ancestors (nested `svg` x/y too), with exact curve and arc extrema. Text (needs font
+    /// metrics) and `use` (needs its reference) are not measured; a unit drawn only with those is
+    /// left out.
     pub fn geometry(&self, mapping: &Mapping) -> Vec<UnitGeometry> {
         mapping
             .matched

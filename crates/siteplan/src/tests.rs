@@ -790,3 +790,21 @@ fn demo_fixture_maps_all_120_units() {
     }
     assert_idempotent(src);
 }
+
+// ---- regressions found by the property test ---------------------------------------------
+
+#[test]
+fn root_label_declares_its_namespace_on_the_root() {
+    let out = san("<svg inkscape:label=\"Plan\" height=\"1\"/>");
+    assert!(
+        out.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\" inkscape:label=\"Plan\""),
+        "{out}"
+    );
+    assert_idempotent(&out);
+}
+
+#[test]
+fn attribute_name_only_on_animations_and_geometry_is_css_checked() {
+    let out = san("<svg><g attributeName=\"xlink:href\" width=\"url(http://x)\" transform=\"translate(1 2)\"/></svg>");
+    assert!(out.contains("<g transform=\"translate(1 2)\"/>"), "{out}");
+}
