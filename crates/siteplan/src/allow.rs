@@ -394,10 +394,12 @@ pub(crate) fn animation_target_ok(target: &str) -> bool {
         .flat_map(char::to_lowercase)
         .collect();
     let local = t.rsplit(':').next().unwrap_or("");
-    !(local == "href"
-        || local.starts_with("on")
-        || local == "style"
-        || local.is_empty() && !t.is_empty())
+    let is_name = t
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'));
+    is_name
+        && !local.is_empty()
+        && !(local == "href" || local.starts_with("on") || local == "style")
 }
 
 /// Whether an `href` value is safe: a same-document fragment, or (on images) a raster `data:` URL.
@@ -531,6 +533,8 @@ mod tests {
         assert!(!animation_target_ok(" href "));
         assert!(!animation_target_ok("onclick"));
         assert!(!animation_target_ok("style"));
+        assert!(!animation_target_ok("fill:url(http://x)"));
+        assert!(!animation_target_ok(""));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! second parse).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -376,7 +377,8 @@ impl<'a> Pass<'a> {
         Pass {
             text,
             limits,
-            out: String::with_capacity(text.len() + 256),
+            // Headroom for inlined class rules, so patching in place rarely reallocates.
+            out: String::with_capacity(text.len() + text.len() / 4 + 256),
             nodes: Vec::with_capacity(text.len() / 256 + 16),
             named: Vec::new(),
             stack: Vec::with_capacity(64),
@@ -838,38 +840,61 @@ impl<'a> Pass<'a> {
         let mut touched: Vec<u8> = Vec::new();
         let mut apply: Vec<(u32, u8)> = Vec::new();
         let mut patched = vec![false; self.nodes.len()];
+        // Elements share a handful of class lists: compute each (classes, style mask) once and
+        // reuse its inserted text.
+        let mut cache: HashMap<(&str, u64), (u32, u32, u64)> = HashMap::new();
+        let out = &self.out;
         for rec in &self.class_recs {
-            let classes = decode_lossy(&self.out[rec.class.range()]);
-            touched.clear();
-            for c in classes.split_ascii_whitespace() {
-                let Some(list) = sheet.classes.get(c) else {
-                    continue;
-                };
-                for &d in list {
-                    let p = sheet.decls[d as usize].0 as usize;
-                    if best[p] == NONE {
-                        touched.push(p as u8);
-                        best[p] = d;
-                    } else {
-                        best[p] = best[p].max(d);
+            let key = (&out[rec.class.range()], rec.style_mask);
+            let (ins_start, ins_len, applied) = match cache.get(&key) {
+                Some(v) => *v,
+                None => {
+                    let classes = decode_lossy(key.0);
+                    touched.clear();
+                    for c in classes.split_ascii_whitespace() {
+                        let Some(list) = sheet.classes.get(c) else {
+                            continue;
+                        };
+                        for &d in list {
+                            let p = sheet.decls[d as usize].0 as usize;
+                            if best[p] == NONE {
+                                touched.push(p as u8);
+                                best[p] = d;
+                            } else {
+                                best[p] = best[p].max(d);
+                            }
+                        }
                     }
+                    apply.clear();
+                    for &p in &touched {
+                        if rec.style_mask & (1u64 << p) == 0 {
+                            apply.push((best[p as usize], p));
+                        }
+                        best[p as usize] = NONE;
+                    }
+                    apply.sort_unstable();
+                    let start = ins.len();
+                    let mut mask = 0u64;
+                    for &(d, p) in &apply {
+                        ins.push(' ');
+                        ins.push_str(PRESENTATION[p as usize]);
+                        ins.push_str("=\"");
+                        push_escaped(&mut ins, &sheet.decls[d as usize].1);
+                        ins.push('"');
+                        mask |= 1u64 << p;
+                    }
+                    let v = (start as u32, (ins.len() - start) as u32, mask);
+                    cache.insert(key, v);
+                    v
                 }
-            }
-            apply.clear();
-            for &p in &touched {
-                if rec.style_mask & (1u64 << p) == 0 {
-                    apply.push((best[p as usize], p));
-                }
-                best[p as usize] = NONE;
-            }
-            if apply.is_empty() {
+            };
+            if applied == 0 {
                 continue;
             }
-            apply.sort_unstable();
             let spans =
                 &self.pres_spans[rec.pres_start as usize..(rec.pres_start + rec.pres_len) as usize];
             for s in spans {
-                if apply.iter().any(|&(_, p)| p == s.prop) {
+                if applied & (1u64 << s.prop) != 0 {
                     patches.push(Patch {
                         pos: s.start,
                         del: s.end - s.start,
@@ -879,38 +904,62 @@ impl<'a> Pass<'a> {
                 }
             }
             let node = &self.nodes[rec.node as usize];
-            let close = if self.out.as_bytes()[node.tag_end as usize - 2] == b'/' {
+            let close = if out.as_bytes()[node.tag_end as usize - 2] == b'/' {
                 2
             } else {
                 1
             };
-            let ins_start = ins.len();
-            for &(d, p) in &apply {
-                ins.push(' ');
-                ins.push_str(PRESENTATION[p as usize]);
-                ins.push_str("=\"");
-                push_escaped(&mut ins, &sheet.decls[d as usize].1);
-                ins.push('"');
-            }
             patches.push(Patch {
                 pos: node.tag_end - close,
                 del: 0,
-                ins_start: ins_start as u32,
-                ins_len: (ins.len() - ins_start) as u32,
+                ins_start,
+                ins_len,
             });
             patched[rec.node as usize] = true;
         }
+        drop(cache);
         if patches.is_empty() {
             return;
         }
-        let mut new = String::with_capacity(self.out.len() + ins.len());
-        let mut last = 0usize;
-        for p in &patches {
-            new.push_str(&self.out[last..p.pos as usize]);
-            new.push_str(&ins[p.ins_start as usize..(p.ins_start + p.ins_len) as usize]);
-            last = (p.pos + p.del) as usize;
-        }
-        new.push_str(&self.out[last..]);
+        let ins_of = |p: &Patch| &ins[p.ins_start as usize..(p.ins_start + p.ins_len) as usize];
+        let mut running = 0i64;
+        let only_right = patches.iter().all(|p| {
+            running += i64::from(p.ins_len) - i64::from(p.del);
+            running >= 0
+        });
+        let new = if only_right {
+            // Every byte moves right (or stays): patch in place from the end, so a 10 MB output
+            // is neither allocated twice nor page-faulted twice.
+            let old_len = self.out.len();
+            let final_len = (old_len as i64 + running) as usize;
+            let mut bytes = std::mem::take(&mut self.out).into_bytes();
+            bytes.resize(final_len, 0);
+            let mut src_end = old_len;
+            let mut dst_end = final_len;
+            for p in patches.iter().rev() {
+                let seg_start = (p.pos + p.del) as usize;
+                let seg_len = src_end - seg_start;
+                bytes.copy_within(seg_start..src_end, dst_end - seg_len);
+                dst_end -= seg_len;
+                let add = ins_of(p).as_bytes();
+                bytes[dst_end - add.len()..dst_end].copy_from_slice(add);
+                dst_end -= add.len();
+                src_end = p.pos as usize;
+            }
+            // Only whole UTF-8 runs were moved, so this cannot fail; stay total anyway.
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        } else {
+            let mut new = String::with_capacity(self.out.len() + ins.len());
+            let mut last = 0usize;
+            for p in &patches {
+                new.push_str(&self.out[last..p.pos as usize]);
+                new.push_str(ins_of(p));
+                last = (p.pos + p.del) as usize;
+            }
+            new.push_str(&self.out[last..]);
+            new
+        };
         // Shift node offsets: every patch lies inside some start tag.
         let mut shift = vec![0i64; self.nodes.len()];
         let mut k = 0usize;

@@ -810,3 +810,35 @@ fn attribute_name_only_on_animations_and_geometry_is_css_checked() {
     );
     assert!(out.contains("<g transform=\"translate(1 2)\"/>"), "{out}");
 }
+
+#[test]
+fn class_patching_in_place_and_shrinking() {
+    // Growing (in place) and shrinking (rebuilt) outputs keep ids and spans right.
+    for (fill, rule) in [
+        ("#999", "#111111111111111111"),
+        ("#99999999999999999999999999", "red"),
+    ] {
+        let src = format!(
+            "<svg><rect id=\"A1\" fill=\"{fill}\" class=\"a\"/><g id=\"A2\"><rect class=\"a\" fill=\"{fill}\"/></g>\
+             <style>.a{{fill:{rule}}}</style><rect id=\"A3\" class=\"a\"/></svg>"
+        );
+        let p = plan(&src);
+        let out = p.sanitized();
+        assert!(
+            out.contains(&format!("<rect id=\"A1\" class=\"a\" fill=\"{rule}\"/>")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "<g id=\"A2\"><rect class=\"a\" fill=\"{rule}\"/></g>"
+            )),
+            "{out}"
+        );
+        let m = p.map_units(&["A1", "A2", "A3"]);
+        assert_eq!(m.matched.len(), 3);
+        assert!(m.unmatched_element_ids.is_empty());
+        let r = p.color_template(&m).render(|_| Some("#22c55e"));
+        assert_eq!(r.matches("fill=\"#22c55e\"").count(), 4, "{r}");
+        assert_idempotent(&src);
+    }
+}
