@@ -139,31 +139,62 @@ fn export_variants(s: &str) -> Vec<String> {
 
 /// The normalised form used by rank 3.
 pub(crate) fn normalise(s: &str) -> String {
+    // Tokens are written straight into `out`; a token that is a noise word is cut off again.
     let mut out = String::with_capacity(s.len());
-    let mut token = String::new();
-    let flush = |token: &mut String, out: &mut String| {
-        if !NOISE_WORDS.contains(&token.as_str()) {
-            out.push_str(token);
+    let mut token_start = 0usize;
+    let flush = |out: &mut String, token_start: &mut usize| {
+        if NOISE_WORDS.contains(&&out[*token_start..]) {
+            out.truncate(*token_start);
         }
-        token.clear();
+        *token_start = out.len();
     };
     let mut prev_digit: Option<bool> = None;
     for c in s.chars() {
         if c.is_whitespace() || matches!(c, '_' | '-' | '.') {
-            flush(&mut token, &mut out);
+            flush(&mut out, &mut token_start);
             prev_digit = None;
             continue;
         }
         let digit = c.is_ascii_digit();
         if prev_digit.is_some_and(|p| p != digit) {
-            flush(&mut token, &mut out);
+            flush(&mut out, &mut token_start);
         }
         prev_digit = Some(digit);
-        token.extend(c.to_lowercase());
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
     }
-    flush(&mut token, &mut out);
+    flush(&mut out, &mut token_start);
     out
 }
+
+/// A fast hasher for maps keyed by the admin's block numbers (trusted keys; the upload only
+/// looks them up, so hash flooding cannot grow a bucket).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// Rank-3 candidates for a name.
 fn normal_variants(s: &str) -> Vec<String> {
@@ -323,14 +354,16 @@ pub(crate) fn map_units(
 
     // Units, deduplicated, in the given order.
     let mut units: Vec<&str> = Vec::with_capacity(block_numbers.len());
-    let mut exact: HashMap<&str, u32> = HashMap::with_capacity(block_numbers.len());
+    let mut exact: FxMap<&str, u32> = FxMap::default();
+    exact.reserve(block_numbers.len());
     for &b in block_numbers {
         if !exact.contains_key(b) {
             exact.insert(b, units.len() as u32);
             units.push(b);
         }
     }
-    let mut normal: HashMap<String, u32> = HashMap::with_capacity(units.len());
+    let mut normal: FxMap<String, u32> = FxMap::default();
+    normal.reserve(units.len());
     for (i, u) in units.iter().enumerate() {
         let n = normalise(u);
         if n.is_empty() {
