@@ -247,6 +247,29 @@ pub(crate) fn push_escaped(out: &mut String, v: &str) {
     out.push_str(&v[last..]);
 }
 
+/// First byte that is a C0 control character XML 1.0 forbids (all but tab, LF, CR). Chunked so
+/// the common "none" answer is a vectorised scan.
+fn find_control_char(b: &[u8]) -> Option<usize> {
+    let bad = |x: u8| x < 0x20 && x != b'\t' && x != b'\n' && x != b'\r';
+    let mut chunks = b.chunks_exact(32);
+    let mut base = 0;
+    for c in &mut chunks {
+        let mut f = false;
+        for &x in c {
+            f |= bad(x);
+        }
+        if f {
+            return c.iter().position(|&x| bad(x)).map(|p| base + p);
+        }
+        base += 32;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| bad(x))
+        .map(|p| base + p)
+}
+
 fn is_xml_space(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
@@ -343,6 +366,14 @@ pub(crate) fn run(input: &[u8], limits: &Limits) -> Result<Parsed, SvgError> {
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = find_control_char(text.as_bytes()) {
+        let c = text.as_bytes()[at];
+        return Err(SvgError::at(
+            text,
+            at,
+            SvgErrorKind::Malformed(format!("control character U+{c:04X} is not allowed in XML")),
+        ));
+    }
     if is_xml_space(text) {
         return Err(SvgError::at(text, 0, SvgErrorKind::Empty));
     }

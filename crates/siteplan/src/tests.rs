@@ -139,6 +139,22 @@ fn malformed_xml_is_refused() {
 }
 
 #[test]
+fn control_characters_are_refused() {
+    let e = err(b"<svg>\n<text>a\x01</text></svg>");
+    assert!(
+        matches!(e.kind, SvgErrorKind::Malformed(ref m) if m.contains("U+0001")),
+        "{e}"
+    );
+    assert_eq!((e.line, e.column), (2, 8));
+    let long = format!("<svg>{}<rect id=\"a\x00\"/></svg>", " ".repeat(100));
+    assert!(matches!(
+        err(long.as_bytes()).kind,
+        SvgErrorKind::Malformed(_)
+    ));
+    assert!(plan("<svg>\t\r\n<text>\u{7f}\u{85}</text></svg>").element_count() == 2);
+}
+
+#[test]
 fn root_must_be_svg() {
     assert_eq!(
         err(b"<html><svg/></html>").kind,
