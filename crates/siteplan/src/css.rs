@@ -99,8 +99,17 @@ pub(crate) struct StyleSheet {
 impl StyleSheet {
     /// Parses the concatenated text of the `<style>` elements. Anything that is not a rule whose
     /// selectors are all plain `.class` names is skipped (at-rules such as `@import` included).
+    #[cfg(test)]
     pub(crate) fn parse(css: &str) -> StyleSheet {
         let mut sheet = StyleSheet::default();
+        sheet.add(css);
+        sheet
+    }
+
+    /// Adds the rules of one `<style>` element (each element is parsed on its own, as browsers
+    /// do, so an unclosed block cannot swallow the next element's rules).
+    pub(crate) fn add(&mut self, css: &str) {
+        let sheet = self;
         let css = strip_comments(css);
         let b = css.as_bytes();
         let mut i = 0;
@@ -134,7 +143,6 @@ impl StyleSheet {
             i = close;
             sheet.add_rule(selectors, body);
         }
-        sheet
     }
 
     fn add_rule(&mut self, selectors: &str, body: &str) {

@@ -26,7 +26,9 @@ pub struct MatchedUnit {
     pub element_id: String,
 }
 
-/// The mapping report between a siteplan's elements and a project's units.
+/// The mapping report between a siteplan's elements and a project's units. It also remembers
+/// which element each match is, so colouring and geometry need the `Mapping` returned by the
+/// same `Siteplan` (or one parsed from its sanitized text: the index is identical).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapping {
     /// Units with their element, in the order the block numbers were given.

@@ -396,7 +396,10 @@ struct Pass<'a> {
     root_done: bool,
     root_inkscape: bool,
     elements: usize,
+    /// Text of the `<style>` element being read.
     css: String,
+    /// Class rules of the `<style>` elements read so far.
+    sheet: StyleSheet,
     class_recs: Vec<ClassRec>,
     pres_spans: Vec<PresSpan>,
     scratch: String,
@@ -419,6 +422,7 @@ impl<'a> Pass<'a> {
             root_inkscape: false,
             elements: 0,
             css: String::new(),
+            sheet: StyleSheet::default(),
             class_recs: Vec::new(),
             pres_spans: Vec::new(),
             scratch: String::new(),
@@ -509,11 +513,9 @@ impl<'a> Pass<'a> {
             return Err(self.err(self.text.len(), SvgErrorKind::NoRoot));
         }
         self.out.push('\n');
-        if !self.class_recs.is_empty() && !self.css.is_empty() {
-            let sheet = StyleSheet::parse(&self.css);
-            if !sheet.is_empty() {
-                self.apply_classes(&sheet);
-            }
+        if !self.class_recs.is_empty() && !self.sheet.is_empty() {
+            let sheet = std::mem::take(&mut self.sheet);
+            self.apply_classes(&sheet);
         }
         Ok(Parsed {
             text: self.out,
@@ -579,7 +581,14 @@ impl<'a> Pass<'a> {
                     n.end = end;
                 }
             }
-            FrameWhat::Dropped | FrameWhat::Style => self.dropping -= 1,
+            FrameWhat::Style => {
+                self.dropping -= 1;
+                if self.dropping == 0 && !self.css.is_empty() {
+                    self.sheet.add(&self.css);
+                    self.css.clear();
+                }
+            }
+            FrameWhat::Dropped => self.dropping -= 1,
         }
         if self.stack.is_empty() {
             self.root_done = true;

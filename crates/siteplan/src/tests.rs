@@ -446,6 +446,13 @@ fn class_rules_are_inlined_before_and_after_shapes() {
 }
 
 #[test]
+fn each_style_element_is_parsed_on_its_own() {
+    let out =
+        san("<svg><style>.a{fill:red</style><style>.b{fill:blue}</style><rect class=\"b\"/></svg>");
+    assert!(out.contains("<rect class=\"b\" fill=\"blue\"/>"), "{out}");
+}
+
+#[test]
 fn class_rule_beats_attribute_and_loses_to_style() {
     let out = san(concat!(
         "<svg><style>.u{fill:#111;stroke:#222;opacity:0.5}</style>",
