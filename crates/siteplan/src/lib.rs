@@ -168,9 +168,9 @@ impl Siteplan {
 
     /// Bounding box and centre of each matched unit in root user coordinates (the viewBox
     /// space): the element and its rendered descendants, through every `transform` of the element
-    /// and its ancestors (nested `svg` x/y too), with exact curve and arc extrema. Text (needs font
-    /// metrics) and `use` (needs its reference) are not measured; a unit drawn only with those is
-    /// left out.
+    /// and its ancestors (nested `svg` x/y too), with exact curve and arc extrema, without stroke
+    /// width (like `getBBox()`). Text (needs font metrics) and `use` (needs its reference) are not
+    /// measured; a unit drawn only with those is left out.
     pub fn geometry(&self, mapping: &Mapping) -> Vec<UnitGeometry> {
         mapping
             .matched

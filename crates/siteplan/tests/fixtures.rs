@@ -303,3 +303,27 @@ fn hostile_details() {
             .starts_with("line 2, column 1: DOCTYPE is not allowed in a siteplan")
     );
 }
+
+#[test]
+fn synthetic_benchmark_siteplan_is_consistent() {
+    let svg = kavling_siteplan::synth::generate_siteplan(250);
+    let units = kavling_siteplan::synth::block_numbers(250);
+    let refs = refs(&units);
+    let plan = Siteplan::parse(svg.as_bytes(), &Limits::default()).unwrap();
+    let again = Siteplan::parse(plan.sanitized().as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(plan.sanitized(), again.sanitized());
+    let m = plan.map_units(&refs);
+    assert_eq!(m.matched.len(), 250);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(m, again.map_units(&refs));
+    let g = plan.geometry(&m);
+    assert_eq!(g.len(), 250);
+    for u in &g {
+        // Lots are 38×80 (a little more when rotated by 2°).
+        assert!(u.bbox.width > 37.0 && u.bbox.width < 44.0, "{u:?}");
+        assert!(u.bbox.height > 79.0 && u.bbox.height < 84.0, "{u:?}");
+    }
+    let out = plan.color_template(&m).render(|_| Some("#eab308"));
+    assert!(out.len() > plan.sanitized().len());
+    Siteplan::parse(out.as_bytes(), &Limits::default()).unwrap();
+}
