@@ -51,6 +51,7 @@
 //! ```
 
 mod allow;
+mod attrs;
 mod color;
 mod css;
 mod error;

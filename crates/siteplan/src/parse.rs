@@ -23,6 +23,7 @@ use crate::allow::{
     AttrKind, ElemAction, Kind, PRESENTATION, animation_target_ok, attr_kind, css_value_ok,
     element_action, href_ok,
 };
+use crate::attrs::Attrs;
 use crate::css::{StyleSheet, filter_style};
 use crate::error::{SvgError, SvgErrorKind};
 use crate::{Limits, ViewBox};
@@ -403,6 +404,8 @@ struct Pass<'a> {
     class_recs: Vec<ClassRec>,
     pres_spans: Vec<PresSpan>,
     scratch: String,
+    /// Buffer lent to the attribute scanner.
+    attr_buf: Vec<(usize, usize)>,
     view_box: Option<ViewBox>,
 }
 
@@ -426,6 +429,7 @@ impl<'a> Pass<'a> {
             class_recs: Vec::new(),
             pres_spans: Vec::new(),
             scratch: String::new(),
+            attr_buf: Vec::new(),
             view_box: None,
         }
     }
@@ -597,12 +601,20 @@ impl<'a> Pass<'a> {
     }
 
     /// Checks the attributes of an element that is dropped: they must still be well-formed.
-    fn validate_attrs(&self, e: &BytesStart<'_>, pos: usize) -> Result<(), SvgError> {
-        for a in e.attributes() {
-            let a = a.map_err(|err| self.err(pos, SvgErrorKind::Malformed(err.to_string())))?;
-            decode(&a.value).map_err(|x| self.err_in(&a.value, pos, x))?;
+    fn validate_attrs(&mut self, e: &BytesStart<'_>, pos: usize) -> Result<(), SvgError> {
+        let raw = e.attributes_raw();
+        let mut it = Attrs::with_buffer(raw, std::mem::take(&mut self.attr_buf));
+        for a in &mut it {
+            let (_, value) = a.map_err(|x| self.attr_err(raw, pos, x))?;
+            decode(value).map_err(|x| self.err_in(value, pos, x))?;
         }
+        self.attr_buf = it.into_buffer();
         Ok(())
+    }
+
+    /// An attribute syntax error, placed at its byte in the input.
+    fn attr_err(&self, raw: &str, pos: usize, (off, msg): (usize, String)) -> SvgError {
+        self.err_in(raw, pos, (off, SvgErrorKind::Malformed(msg)))
     }
 
     fn start(&mut self, e: &BytesStart<'_>, pos: usize, empty: bool) -> Result<(), SvgError> {
@@ -658,10 +670,11 @@ impl<'a> Pass<'a> {
 
     /// An animation element is kept only if it does not target `href`, `style` or an event handler.
     fn animation_ok(&self, e: &BytesStart<'_>, pos: usize) -> Result<bool, SvgError> {
-        for a in e.attributes() {
-            let a = a.map_err(|err| self.err(pos, SvgErrorKind::Malformed(err.to_string())))?;
-            if a.key.0.eq_ignore_ascii_case("attributeName") {
-                let v = decode(&a.value).map_err(|x| self.err_in(&a.value, pos, x))?;
+        let raw = e.attributes_raw();
+        for a in Attrs::with_buffer(raw, Vec::new()) {
+            let (key, value) = a.map_err(|x| self.attr_err(raw, pos, x))?;
+            if key.eq_ignore_ascii_case("attributeName") {
+                let v = decode(value).map_err(|x| self.err_in(value, pos, x))?;
                 if !animation_target_ok(&v) {
                     return Ok(false);
                 }
@@ -717,8 +730,8 @@ impl<'a> Pass<'a> {
             self.out.push('"');
             let mut declares_inkscape = false;
             // A label on the root itself also needs the declaration up front.
-            for a in e.attributes().flatten() {
-                declares_inkscape |= a.key.0 == "xmlns:inkscape" || a.key.0 == "inkscape:label";
+            for (key, _) in Attrs::with_buffer(e.attributes_raw(), Vec::new()).flatten() {
+                declares_inkscape |= key == "xmlns:inkscape" || key == "inkscape:label";
             }
             if declares_inkscape {
                 self.out.push_str(" xmlns:inkscape=\"");
@@ -738,10 +751,10 @@ impl<'a> Pass<'a> {
         let mut style_mask = 0u64;
         let pres_start = self.pres_spans.len();
         let (mut vb, mut width, mut height) = (None, None, None);
-        for a in e.attributes() {
-            let a = a.map_err(|err| self.err(pos, SvgErrorKind::Malformed(err.to_string())))?;
-            let key = a.key.0;
-            let raw: &str = &a.value;
+        let attrs_raw = e.attributes_raw();
+        let mut it = Attrs::with_buffer(attrs_raw, std::mem::take(&mut self.attr_buf));
+        for a in &mut it {
+            let (key, raw) = a.map_err(|x| self.attr_err(attrs_raw, pos, x))?;
             match attr_kind(key) {
                 AttrKind::Plain => {
                     if !matches!(key, "d" | "points")
@@ -828,6 +841,7 @@ impl<'a> Pass<'a> {
                 }
             }
         }
+        self.attr_buf = it.into_buffer();
         self.out.push_str(if empty { "/>" } else { ">" });
         self.nodes.push(Node {
             tag_start: tag_start as u32,

@@ -865,3 +865,17 @@ fn class_patching_in_place_and_shrinking() {
         assert_idempotent(&src);
     }
 }
+
+#[test]
+fn quoted_angle_brackets_stay_inside_values() {
+    let out = san("<svg><text id=\"a>b\" data-x='c\"d'>x</text><rect id=\"e<f\"/></svg>");
+    assert!(
+        out.contains("<text id=\"a&gt;b\" data-x=\"c&quot;d\">x</text>"),
+        "{out}"
+    );
+    assert!(out.contains("<rect id=\"e&lt;f\"/>"), "{out}");
+    assert_idempotent(&out);
+    let e = err(b"<svg>\n  <rect x=\"1\"y=\"2\"/></svg>");
+    assert!(matches!(e.kind, SvgErrorKind::Malformed(_)));
+    assert_eq!((e.line, e.column), (2, 14));
+}
