@@ -893,7 +893,6 @@ impl<'a> Pass<'a> {
         let mut best = [NONE; 64];
         let mut touched: Vec<u8> = Vec::new();
         let mut apply: Vec<(u32, u8)> = Vec::new();
-        let mut patched = vec![false; self.nodes.len()];
         // Elements share a handful of class lists: compute each (classes, style mask) once and
         // reuse its inserted text.
         let mut cache: HashMap<(&str, u64), (u32, u32, u64)> = HashMap::new();
@@ -969,7 +968,6 @@ impl<'a> Pass<'a> {
                 ins_start,
                 ins_len,
             });
-            patched[rec.node as usize] = true;
         }
         drop(cache);
         if patches.is_empty() {
@@ -1014,50 +1012,32 @@ impl<'a> Pass<'a> {
             new.push_str(&self.out[last..]);
             new
         };
-        // Shift node offsets: every patch lies inside some start tag.
-        let mut shift = vec![0i64; self.nodes.len()];
-        let mut k = 0usize;
-        let mut delta = 0i64;
-        let step = |p: &Patch| i64::from(p.ins_len) - i64::from(p.del);
-        for (i, n) in self.nodes.iter_mut().enumerate() {
-            while k < patches.len() && patches[k].pos < n.tag_start {
-                delta += step(&patches[k]);
-                k += 1;
+        // Map old offsets to new ones: an offset moves by the patches before it. Names are never
+        // inside a deleted span (only presentation attributes are deleted), and a tag's end lies
+        // after its own insertion point.
+        let mut cum = Vec::with_capacity(patches.len() + 1);
+        let mut total = 0i64;
+        cum.push(0i64);
+        for p in &patches {
+            total += i64::from(p.ins_len) - i64::from(p.del);
+            cum.push(total);
+        }
+        let map = |off: u32| -> u32 {
+            let k = patches.partition_point(|p| p.pos < off);
+            (i64::from(off) + cum[k]) as u32
+        };
+        for n in &mut self.nodes {
+            n.tag_start = map(n.tag_start);
+            n.tag_end = map(n.tag_end);
+        }
+        for named in &mut self.named {
+            for s in [&mut named.id, &mut named.data_name, &mut named.label]
+                .into_iter()
+                .flatten()
+            {
+                s.start = map(s.start);
             }
-            shift[i] = delta;
-            let mut inner = delta;
-            let mut kk = k;
-            while kk < patches.len() && patches[kk].pos < n.tag_end {
-                inner += step(&patches[kk]);
-                kk += 1;
-            }
-            n.tag_start = (i64::from(n.tag_start) + delta) as u32;
-            n.tag_end = (i64::from(n.tag_end) + inner) as u32;
         }
         self.out = new;
-        let move_span = |s: &mut Option<Span>, d: i64| {
-            if let Some(s) = s {
-                s.start = (i64::from(s.start) + d) as u32;
-            }
-        };
-        for named in &mut self.named {
-            let i = named.node as usize;
-            if patched[i] {
-                let (mut id, mut dn, mut label) = (None, None, None);
-                for_each_attr(&self.out, &self.nodes[i], |k, v, _| match k {
-                    "id" => id = Some(v),
-                    "data-name" => dn = Some(v),
-                    "inkscape:label" => label = Some(v),
-                    _ => {}
-                });
-                named.id = id;
-                named.data_name = dn;
-                named.label = label;
-            } else {
-                move_span(&mut named.id, shift[i]);
-                move_span(&mut named.data_name, shift[i]);
-                move_span(&mut named.label, shift[i]);
-            }
-        }
     }
 }
