@@ -262,6 +262,32 @@ fn is_tool_generated(id: &str) -> bool {
     )
 }
 
+/// Collects warnings up to [`MAX_WARNINGS`]; past that only counts them, so a hostile file with
+/// half a million look-alike ids does not format half a million messages.
+#[derive(Default)]
+struct Warnings {
+    list: Vec<String>,
+    dropped: usize,
+}
+
+impl Warnings {
+    fn add(&mut self, message: impl FnOnce() -> String) {
+        if self.list.len() < MAX_WARNINGS {
+            self.list.push(message());
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.dropped > 0 {
+            let more = self.dropped;
+            self.list.push(format!("... and {more} more warnings"));
+        }
+        self.list
+    }
+}
+
 struct Claim {
     unit: u32,
     rank: u8,
@@ -352,7 +378,7 @@ pub(crate) fn map_units(
     named_list: &[Named],
     block_numbers: &[&str],
 ) -> Mapping {
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings = Warnings::default();
 
     // Units, deduplicated, in the given order.
     let mut units: Vec<&str> = Vec::with_capacity(block_numbers.len());
@@ -373,11 +399,13 @@ pub(crate) fn map_units(
         }
         match normal.get_mut(&n) {
             Some(existing) if *existing != AMBIGUOUS => {
-                warnings.push(format!(
-                    "units {} and {} look the same once spaces, dashes and case are ignored; \
+                warnings.add(|| {
+                    format!(
+                        "units {} and {} look the same once spaces, dashes and case are ignored; \
                      only exact or export-escaped ids match them",
-                    units[*existing as usize], u
-                ));
+                        units[*existing as usize], u
+                    )
+                });
                 *existing = AMBIGUOUS;
             }
             Some(_) => {}
@@ -398,7 +426,7 @@ pub(crate) fn map_units(
         if let (Some(id), Some(dn)) = (names.id.as_deref(), names.data_name.as_deref())
             && !names_agree(id, dn)
         {
-            warnings.push(format!(
+            warnings.add(|| format!(
                 "element id \"{id}\" has data-name \"{dn}\", which disagrees; data-name is used first"
             ));
         }
@@ -424,11 +452,13 @@ pub(crate) fn map_units(
                 for v in normal_variants(n) {
                     match normal.get(&v) {
                         Some(&AMBIGUOUS) => {
-                            warnings.push(format!(
-                                "element \"{}\" could be any of several units once normalised; \
+                            warnings.add(|| {
+                                format!(
+                                    "element \"{}\" could be any of several units once normalised; \
                                  it was not matched",
-                                names.display()
-                            ));
+                                    names.display()
+                                )
+                            });
                             break 'rank3;
                         }
                         Some(&u) => {
@@ -475,13 +505,15 @@ pub(crate) fn map_units(
                     .iter()
                     .map(|c| format!("\"{}\"", display_id(text, named_list, c.node)))
                     .collect();
-                warnings.push(format!(
-                    "unit {} is claimed by {} elements ({}); using \"{}\"",
-                    units[unit as usize],
-                    tops.len(),
-                    ids.join(", "),
-                    display_id(text, named_list, best.node)
-                ));
+                warnings.add(|| {
+                    format!(
+                        "unit {} is claimed by {} elements ({}); using \"{}\"",
+                        units[unit as usize],
+                        tops.len(),
+                        ids.join(", "),
+                        display_id(text, named_list, best.node)
+                    )
+                });
             }
         }
         i = j;
@@ -530,20 +562,17 @@ pub(crate) fn map_units(
                 .as_deref()
                 .is_none_or(|id| !is_tool_generated(id) || human)
         {
-            warnings.push(format!(
-                "element \"{}\" looks like block number \"{}\" but no such unit exists",
-                names.display(),
-                n
-            ));
+            warnings.add(|| {
+                format!(
+                    "element \"{}\" looks like block number \"{}\" but no such unit exists",
+                    names.display(),
+                    n
+                )
+            });
         }
     }
 
-    if warnings.len() > MAX_WARNINGS {
-        let more = warnings.len() - MAX_WARNINGS;
-        warnings.truncate(MAX_WARNINGS);
-        warnings.push(format!("... and {more} more warnings"));
-    }
-    mapping.warnings = warnings;
+    mapping.warnings = warnings.finish();
     mapping
 }
 

@@ -879,3 +879,13 @@ fn quoted_angle_brackets_stay_inside_values() {
     assert!(matches!(e.kind, SvgErrorKind::Malformed(_)));
     assert_eq!((e.line, e.column), (2, 14));
 }
+
+#[test]
+fn warnings_are_capped() {
+    let body: String = (0..300).map(|i| format!("<rect id=\"E{i}\"/>")).collect();
+    let p = plan(&format!("<svg>{body}</svg>"));
+    let m = p.map_units(&["A1"]);
+    assert_eq!(m.warnings.len(), 101);
+    assert_eq!(m.warnings[100], "... and 200 more warnings");
+    assert_eq!(m.unmatched_element_ids.len(), 300);
+}
