@@ -339,21 +339,20 @@ pub(crate) fn for_each_attr(text: &str, node: &Node, mut f: impl FnMut(&str, Spa
     let name_len = inner
         .find(|c: char| c.is_ascii_whitespace())
         .unwrap_or(inner.len());
-    let start = BytesStart::from_content(inner, name_len);
-    for a in start.attributes().with_checks(false).flatten() {
-        let (Some(k), Some(v)) = (offset_in(text, a.key.0), offset_in(text, &a.value)) else {
+    for (key, val) in Attrs::with_buffer(&inner[name_len..], Vec::new()).flatten() {
+        let (Some(k), Some(v)) = (offset_in(text, key), offset_in(text, val)) else {
             continue;
         };
         let value = Span {
             start: v as u32,
-            len: a.value.len() as u32,
+            len: val.len() as u32,
         };
         // Canonical output: ` name="value"`, so the whole attribute is easy to delimit.
         let whole = Span {
             start: k as u32 - 1,
-            len: (v + a.value.len() + 1 - (k - 1)) as u32,
+            len: (v + val.len() + 1 - (k - 1)) as u32,
         };
-        f(a.key.0, value, whole);
+        f(key, value, whole);
     }
 }
 
