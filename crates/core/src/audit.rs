@@ -103,7 +103,7 @@ pub const AUDIT_LIST: ListSpec<audit_log::Column> = ListSpec {
 };
 
 /// An audit row as the API shows it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
     /// Id.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name {
             $(
                 #[doc = $text]
@@ -98,7 +98,8 @@ pub fn color_of(status: &str) -> &'static str {
 }
 
 /// A project's palette: the contract colours with optional per-project overrides.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"SOLD": "#b91c1c"}))]
 pub struct Palette {
     /// Overrides keyed by unit status (`"AVAILABLE": "#00ff00"`).
     #[serde(flatten)]

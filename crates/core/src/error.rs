@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// One field-level validation failure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The request field (camelCase, as the client sent it).
     pub field: String,

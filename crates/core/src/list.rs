@@ -430,7 +430,7 @@ fn escape_like(s: &str) -> String {
 }
 
 /// A page of results in the contract's envelope.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The rows.
     pub data: Vec<T>,
@@ -439,14 +439,14 @@ pub struct Page<T> {
 }
 
 /// The `meta` of a page.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct PageMeta {
     /// Pagination facts.
     pub pagination: Pagination,
 }
 
 /// Pagination facts of a page.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// Page number, from 1.

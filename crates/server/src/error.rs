@@ -143,7 +143,7 @@ fn db_problem(err: &sea_orm::DbErr) -> (StatusCode, &'static str, String, &'stat
 }
 
 /// The problem+json body (RFC 9457) with Kavling's `code` and optional field `errors`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProblemBody<'a> {
     /// A URI reference naming the problem type.
     #[serde(rename = "type")]
@@ -158,6 +158,7 @@ pub struct ProblemBody<'a> {
     pub code: &'a str,
     /// Field errors (validation only).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
     pub errors: &'a [FieldError],
 }
 

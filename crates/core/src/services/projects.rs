@@ -18,7 +18,7 @@ pub const DEFAULT_HOLD_MINUTES: i32 = 60;
 pub const DEFAULT_LEAD_PRICE: i64 = 50_000;
 
 /// A project as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectView {
     /// Id.
@@ -67,7 +67,7 @@ impl From<projects::Model> for ProjectView {
 }
 
 /// `POST /projects` input.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewProject {
     /// Name (required).

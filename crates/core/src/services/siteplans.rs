@@ -17,7 +17,7 @@ use crate::entities::{project_siteplans, projects, units};
 use crate::error::{CoreError, CoreResult};
 
 /// One matched unit in the mapping report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchedView {
     /// The unit's block number.
@@ -27,7 +27,7 @@ pub struct MatchedView {
 }
 
 /// The mapping report of `PUT /projects/{id}/siteplan`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingReport {
     /// Elements in the document.
@@ -60,7 +60,7 @@ fn report(siteplan: &Siteplan, mapping: &Mapping) -> MappingReport {
 }
 
 /// A box in the root coordinate system.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct BoxView {
     /// Left.
     pub x: f64,
@@ -73,7 +73,7 @@ pub struct BoxView {
 }
 
 /// A point in the root coordinate system.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct PointView {
     /// X.
     pub x: f64,
@@ -82,7 +82,7 @@ pub struct PointView {
 }
 
 /// One unit's geometry, for turning a tap into a unit.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnitGeometryView {
     /// Unit id.
@@ -98,7 +98,7 @@ pub struct UnitGeometryView {
 }
 
 /// `GET /projects/{id}/siteplan/geometry`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GeometryView {
     /// The root viewBox.

@@ -18,7 +18,7 @@ use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 pub const MAX_UNITS_PER_REQUEST: usize = 1000;
 
 /// A unit as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnitView {
     /// Id.
@@ -75,7 +75,7 @@ impl UnitView {
 }
 
 /// One unit to create.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewUnit {
     /// Block number, unique in the project.
@@ -96,7 +96,7 @@ pub struct NewUnit {
 }
 
 /// `POST /projects/{id}/units` body: one unit or an array.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum NewUnits {
     /// Many.
@@ -106,7 +106,7 @@ pub enum NewUnits {
 }
 
 /// `PATCH /units/{id}` input.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UnitPatch {
     /// New status.
@@ -121,7 +121,7 @@ pub struct UnitPatch {
 }
 
 /// One unit in an availability snapshot.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailabilityUnit {
     /// Unit id.
@@ -135,7 +135,7 @@ pub struct AvailabilityUnit {
 }
 
 /// `GET /projects/{id}/availability`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Availability {
     /// Project id.

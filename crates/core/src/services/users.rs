@@ -17,7 +17,7 @@ use crate::error::{CoreError, CoreResult, FieldError};
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// A user as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     /// Id.
@@ -54,7 +54,7 @@ impl From<&users::Model> for UserView {
 }
 
 /// A token and the user it belongs to.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Session {
     /// Bearer token.
     pub token: String,
@@ -63,7 +63,7 @@ pub struct Session {
 }
 
 /// `POST /auth/register` input.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterInput {
     /// Email.
@@ -79,7 +79,7 @@ pub struct RegisterInput {
 }
 
 /// `POST /auth/login` input.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginInput {
     /// Email.
     pub email: String,
@@ -88,7 +88,7 @@ pub struct LoginInput {
 }
 
 /// `POST /admin/users/{id}/kyc` input.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct KycDecisionInput {
     /// Approve or reject.
     pub approved: bool,

@@ -1,6 +1,8 @@
 //! Registration, login and the caller's profile.
 
+use crate::error::ProblemBody;
 use actix_web::{HttpResponse, web};
+use kavling_core::services::users::Session;
 use kavling_core::services::users::{Access, LoginInput, RegisterInput, UserView};
 
 use crate::error::ApiResult;
@@ -8,6 +10,9 @@ use crate::extract::Auth;
 use crate::state::AppState;
 
 /// `POST /auth/register`.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterInput,
+    responses((status = 201, body = Session), (status = 403, description = "ADMIN cannot self-register", body = ProblemBody),
+        (status = 409, description = "`email_taken`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterInput>,
@@ -17,6 +22,8 @@ pub async fn register(
 }
 
 /// `POST /auth/login`.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginInput,
+    responses((status = 200, body = Session), (status = 401, description = "`invalid_credentials`", body = ProblemBody)))]
 pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginInput>,
@@ -26,6 +33,7 @@ pub async fn login(
 }
 
 /// `GET /me`.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = UserView), (status = 401, description = "Missing or invalid token", body = ProblemBody)))]
 pub async fn me(state: web::Data<AppState>, auth: Auth) -> ApiResult<HttpResponse> {
     let user = state
         .services

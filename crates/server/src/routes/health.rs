@@ -6,11 +6,13 @@ use serde_json::json;
 use crate::state::AppState;
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the database answers, and Redis when configured; 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Database (and Redis, when configured) answer"), (status = 503, description = "A dependency is down")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = kavling_core::db::ping(&state.services.db).await;
     let redis = match &state.redis {

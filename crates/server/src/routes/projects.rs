@@ -1,6 +1,9 @@
 //! Projects.
 
+use crate::error::ProblemBody;
+use crate::openapi::ListParams;
 use actix_web::{HttpRequest, HttpResponse, web};
+use kavling_core::list::Page;
 use kavling_core::services::projects::{NewProject, ProjectView};
 use kavling_core::services::users::Access;
 use uuid::Uuid;
@@ -10,6 +13,8 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /projects` (admin).
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])), request_body = NewProject,
+    responses((status = 201, body = ProjectView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -25,11 +30,15 @@ pub async fn create(
 }
 
 /// `GET /projects` (public, list conventions).
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListParams),
+    responses((status = 200, body = Page<ProjectView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody)))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.services.list_projects(req.query_string()).await?))
 }
 
 /// `GET /projects/{id}` (public).
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 200, body = ProjectView), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn get(state: web::Data<AppState>, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let project = state.services.project(path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ProjectView::from(project)))

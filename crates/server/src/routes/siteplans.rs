@@ -1,9 +1,11 @@
 //! Siteplan upload and serving.
 
+use crate::error::ProblemBody;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use kavling_core::CoreError;
+use kavling_core::services::siteplans::{GeometryView, MappingReport};
 use kavling_core::services::users::Access;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -27,6 +29,11 @@ fn too_large(cap: usize) -> CoreError {
 }
 
 /// `PUT /projects/{id}/siteplan` (admin): the raw SVG body; the size cap is enforced while reading.
+#[utoipa::path(put, path = "/api/v1/projects/{id}/siteplan", tag = "siteplans", security(("bearer" = [])),
+    request_body(content = String, content_type = "image/svg+xml", description = "The raw SVG"),
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 200, body = MappingReport), (status = 400, description = "`invalid_svg`, with line and column", body = ProblemBody),
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 413, description = "`svg_too_large`", body = ProblemBody)))]
 pub async fn upload(
     state: web::Data<AppState>,
     auth: Auth,
@@ -63,8 +70,9 @@ pub async fn upload(
 }
 
 /// Query of `GET /projects/{id}/siteplan.svg`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SvgQuery {
     /// Colour units by status.
     #[serde(default)]
@@ -72,6 +80,9 @@ pub struct SvgQuery {
 }
 
 /// `GET /projects/{id}/siteplan.svg` (public), with ETag/304.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan.svg", tag = "siteplans",
+    params(("id" = Uuid, Path, description = "Project id"), SvgQuery, ("If-None-Match" = Option<String>, Header, description = "A previous ETag")),
+    responses((status = 200, description = "The sanitized SVG", content_type = "image/svg+xml", body = String), (status = 304, description = "Not modified"), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn svg(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -103,6 +114,8 @@ pub async fn svg(
 }
 
 /// `GET /projects/{id}/siteplan/geometry` (public).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/geometry", tag = "siteplans", params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 200, body = GeometryView), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn geometry(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,

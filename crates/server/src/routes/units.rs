@@ -1,6 +1,10 @@
 //! Units and availability.
 
+use crate::error::ProblemBody;
+use crate::openapi::ListParams;
 use actix_web::{HttpRequest, HttpResponse, web};
+use kavling_core::list::Page;
+use kavling_core::services::units::{Availability, UnitView};
 use kavling_core::services::units::{NewUnits, UnitPatch};
 use kavling_core::services::users::Access;
 use uuid::Uuid;
@@ -10,6 +14,10 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /projects/{id}/units` (admin): one unit or an array; answers with the same shape.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/units", tag = "units", security(("bearer" = [])), request_body = NewUnits,
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 201, description = "The created unit, or an array when an array was sent", body = UnitView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 409, description = "`duplicate_block_number`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -38,6 +46,8 @@ pub async fn create(
 }
 
 /// `GET /projects/{id}/units` (public, list conventions).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/units", tag = "units", params(("id" = Uuid, Path, description = "Project id"), ListParams),
+    responses((status = 200, body = Page<UnitView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -52,11 +62,17 @@ pub async fn list(
 }
 
 /// `GET /units/{id}` (public).
+#[utoipa::path(get, path = "/api/v1/units/{id}", tag = "units", params(("id" = Uuid, Path, description = "Unit id")),
+    responses((status = 200, body = UnitView), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn get(state: web::Data<AppState>, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.services.get_unit(path.into_inner()).await?))
 }
 
 /// `PATCH /units/{id}` (admin or verified marketing).
+#[utoipa::path(patch, path = "/api/v1/units/{id}", tag = "units", security(("bearer" = [])), request_body = UnitPatch,
+    params(("id" = Uuid, Path, description = "Unit id")),
+    responses((status = 200, body = UnitView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 409, description = "`status_conflict` (expectedStatus no longer holds) or `unit_has_booking`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn patch(
     state: web::Data<AppState>,
     auth: Auth,
@@ -76,6 +92,8 @@ pub async fn patch(
 }
 
 /// `GET /projects/{id}/availability` (public).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/availability", tag = "units", params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 200, body = Availability), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn availability(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
