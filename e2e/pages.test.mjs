@@ -85,7 +85,7 @@ after(async () => {
 });
 
 describe('live siteplan page', () => {
-  test('colours units from availability and recolours a status change within 1 s', async () => {
+  test('colours units, recolours a change within 1 s, resyncs on a seq gap, resumes with since after a drop', async () => {
     const projects = await apiCall('GET', '/projects');
     const project = projects.data.find((p) => p.siteplanVersion > 0);
     assert.ok(project, 'the demo project with a siteplan exists');
@@ -99,8 +99,33 @@ describe('live siteplan page', () => {
     assert.ok(sold && free, 'the demo has a drawn SOLD and a drawn AVAILABLE unit');
 
     const { context, page, problems } = await newPage();
+    // The page's WebSocket goes through a test-controlled relay, so the test can drop frames
+    // and connections and read what the page sends.
+    const relay = { pages: [], sent: [], dropNextUnit: false, refuse: false };
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+      if (relay.refuse) {
+        ws.close({ code: 1013, reason: 'test: refused' });
+        return;
+      }
+      const server = ws.connectToServer();
+      relay.pages.push(ws);
+      ws.onMessage((m) => {
+        relay.sent.push(JSON.parse(m));
+        server.send(m);
+      });
+      server.onMessage((m) => {
+        if (relay.dropNextUnit && JSON.parse(m).type === 'unit') {
+          relay.dropNextUnit = false;
+          return;
+        }
+        ws.send(m);
+      });
+      ws.onClose(() => server.close());
+      server.onClose(() => ws.close());
+    });
     await page.goto(`${BASE}/projects/${project.id}`);
-    await page.waitForSelector('body[data-live="true"]', { timeout: 10000 });
+    await page.waitForSelector('body[data-live="true"]', { state: 'attached', timeout: 10000 });
+    assert.deepEqual(relay.sent[0], { op: 'subscribe', channel: `project:${project.id}`, since: availability.seq });
     assert.equal(await page.locator('#kv-title').textContent(), project.name);
     assert.equal(await renderedFill(page, sold.unitId), COLORS.SOLD);
     assert.equal(await renderedFill(page, free.unitId), COLORS.AVAILABLE);
@@ -142,26 +167,47 @@ describe('live siteplan page', () => {
     assert.equal(await legendCount(page, 'AVAILABLE'), counts.AVAILABLE - 1);
     console.log(`# status change to recolour: ${elapsed} ms`);
 
-    // After a dropped connection the page resumes with `since` and catches up on what it missed.
-    await context.setOffline(true);
-    await apiCall('PATCH', `/units/${free.unitId}`, { status: 'MAINTENANCE', expectedStatus: 'SOLD' });
-    await context.setOffline(false);
-    await page.waitForFunction(
-      (id) => document.querySelector(`[data-unit-id="${id}"]`).getAttribute('data-status') === 'MAINTENANCE',
-      free.unitId, { timeout: 60000 },
+    const statusOf = (id) => page.evaluate((u) => document.querySelector(`[data-unit-id="${u}"]`).getAttribute('data-status'), id);
+    const waitStatus = (id, status, timeout = 5000) => page.waitForFunction(
+      ([u, st]) => document.querySelector(`[data-unit-id="${u}"]`).getAttribute('data-status') === st,
+      [id, status], { timeout },
     );
+    const seqOf = async () => Number(await page.evaluate(() => document.body.dataset.seq));
+
+    // A lost frame shows as a seq gap on the next one: the page subscribes again from its seq.
+    const beforeGap = await seqOf();
+    relay.dropNextUnit = true;
+    await apiCall('PATCH', `/units/${free.unitId}`, { status: 'BOOKED', expectedStatus: 'SOLD' });
+    await apiCall('PATCH', `/units/${sold.unitId}`, { status: 'MAINTENANCE', expectedStatus: 'SOLD' });
+    await waitStatus(sold.unitId, 'MAINTENANCE');
+    await waitStatus(free.unitId, 'BOOKED');
+    assert.equal(await seqOf(), beforeGap + 2);
+    assert.deepEqual(relay.sent.at(-1), { op: 'subscribe', channel: `project:${project.id}`, since: beforeGap });
+
+    // After a dropped connection the page reconnects with backoff, resumes with `since` and
+    // catches up on what it missed while away.
+    const beforeDrop = await seqOf();
+    relay.refuse = true;
+    relay.pages.at(-1).close({ code: 1012, reason: 'test: server restart' });
+    await page.waitForSelector('body[data-live="false"]', { state: 'attached', timeout: 5000 });
+    await apiCall('PATCH', `/units/${free.unitId}`, { status: 'MAINTENANCE', expectedStatus: 'BOOKED' });
+    await apiCall('PATCH', `/units/${sold.unitId}`, { status: 'SOLD', expectedStatus: 'MAINTENANCE' });
+    await new Promise((r) => setTimeout(r, 1200)); // a refused reconnect or two (backoff)
+    assert.equal(await statusOf(free.unitId), 'BOOKED');
+    relay.refuse = false;
+    await waitStatus(free.unitId, 'MAINTENANCE', 20000);
+    await waitStatus(sold.unitId, 'SOLD');
+    assert.deepEqual(relay.sent.at(-1), { op: 'subscribe', channel: `project:${project.id}`, since: beforeDrop });
     assert.equal(await renderedFill(page, free.unitId), COLORS.MAINTENANCE);
+    await page.waitForSelector('body[data-live="true"]', { state: 'attached' });
     await apiCall('PATCH', `/units/${free.unitId}`, { status: 'AVAILABLE' });
-    await page.waitForFunction(
-      (id) => document.querySelector(`[data-unit-id="${id}"]`).getAttribute('data-status') === 'AVAILABLE',
-      free.unitId, { timeout: 5000 },
-    );
+    await waitStatus(free.unitId, 'AVAILABLE');
     await shot(page, 'live-after-change.png');
 
     // Phone-sized layout: tapping a unit shows its details.
     const phone = await newPage({ width: 390, height: 844 });
     await phone.page.goto(`${BASE}/projects/${project.id}`);
-    await phone.page.waitForSelector('body[data-live="true"]', { timeout: 10000 });
+    await phone.page.waitForSelector('body[data-live="true"]', { state: 'attached', timeout: 10000 });
     await phone.page.click(`[data-unit-id="${sold.unitId}"]`);
     const detail = await phone.page.locator('#kv-detail').textContent();
     assert.ok(detail.includes(sold.blockNumber) && detail.includes('Terjual'), detail);
@@ -235,7 +281,7 @@ describe('admin console', () => {
 
     // The new project's live page draws the Inkscape plan with its inline styles intact.
     await page.goto(`${BASE}/projects/${projectId}`);
-    await page.waitForSelector('body[data-live="true"]');
+    await page.waitForSelector('body[data-live="true"]', { state: 'attached' });
     const a12 = units.data[0].id;
     assert.equal(await renderedFill(page, a12), COLORS.BOOKED);
     const stroke = await page.evaluate(() => getComputedStyle(document.getElementById('A14')).stroke);
@@ -261,7 +307,7 @@ test('pages send a strict CSP and load only same-origin resources', async () => 
     if (!r.url().startsWith(BASE) && !r.url().startsWith(BASE.replace('http', 'ws'))) foreign.push(r.url());
   });
   await page.goto(`${BASE}/projects/${projects.data[0].id}`);
-  await page.waitForSelector('body[data-live="true"]');
+  await page.waitForSelector('body[data-live="true"]', { state: 'attached' });
   assert.deepEqual(foreign, []);
   await context.close();
 });

@@ -200,6 +200,7 @@ $('kv-siteplan-form').addEventListener('submit', (ev) => {
     if (!state.projectId) throw new Error('Pilih atau buat proyek dulu.');
     const file = $('kv-siteplan-file').files[0];
     if (!file) throw new Error('Pilih berkas SVG.');
+    $('kv-siteplan-report').replaceChildren();
     const text = await file.text();
     const report = await call(`/projects/${state.projectId}/siteplan`, {
       method: 'PUT',
@@ -326,7 +327,8 @@ $('kv-bulk-form').addEventListener('submit', (ev) => {
 
 function statusSelect(unit) {
   const select = h('select', { 'aria-label': `Status blok ${unit.blockNumber}`, dataset: { unitId: unit.id, block: unit.blockNumber } },
-    STATUSES.map((s) => h('option', { value: s.key, selected: s.key === unit.status }, `${s.label} (${s.en})`)));
+    STATUSES.map((s) => h('option', { value: s.key, selected: s.key === unit.status },
+      s.en !== s.label ? `${s.label} (${s.en})` : s.label)));
   select.addEventListener('change', async () => {
     const next = select.value;
     select.disabled = true;
@@ -395,7 +397,7 @@ async function loadBookings() {
   }
   box.replaceChildren(h('div', { class: 'table-wrap' }, h('table', {},
     h('thead', {}, h('tr', {}, ['Kode', 'Unit', 'Pelanggan', 'Status', 'Pembayaran', 'Biaya booking', 'Tanggal', 'Kedaluwarsa']
-      .map((c) => h('th', { scope: 'col' }, c)))),
+      .map((c) => h('th', { scope: 'col', class: c === 'Biaya booking' ? 'num' : null }, c)))),
     h('tbody', {}, rows.map((b) => h('tr', {},
       h('th', { scope: 'row' }, b.bookingCode || b.id),
       h('td', {}, (b.unit && b.unit.blockNumber) || b.unitId || '–'),

@@ -126,7 +126,8 @@ function renderLegend() {
     swatch.style.backgroundColor = c.color;
     return h('li', { dataset: { status: key } },
       swatch,
-      h('span', { class: 'legend-label' }, info.label, h('span', { class: 'muted small' }, ` ${info.en}`)),
+      h('span', { class: 'legend-label' }, info.label,
+        info.en !== info.label ? h('span', { class: 'muted small' }, ` ${info.en}`) : null),
       h('strong', { class: 'count', 'aria-label': `${c.n} unit ${info.label}` }, String(c.n)));
   });
   $('kv-legend').replaceChildren(...items);
@@ -151,7 +152,7 @@ function detailRows(u) {
     h('dd', {}, v === null ? (() => {
       const sw = h('span', { class: 'swatch', 'aria-hidden': 'true' });
       sw.style.backgroundColor = u.color || info.color;
-      return h('span', { class: 'badge' }, sw, `${info.label} (${info.en})`);
+      return h('span', { class: 'badge' }, sw, info.en !== info.label ? `${info.label} (${info.en})` : info.label);
     })() : v),
   ]));
 }
