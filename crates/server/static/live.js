@@ -37,8 +37,8 @@ const state = {
 // ---------------------------------------------------------------- drawing
 
 /**
- * Parses the (server-sanitized) SVG text with DOMParser and imports the element tree: never
- * innerHTML. The page CSP lets its `style` attributes apply (style-src-attr) but nothing runs.
+ * Parses the (server-sanitized) SVG text with DOMParser and imports the element tree (text is
+ * never assigned as HTML). The page CSP lets its `style` attributes apply, but nothing runs.
  */
 function importSvg(text) {
   const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
