@@ -41,14 +41,22 @@ fn assert_security_headers(res: &common::TestResponse, what: &str) {
         Some("nosniff"),
         "{what}"
     );
-    assert_eq!(res.header("x-frame-options").as_deref(), Some("DENY"), "{what}");
+    assert_eq!(
+        res.header("x-frame-options").as_deref(),
+        Some("DENY"),
+        "{what}"
+    );
     assert_eq!(
         res.header("referrer-policy").as_deref(),
         Some("no-referrer"),
         "{what}"
     );
     assert!(res.header("etag").is_some(), "{what}");
-    assert_eq!(res.header("cache-control").as_deref(), Some("no-cache"), "{what}");
+    assert_eq!(
+        res.header("cache-control").as_deref(),
+        Some("no-cache"),
+        "{what}"
+    );
     assert_strict_csp(&res.header("content-security-policy").unwrap(), what);
 }
 
@@ -246,7 +254,10 @@ async fn embedded_scripts_reach_only_this_origin() {
         }
     }
     // The page's own references are same-origin paths that are served.
-    for page in ["/admin".to_owned(), format!("/projects/{}", uuid::Uuid::now_v7())] {
+    for page in [
+        "/admin".to_owned(),
+        format!("/projects/{}", uuid::Uuid::now_v7()),
+    ] {
         let html = String::from_utf8(app.get(&page, None).await.bytes).unwrap();
         for attr in ["src=\"", "href=\""] {
             for (i, _) in html.match_indices(attr) {
@@ -266,7 +277,9 @@ async fn embedded_scripts_reach_only_this_origin() {
 
 #[test]
 fn the_literal_scanner_sees_strings() {
-    let lits = string_literals(r#"const a = 'x\'y'; // 'not'
-fetch(`/api/v1${p}`); const b = "http://e.com";"#);
+    let lits = string_literals(
+        r#"const a = 'x\'y'; // 'not'
+fetch(`/api/v1${p}`); const b = "http://e.com";"#,
+    );
     assert_eq!(lits, ["x'y", "/api/v1${p}", "http://e.com"]);
 }
