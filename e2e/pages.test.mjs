@@ -223,6 +223,8 @@ describe('admin console', () => {
   test('logs in, creates a project, adds units, uploads a siteplan and sees the mapping report', async () => {
     const { context, page, problems } = await newPage();
     await page.goto(`${BASE}/admin`);
+    await page.locator('#kv-login-view').waitFor({ state: 'visible' });
+    await shot(page, 'admin-login.png');
     await page.fill('#kv-login-email', EMAIL);
     await page.fill('#kv-login-password', 'wrong-password');
     await page.click('#kv-login-form button[type="submit"]');
