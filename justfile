@@ -32,6 +32,11 @@ bench-siteplan:
 up:
     docker compose up --build
 
+# Browser tests of the live siteplan page and /admin (Debian chromium + playwright-core; screenshots in tests-artifacts/).
+e2e:
+    cargo build -p kavling-server --bin kavling
+    bash .ci/e2e
+
 # What CI runs.
 ci:
     bash .ci/run

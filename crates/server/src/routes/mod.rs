@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod pages;
 pub mod projects;
 pub mod siteplans;
 pub mod units;
@@ -13,6 +14,7 @@ use crate::error::ApiError;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(pages::configure);
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))
