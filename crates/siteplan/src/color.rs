@@ -190,13 +190,22 @@ impl ColorTemplate {
     /// original paint. Sets `fill` and `style="fill:…"` on the matched element and on every
     /// shape inside it (path, rect, circle, ellipse, polygon, polyline; not text or lines).
     pub fn render<'c>(&self, color_of: impl Fn(&str) -> Option<&'c str>) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out, color_of);
+        out
+    }
+
+    /// Like [`ColorTemplate::render`], writing into `out` (cleared first) so a caller can reuse
+    /// one buffer across renders.
+    pub fn render_into<'c>(&self, out: &mut String, color_of: impl Fn(&str) -> Option<&'c str>) {
         let colors: Vec<Option<&str>> = self
             .units
             .iter()
             .map(|u| color_of(u).filter(|c| color_ok(c)))
             .collect();
         let t = self.text.as_str();
-        let mut out = String::with_capacity(t.len() + self.lits.len() + self.pieces.len() * 24);
+        out.clear();
+        out.reserve(t.len() + self.lits.len() + self.pieces.len() * 24);
         for p in &self.pieces {
             match *p {
                 Piece::Text { start, end } => out.push_str(&t[start as usize..end as usize]),
@@ -222,7 +231,6 @@ impl ColorTemplate {
                 },
             }
         }
-        out
     }
 
     /// Number of units this template can colour.

@@ -99,7 +99,9 @@ pub struct ViewBox {
     pub height: f64,
 }
 
-/// A parsed and sanitized siteplan with its element index.
+/// A parsed and sanitized siteplan with its element index. Cloning is cheap for the text (shared)
+/// and copies the index.
+#[derive(Clone)]
 pub struct Siteplan {
     text: Arc<String>,
     nodes: Vec<parse::Node>,

@@ -706,6 +706,9 @@ fn render_refuses_unsafe_colours_and_uses_palette() {
     assert_eq!(palette.color("nope"), None);
     let out = t.render(|_| palette.color("MAINTENANCE"));
     assert!(out.contains("fill=\"#9ca3af\""), "{out}");
+    let mut buf = String::from("stale");
+    t.render_into(&mut buf, |_| palette.color("MAINTENANCE"));
+    assert_eq!(buf, out);
     assert_eq!(STATUS_COLORS[0], ("AVAILABLE", "#22c55e"));
     assert_eq!(STATUS_COLORS[2], ("SOLD", "#ef4444"));
 }
@@ -713,10 +716,9 @@ fn render_refuses_unsafe_colours_and_uses_palette() {
 #[test]
 fn types_are_thread_safe() {
     fn check<T: Send + Sync + Clone>() {}
-    fn check_ns<T: Send + Sync>() {}
     check::<ColorTemplate>();
     check::<Mapping>();
-    check_ns::<Siteplan>();
+    check::<Siteplan>();
 }
 
 // ---- geometry ---------------------------------------------------------------------------
