@@ -452,7 +452,11 @@ fn exercise(input: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a longer local run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2048),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn structured_documents_come_out_clean(doc in document()) {
