@@ -56,6 +56,8 @@ pub struct BuildOptions {
     pub hub: HubConfig,
     /// Catch-up tick.
     pub catch_up_every: Duration,
+    /// WebSocket session timers and limits.
+    pub ws: crate::ws::WsConfig,
 }
 
 impl Default for BuildOptions {
@@ -64,6 +66,7 @@ impl Default for BuildOptions {
             clock: Arc::new(SystemClock),
             hub: HubConfig::default(),
             catch_up_every: Duration::from_secs(1),
+            ws: crate::ws::WsConfig::default(),
         }
     }
 }
@@ -120,6 +123,9 @@ impl Application {
             hub,
             max_siteplan_bytes: config.max_siteplan_bytes,
             redis: config.redis_url.as_deref().map(RedisProbe::new),
+            ws: options.ws.clone(),
+            ws_echo: config.ws_echo,
+            http_metrics: Arc::default(),
         };
         let server =
             run(listener, state.clone(), config.workers).map_err(|source| StartupError::Bind {
@@ -146,8 +152,10 @@ impl Application {
 }
 
 fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::io::Result<Server> {
+    let ws_echo = state.ws_echo;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
+        let echo = web::resource("/ws-echo").route(web::get().to(crate::ws::echo));
         App::new()
             .wrap(from_fn(request_id))
             .app_data(data.clone())
@@ -158,6 +166,11 @@ fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::i
             )
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            .configure(|cfg| {
+                if ws_echo {
+                    cfg.service(echo);
+                }
+            })
             .configure(routes::configure)
     })
     .listen(listener)?

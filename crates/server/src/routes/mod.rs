@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))
+        .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))

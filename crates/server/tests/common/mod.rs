@@ -129,6 +129,8 @@ pub struct SpawnOptions {
     pub catch_up_every: Duration,
     pub hub: kavling_realtime::HubConfig,
     pub max_siteplan_bytes: usize,
+    pub ws: kavling_server::ws::WsConfig,
+    pub ws_echo: bool,
 }
 
 impl Default for SpawnOptions {
@@ -139,6 +141,8 @@ impl Default for SpawnOptions {
             catch_up_every: Duration::from_millis(500),
             hub: kavling_realtime::HubConfig::default(),
             max_siteplan_bytes: kavling_server::config::DEFAULT_MAX_SITEPLAN_BYTES,
+            ws: kavling_server::ws::WsConfig::default(),
+            ws_echo: false,
         }
     }
 }
@@ -180,6 +184,7 @@ pub fn test_config(
         cors_origins: vec![],
         seed_demo: opts.seed_demo,
         warnings: vec![],
+        ws_echo: opts.ws_echo,
     }
 }
 
@@ -217,6 +222,7 @@ impl TestApp {
                 clock: Arc::new(clock.clone()),
                 hub: opts.hub.clone(),
                 catch_up_every: opts.catch_up_every,
+                ws: opts.ws.clone(),
             },
         )
         .await
