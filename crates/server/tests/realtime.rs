@@ -61,7 +61,11 @@ async fn set_status(app: &TestApp, token: &str, unit: Uuid, status: &str) {
 
 /// The status a unit moves to in the n-th change of a test (alternating, so every PATCH is a change).
 fn nth_status(n: usize) -> &'static str {
-    if n % 2 == 0 { "BOOKED" } else { "AVAILABLE" }
+    if n.is_multiple_of(2) {
+        "BOOKED"
+    } else {
+        "AVAILABLE"
+    }
 }
 
 /// Expects a `unit` frame with this seq.
