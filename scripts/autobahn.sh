@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # WebSocket protocol compliance: runs the Autobahn cases (the `kosoku` runner from PyPI) against
 # `/ws-echo`, which echoes through the same session loop as `/ws` (enabled by KAVLING_WS_ECHO=1).
-# Usage: scripts/autobahn.sh [CASE-GLOB...]   (default: sections 1-7, 9, 10, 12, 13)
-# Env: PORT (9301), OUT (target/autobahn), TIMEOUT seconds for the whole run (1500),
+# Usage: scripts/autobahn.sh [CASE-GLOB...]   (default: sections 1-7, 9, 10; 12 and 13 test
+# permessage-deflate, which actix-ws does not offer: kosoku reports them UNIMPLEMENTED and exits 1)
+# Env: PORT (9301), OUT (target/autobahn), TIMEOUT seconds for the whole run (900),
 #      PROFILE (dev or release; dev by default: compliance does not depend on optimisation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT=${PORT:-9301}
 OUT=${OUT:-target/autobahn}
-TIMEOUT=${TIMEOUT:-1500}
+TIMEOUT=${TIMEOUT:-900}
 PROFILE=${PROFILE:-dev}
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=('1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.*' '10.*' '12.*' '13.*')
+[ ${#CASES[@]} -gt 0 ] || CASES=('1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.*' '10.*')
 
 command -v kosoku >/dev/null 2>&1 || pip install -q kosoku
 

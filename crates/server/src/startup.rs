@@ -58,6 +58,11 @@ pub struct BuildOptions {
     pub catch_up_every: Duration,
     /// WebSocket session timers and limits.
     pub ws: crate::ws::WsConfig,
+    /// Events kept per project in `unit_events` (older ones are pruned); at least the hub's
+    /// `max_replay` so any replay it attempts is covered.
+    pub event_retention: i64,
+    /// How often old events are pruned.
+    pub prune_every: Duration,
 }
 
 impl Default for BuildOptions {
@@ -67,6 +72,8 @@ impl Default for BuildOptions {
             hub: HubConfig::default(),
             catch_up_every: Duration::from_secs(1),
             ws: crate::ws::WsConfig::default(),
+            event_retention: 10_000,
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -96,6 +103,7 @@ impl Application {
             None => Arc::new(InProcessBus::new(hub.clone())),
         };
         hub.spawn_catch_up(options.catch_up_every);
+        spawn_event_pruning(db.clone(), options.event_retention, options.prune_every);
 
         let services = Services {
             db,
@@ -149,6 +157,23 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Prunes `unit_events` periodically, keeping the newest `keep` per project. Several instances
+/// doing it at once is harmless: the deletes are idempotent.
+fn spawn_event_pruning(db: sea_orm::DatabaseConnection, keep: i64, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match kavling_core::events::prune_unit_events(&db, keep, 1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "pruned old unit events"),
+                Err(e) => tracing::warn!(error = %e, "pruning unit events failed"),
+            }
+        }
+    });
 }
 
 fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::io::Result<Server> {

@@ -11,7 +11,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError, Session};
 use bytestring::ByteString;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use kavling_core::services::users::Access;
 use kavling_realtime::{CLOSE_SLOW_CLIENT, ConnectionHandle, Hub, Outbound};
 use tokio::sync::mpsc;
@@ -310,6 +310,57 @@ async fn send_control(session: &mut Session, write_timeout: Duration, pong: Opti
     matches!(sent, Ok(Ok(())))
 }
 
+/// True for codec errors raised before the bad frame is consumed: decoding again fails at
+/// the same frame, so frames queued before it can be drained safely.
+fn leaves_bad_frame_unread(e: &ProtocolError) -> bool {
+    match e {
+        ProtocolError::InvalidOpcode(_) | ProtocolError::UnmaskedFrame => true,
+        // Reserved bits set (not a UTF-8 error, which comes after the frame was consumed).
+        ProtocolError::Io(io) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+                && !io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
+        }
+        _ => false,
+    }
+}
+
+/// Acts on one message from the client; `Err` ends the session with that close.
+async fn on_message(
+    session: &mut Session,
+    mode: &mut Mode,
+    fragments: &mut Assembler,
+    msg: Message,
+    config: &WsConfig,
+) -> Result<(), Option<CloseReason>> {
+    let data = match msg {
+        Message::Text(text) => Data::Text(text),
+        Message::Binary(bytes) => Data::Binary(bytes),
+        Message::Continuation(item) => match fragments.push(item) {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(()),
+            Err(reason) => return Err(Some(reason)),
+        },
+        Message::Ping(payload) => {
+            return if send_control(session, config.write_timeout, Some(&payload)).await {
+                Ok(())
+            } else {
+                Err(None)
+            };
+        }
+        Message::Pong(_) | Message::Nop => return Ok(()),
+        // Echo the code (the codec only lets valid ones through), without the reason.
+        Message::Close(reason) => {
+            return Err(reason.map(|r| CloseReason {
+                code: r.code,
+                description: None,
+            }));
+        }
+    };
+    mode.on_data(session, data, config.write_timeout).await
+}
+
 /// The session loop shared by `/ws` and `/ws-echo`.
 async fn run_session(
     mut session: Session,
@@ -326,33 +377,28 @@ async fn run_session(
         config.ping_every,
     );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let close = loop {
+    let close = 'session: loop {
         tokio::select! {
             msg = stream.next() => {
                 last_heard = Instant::now();
-                let data = match msg {
+                let msg = match msg {
                     None => break None,
-                    Some(Err(e)) => break Some(protocol_close(&e)),
-                    Some(Ok(Message::Text(text))) => Data::Text(text),
-                    Some(Ok(Message::Binary(bytes))) => Data::Binary(bytes),
-                    Some(Ok(Message::Continuation(item))) => match fragments.push(item) {
-                        Ok(Some(data)) => data,
-                        Ok(None) => continue,
-                        Err(reason) => break Some(reason),
-                    },
-                    Some(Ok(Message::Ping(payload))) => {
-                        if !send_control(&mut session, config.write_timeout, Some(&payload)).await {
-                            break None;
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        if leaves_bad_frame_unread(&e) {
+                            // Frames decoded before the bad one are still queued in the
+                            // stream: act on them first, in order, then fail.
+                            while let Some(Some(Ok(msg))) = stream.next().now_or_never() {
+                                let done = on_message(&mut session, &mut mode, &mut fragments, msg, &config).await;
+                                if let Err(close) = done {
+                                    break 'session close;
+                                }
+                            }
                         }
-                        continue;
-                    }
-                    Some(Ok(Message::Pong(_) | Message::Nop)) => continue,
-                    // Echo the code (the codec only lets valid ones through), without the reason.
-                    Some(Ok(Message::Close(reason))) => {
-                        break reason.map(|r| CloseReason { code: r.code, description: None });
+                        break Some(protocol_close(&e));
                     }
                 };
-                if let Err(close) = mode.on_data(&mut session, data, config.write_timeout).await {
+                if let Err(close) = on_message(&mut session, &mut mode, &mut fragments, msg, &config).await {
                     break close;
                 }
             }

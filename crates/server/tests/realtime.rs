@@ -855,3 +855,53 @@ async fn metrics_expose_http_pool_and_realtime_families() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+#[actix_web::test]
+async fn old_events_are_pruned_beyond_the_retention_and_replays_fall_back_to_snapshots() {
+    let app = TestApp::spawn_with(SpawnOptions {
+        event_retention: 3,
+        prune_every: Duration::from_millis(200),
+        ..SpawnOptions::default()
+    })
+    .await;
+    let (_, admin) = app.admin().await;
+    let (project, units) = app.project_with_units(&admin, 1).await;
+    let (other, other_units) = app.project_with_units(&admin, 1).await;
+    for n in 0..6 {
+        set_status(&app, &admin, units[0].1, nth_status(n)).await;
+    }
+    set_status(&app, &admin, other_units[0].1, "SOLD").await;
+    let db = &app.state.services.db;
+    let seqs = |p: Uuid| async move {
+        use kavling_core::entities::unit_events;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        unit_events::Entity::find()
+            .filter(unit_events::Column::ProjectId.eq(p))
+            .order_by_asc(unit_events::Column::Seq)
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.seq)
+            .collect::<Vec<i64>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while seqs(project).await.len() > 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seqs(project).await, [4, 5, 6]);
+    // A project with fewer events than the retention keeps them all.
+    assert_eq!(seqs(other).await, [1]);
+
+    let ch = channel(project);
+    let mut gone = app.ws(None).await;
+    subscribe(&mut gone, &ch, Some(2)).await;
+    assert_eq!(gone.recv().await["type"], "snapshot");
+    assert_eq!(gone.recv().await["recovered"], false);
+    let mut kept = app.ws(None).await;
+    subscribe(&mut kept, &ch, Some(3)).await;
+    for seq in 4..=6 {
+        expect_unit(&mut kept, &ch, seq).await;
+    }
+    assert_eq!(kept.recv().await["recovered"], true);
+}

@@ -131,6 +131,8 @@ pub struct SpawnOptions {
     pub max_siteplan_bytes: usize,
     pub ws: kavling_server::ws::WsConfig,
     pub ws_echo: bool,
+    pub event_retention: i64,
+    pub prune_every: Duration,
 }
 
 impl Default for SpawnOptions {
@@ -143,6 +145,8 @@ impl Default for SpawnOptions {
             max_siteplan_bytes: kavling_server::config::DEFAULT_MAX_SITEPLAN_BYTES,
             ws: kavling_server::ws::WsConfig::default(),
             ws_echo: false,
+            event_retention: 10_000,
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -223,6 +227,8 @@ impl TestApp {
                 hub: opts.hub.clone(),
                 catch_up_every: opts.catch_up_every,
                 ws: opts.ws.clone(),
+                event_retention: opts.event_retention,
+                prune_every: opts.prune_every,
             },
         )
         .await
