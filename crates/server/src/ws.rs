@@ -436,3 +436,60 @@ async fn run_session(
     // A client that stopped reading may never take the Close: do not wait for it forever.
     let _ = timeout(config.write_timeout, session.close(close)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: Result<Option<Data>, CloseReason>) -> u16 {
+        match r {
+            Err(reason) => u16::from(reason.code),
+            Ok(_) => 0,
+        }
+    }
+
+    #[test]
+    fn reassembles_text_split_inside_a_character() {
+        let e = "é".as_bytes();
+        let mut a = Assembler::new(64);
+        assert!(matches!(
+            a.push(Item::FirstText(Bytes::copy_from_slice(&[b'a', e[0]]))),
+            Ok(None)
+        ));
+        match a.push(Item::Last(Bytes::copy_from_slice(&e[1..]))) {
+            Ok(Some(Data::Text(t))) => assert_eq!(&*t, "aé"),
+            _ => panic!("expected text"),
+        }
+        // The assembler is ready for the next message.
+        a.push(Item::FirstBinary(Bytes::from_static(&[0xff])))
+            .unwrap();
+        match a.push(Item::Last(Bytes::from_static(&[0xfe]))) {
+            Ok(Some(Data::Binary(b))) => assert_eq!(&b[..], &[0xff, 0xfe]),
+            _ => panic!("expected binary"),
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_at_the_first_bad_fragment_and_at_a_cut_off_end() {
+        let mut a = Assembler::new(64);
+        assert_eq!(
+            code(a.push(Item::FirstText(Bytes::from_static(b"ok\xc0\xaf")))),
+            1007
+        );
+        let mut a = Assembler::new(64);
+        a.push(Item::FirstText(Bytes::from_static(b"ok\xe2\x82")))
+            .unwrap();
+        assert_eq!(code(a.push(Item::Last(Bytes::new()))), 1007);
+    }
+
+    #[test]
+    fn fragments_over_the_cap_close_with_1009() {
+        let mut a = Assembler::new(4);
+        a.push(Item::FirstBinary(Bytes::from_static(b"abc")))
+            .unwrap();
+        assert_eq!(
+            code(a.push(Item::Continue(Bytes::from_static(b"de")))),
+            1009
+        );
+    }
+}
