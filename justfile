@@ -28,6 +28,10 @@ bench: bench-siteplan
 bench-siteplan:
     cargo bench -p kavling-siteplan
 
+# WebSocket protocol compliance: the Autobahn cases (kosoku, from PyPI) against /ws-echo.
+autobahn *cases:
+    bash scripts/autobahn.sh {{cases}}
+
 # The production shape (needs a Docker engine; set KAVLING_JWT_SECRET and KAVLING_PII_KEY in .env).
 up:
     docker compose up --build

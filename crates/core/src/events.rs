@@ -137,3 +137,41 @@ impl Services {
         }
     }
 }
+
+/// Deletes events older than the newest `keep` of each project (so a `since` replay still
+/// covers the last `keep` changes), `batch` rows per statement to keep write locks short.
+/// Returns how many rows were deleted.
+pub async fn prune_unit_events<C: ConnectionTrait>(
+    conn: &C,
+    keep: i64,
+    batch: u64,
+) -> CoreResult<u64> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "DELETE FROM unit_events WHERE id IN (SELECT e.id FROM unit_events e \
+             JOIN projects p ON p.id = e.project_id WHERE e.seq <= p.event_seq - $1 LIMIT $2)"
+        }
+        _ => {
+            "DELETE FROM unit_events WHERE id IN (SELECT e.id FROM unit_events e \
+             JOIN projects p ON p.id = e.project_id WHERE e.seq <= p.event_seq - ? LIMIT ?)"
+        }
+    };
+    let batch = Ord::max(batch, 1);
+    let batch_i = i64::try_from(batch).unwrap_or(i64::MAX);
+    let keep = Ord::max(keep, 0);
+    let mut total = 0;
+    loop {
+        let res = conn
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [keep.into(), batch_i.into()],
+            ))
+            .await?;
+        total += res.rows_affected();
+        if res.rows_affected() < batch {
+            return Ok(total);
+        }
+    }
+}

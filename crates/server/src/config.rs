@@ -73,6 +73,9 @@ pub struct Config {
     pub seed_demo: bool,
     /// Messages about generated secrets, logged once logging is up.
     pub warnings: Vec<String>,
+    /// Serve `/ws-echo`, a WebSocket echo through the `/ws` session loop for protocol
+    /// compliance runs (`KAVLING_WS_ECHO=1`, default off).
+    pub ws_echo: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -212,6 +215,10 @@ impl Config {
             var("KAVLING_SEED_DEMO").as_deref(),
             Some("false" | "0" | "no")
         );
+        let ws_echo = matches!(
+            var("KAVLING_WS_ECHO").as_deref(),
+            Some("1" | "true" | "yes")
+        );
         Ok(Config {
             bind,
             database_url,
@@ -227,6 +234,7 @@ impl Config {
             cors_origins,
             seed_demo,
             warnings,
+            ws_echo,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Request id and access logging: every request gets an id (the client's `x-request-id` if sane,
-//! else a new UUID), every log line of the request carries it, and the response echoes it.
+//! Request id, access logging and HTTP metrics: every request gets an id (the client's
+//! `x-request-id` if sane, else a new UUID), every log line of the request carries it, the
+//! response echoes it, and its route pattern, status and latency feed `/metrics`.
 
 use std::time::Instant;
 
@@ -7,10 +8,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage, web};
 use tracing::Instrument;
 
 use crate::extract::RequestId;
+use crate::state::AppState;
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -36,6 +38,10 @@ pub async fn request_id(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.http_metrics.clone());
     let span =
         tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route);
     let started = Instant::now();
@@ -47,14 +53,22 @@ pub async fn request_id(
                 res.headers_mut()
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
             }
+            let elapsed = started.elapsed();
             tracing::info!(
                 status = res.status().as_u16(),
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
                 "request"
             );
+            if let Some(m) = &metrics {
+                m.observe(&method, &route, res.status().as_u16(), elapsed);
+            }
             Ok(res)
         }
         Err(e) => {
+            if let Some(m) = &metrics {
+                let status = e.as_response_error().status_code().as_u16();
+                m.observe(&method, &route, status, started.elapsed());
+            }
             tracing::warn!(error = %e, "request failed before a response");
             Err(e)
         }

@@ -56,6 +56,13 @@ pub struct BuildOptions {
     pub hub: HubConfig,
     /// Catch-up tick.
     pub catch_up_every: Duration,
+    /// WebSocket session timers and limits.
+    pub ws: crate::ws::WsConfig,
+    /// Events kept per project in `unit_events` (older ones are pruned); at least the hub's
+    /// `max_replay` so any replay it attempts is covered.
+    pub event_retention: i64,
+    /// How often old events are pruned.
+    pub prune_every: Duration,
 }
 
 impl Default for BuildOptions {
@@ -64,6 +71,9 @@ impl Default for BuildOptions {
             clock: Arc::new(SystemClock),
             hub: HubConfig::default(),
             catch_up_every: Duration::from_secs(1),
+            ws: crate::ws::WsConfig::default(),
+            event_retention: 10_000,
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -93,6 +103,7 @@ impl Application {
             None => Arc::new(InProcessBus::new(hub.clone())),
         };
         hub.spawn_catch_up(options.catch_up_every);
+        spawn_event_pruning(db.clone(), options.event_retention, options.prune_every);
 
         let services = Services {
             db,
@@ -120,6 +131,9 @@ impl Application {
             hub,
             max_siteplan_bytes: config.max_siteplan_bytes,
             redis: config.redis_url.as_deref().map(RedisProbe::new),
+            ws: options.ws.clone(),
+            ws_echo: config.ws_echo,
+            http_metrics: Arc::default(),
         };
         let server =
             run(listener, state.clone(), config.workers).map_err(|source| StartupError::Bind {
@@ -145,9 +159,28 @@ impl Application {
     }
 }
 
+/// Prunes `unit_events` periodically, keeping the newest `keep` per project. Several instances
+/// doing it at once is harmless: the deletes are idempotent.
+fn spawn_event_pruning(db: sea_orm::DatabaseConnection, keep: i64, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match kavling_core::events::prune_unit_events(&db, keep, 1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "pruned old unit events"),
+                Err(e) => tracing::warn!(error = %e, "pruning unit events failed"),
+            }
+        }
+    });
+}
+
 fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::io::Result<Server> {
+    let ws_echo = state.ws_echo;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
+        let echo = web::resource("/ws-echo").route(web::get().to(crate::ws::echo));
         App::new()
             .wrap(from_fn(request_id))
             .app_data(data.clone())
@@ -158,6 +191,11 @@ fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::i
             )
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            .configure(|cfg| {
+                if ws_echo {
+                    cfg.service(echo);
+                }
+            })
             .configure(routes::configure)
     })
     .listen(listener)?

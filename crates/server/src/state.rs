@@ -16,6 +16,12 @@ pub struct AppState {
     pub max_siteplan_bytes: usize,
     /// Redis URL, when fan-out goes through Redis (for `/readyz`).
     pub redis: Option<redis_probe::RedisProbe>,
+    /// WebSocket session timers and limits.
+    pub ws: crate::ws::WsConfig,
+    /// Serve the `/ws-echo` protocol-compliance route (`KAVLING_WS_ECHO=1`).
+    pub ws_echo: bool,
+    /// HTTP request metrics for `/metrics`.
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 /// A tiny readiness probe for Redis, independent of the bus's own connections.

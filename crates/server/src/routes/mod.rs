@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
         ))
         .service(web::redirect("/docs", "/docs/"))
+        .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))

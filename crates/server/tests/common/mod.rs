@@ -129,6 +129,10 @@ pub struct SpawnOptions {
     pub catch_up_every: Duration,
     pub hub: kavling_realtime::HubConfig,
     pub max_siteplan_bytes: usize,
+    pub ws: kavling_server::ws::WsConfig,
+    pub ws_echo: bool,
+    pub event_retention: i64,
+    pub prune_every: Duration,
 }
 
 impl Default for SpawnOptions {
@@ -139,6 +143,10 @@ impl Default for SpawnOptions {
             catch_up_every: Duration::from_millis(500),
             hub: kavling_realtime::HubConfig::default(),
             max_siteplan_bytes: kavling_server::config::DEFAULT_MAX_SITEPLAN_BYTES,
+            ws: kavling_server::ws::WsConfig::default(),
+            ws_echo: false,
+            event_retention: 10_000,
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -180,6 +188,7 @@ pub fn test_config(
         cors_origins: vec![],
         seed_demo: opts.seed_demo,
         warnings: vec![],
+        ws_echo: opts.ws_echo,
     }
 }
 
@@ -217,6 +226,9 @@ impl TestApp {
                 clock: Arc::new(clock.clone()),
                 hub: opts.hub.clone(),
                 catch_up_every: opts.catch_up_every,
+                ws: opts.ws.clone(),
+                event_retention: opts.event_retention,
+                prune_every: opts.prune_every,
             },
         )
         .await
