@@ -88,6 +88,17 @@ struct ClassRec {
     style_mask: u64,
     pres_start: u32,
     pres_len: u32,
+    /// Number of stylesheet declarations already inlined while streaming (0: none).
+    version: u32,
+}
+
+/// Class rules resolved for one (class list, style mask): the attribute text to append and
+/// where each attribute sits in it.
+struct Inline {
+    style_mask: u64,
+    text: String,
+    props: Vec<(u8, u32, u32)>,
+    mask: u64,
 }
 
 /// A presentation attribute written on a classed element: ` name="value"` span.
@@ -383,6 +394,52 @@ pub(crate) fn run(input: &[u8], limits: &Limits) -> Result<Parsed, SvgError> {
     Pass::new(text, limits).run()
 }
 
+/// The cascade of class rules for one class list: later rules win; properties the element's
+/// `style` declares are left to it.
+fn resolve_inline(sheet: &StyleSheet, classes: &str, style_mask: u64) -> Inline {
+    let mut best = [NONE; 64];
+    let mut touched: Vec<u8> = Vec::new();
+    for c in classes.split_ascii_whitespace() {
+        let Some(list) = sheet.classes.get(c) else {
+            continue;
+        };
+        for &d in list {
+            let p = sheet.decls[d as usize].0 as usize;
+            if best[p] == NONE {
+                touched.push(p as u8);
+                best[p] = d;
+            } else {
+                best[p] = best[p].max(d);
+            }
+        }
+    }
+    let mut apply: Vec<(u32, u8)> = touched
+        .iter()
+        .filter(|&&p| style_mask & (1u64 << p) == 0)
+        .map(|&p| (best[p as usize], p))
+        .collect();
+    apply.sort_unstable();
+    let mut text = String::new();
+    let mut props = Vec::with_capacity(apply.len());
+    let mut mask = 0u64;
+    for (d, p) in apply {
+        let start = text.len() as u32;
+        text.push(' ');
+        text.push_str(PRESENTATION[p as usize]);
+        text.push_str("=\"");
+        push_escaped(&mut text, &sheet.decls[d as usize].1);
+        text.push('"');
+        props.push((p, start, text.len() as u32));
+        mask |= 1u64 << p;
+    }
+    Inline {
+        style_mask,
+        text,
+        props,
+        mask,
+    }
+}
+
 struct Pass<'a> {
     text: &'a str,
     limits: &'a Limits,
@@ -405,6 +462,8 @@ struct Pass<'a> {
     scratch: String,
     /// Buffer lent to the attribute scanner.
     attr_buf: Vec<(usize, usize)>,
+    /// Resolved class rules per class list, valid for the current stylesheet.
+    inline_cache: HashMap<String, Vec<Inline>>,
     view_box: Option<ViewBox>,
 }
 
@@ -429,6 +488,7 @@ impl<'a> Pass<'a> {
             pres_spans: Vec::new(),
             scratch: String::new(),
             attr_buf: Vec::new(),
+            inline_cache: HashMap::new(),
             view_box: None,
         }
     }
@@ -516,6 +576,10 @@ impl<'a> Pass<'a> {
             return Err(self.err(self.text.len(), SvgErrorKind::NoRoot));
         }
         self.out.push('\n');
+        // Classed elements written before the last rules arrived (a `<style>` after the shapes)
+        // are patched with the whole stylesheet; the others were inlined while streaming.
+        let version = self.sheet.decls.len() as u32;
+        self.class_recs.retain(|r| r.version != version);
         if !self.class_recs.is_empty() && !self.sheet.is_empty() {
             let sheet = std::mem::take(&mut self.sheet);
             self.apply_classes(&sheet);
@@ -589,6 +653,7 @@ impl<'a> Pass<'a> {
                 if self.dropping == 0 && !self.css.is_empty() {
                     self.sheet.add(&self.css);
                     self.css.clear();
+                    self.inline_cache.clear();
                 }
             }
             FrameWhat::Dropped => self.dropping -= 1,
@@ -841,6 +906,13 @@ impl<'a> Pass<'a> {
             }
         }
         self.attr_buf = it.into_buffer();
+        let mut version = 0;
+        if let Some(class_span) = class.as_mut()
+            && !self.sheet.is_empty()
+        {
+            version = self.sheet.decls.len() as u32;
+            self.inline_classes(class_span, style_mask, pres_start, &mut named);
+        }
         self.out.push_str(if empty { "/>" } else { ">" });
         self.nodes.push(Node {
             tag_start: tag_start as u32,
@@ -860,6 +932,7 @@ impl<'a> Pass<'a> {
                 style_mask,
                 pres_start: pres_start as u32,
                 pres_len: (self.pres_spans.len() - pres_start) as u32,
+                version,
             }),
             None => self.pres_spans.truncate(pres_start),
         }
@@ -877,6 +950,81 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
+    /// Inlines the class rules known so far into the start tag being written (it is at the end
+    /// of the output, so removing an overridden attribute only moves the rest of this tag).
+    fn inline_classes(
+        &mut self,
+        class_span: &mut Span,
+        style_mask: u64,
+        pres_start: usize,
+        named: &mut Named,
+    ) {
+        let Pass {
+            out,
+            sheet,
+            inline_cache,
+            pres_spans,
+            ..
+        } = self;
+        let class_value = &out[class_span.range()];
+        let entries = match inline_cache.get_mut(class_value) {
+            Some(v) => v,
+            None => inline_cache.entry(class_value.to_string()).or_default(),
+        };
+        let idx = match entries.iter().position(|e| e.style_mask == style_mask) {
+            Some(i) => i,
+            None => {
+                entries.push(resolve_inline(
+                    sheet,
+                    &decode_lossy(class_value),
+                    style_mask,
+                ));
+                entries.len() - 1
+            }
+        };
+        let inline = &entries[idx];
+        if inline.mask == 0 {
+            return;
+        }
+        // Remove attributes the rules override, last first so earlier offsets stay valid.
+        let mut i = pres_spans.len();
+        while i > pres_start {
+            i -= 1;
+            let PresSpan { prop, start, end } = pres_spans[i];
+            if inline.mask & (1u64 << prop) == 0 {
+                continue;
+            }
+            out.replace_range(start as usize..end as usize, "");
+            pres_spans.remove(i);
+            let len = end - start;
+            let shift = |s: &mut Span| {
+                if s.start > start {
+                    s.start -= len;
+                }
+            };
+            shift(class_span);
+            for s in [&mut named.id, &mut named.data_name, &mut named.label]
+                .into_iter()
+                .flatten()
+            {
+                shift(s);
+            }
+            for p in &mut pres_spans[i..] {
+                p.start -= len;
+                p.end -= len;
+            }
+        }
+        let base = out.len() as u32;
+        out.push_str(&inline.text);
+        for &(prop, s, e) in &inline.props {
+            pres_spans.push(PresSpan {
+                prop,
+                start: base + s,
+                end: base + e,
+            });
+        }
+    }
+
     /// Inlines class rules as presentation attributes. A class rule beats a presentation
     /// attribute of the same property (the attribute is replaced) and loses to `style=""`
     /// (the rule is skipped), as the CSS cascade does in a browser.
@@ -889,9 +1037,6 @@ impl<'a> Pass<'a> {
         }
         let mut patches: Vec<Patch> = Vec::new();
         let mut ins = String::new();
-        let mut best = [NONE; 64];
-        let mut touched: Vec<u8> = Vec::new();
-        let mut apply: Vec<(u32, u8)> = Vec::new();
         // Elements share a handful of class lists: compute each (classes, style mask) once and
         // reuse its inserted text.
         let mut cache: HashMap<(&str, u64), (u32, u32, u64)> = HashMap::new();
@@ -901,41 +1046,10 @@ impl<'a> Pass<'a> {
             let (ins_start, ins_len, applied) = match cache.get(&key) {
                 Some(v) => *v,
                 None => {
-                    let classes = decode_lossy(key.0);
-                    touched.clear();
-                    for c in classes.split_ascii_whitespace() {
-                        let Some(list) = sheet.classes.get(c) else {
-                            continue;
-                        };
-                        for &d in list {
-                            let p = sheet.decls[d as usize].0 as usize;
-                            if best[p] == NONE {
-                                touched.push(p as u8);
-                                best[p] = d;
-                            } else {
-                                best[p] = best[p].max(d);
-                            }
-                        }
-                    }
-                    apply.clear();
-                    for &p in &touched {
-                        if rec.style_mask & (1u64 << p) == 0 {
-                            apply.push((best[p as usize], p));
-                        }
-                        best[p as usize] = NONE;
-                    }
-                    apply.sort_unstable();
+                    let inline = resolve_inline(sheet, &decode_lossy(key.0), rec.style_mask);
                     let start = ins.len();
-                    let mut mask = 0u64;
-                    for &(d, p) in &apply {
-                        ins.push(' ');
-                        ins.push_str(PRESENTATION[p as usize]);
-                        ins.push_str("=\"");
-                        push_escaped(&mut ins, &sheet.decls[d as usize].1);
-                        ins.push('"');
-                        mask |= 1u64 << p;
-                    }
-                    let v = (start as u32, (ins.len() - start) as u32, mask);
+                    ins.push_str(&inline.text);
+                    let v = (start as u32, inline.text.len() as u32, inline.mask);
                     cache.insert(key, v);
                     v
                 }

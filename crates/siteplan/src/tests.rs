@@ -891,3 +891,64 @@ fn warnings_are_capped() {
     assert_eq!(m.warnings[100], "... and 200 more warnings");
     assert_eq!(m.unmatched_element_ids.len(), 300);
 }
+
+/// The start tag of the element with this id in `out`.
+fn tag_of<'o>(out: &'o str, id: &str) -> &'o str {
+    let at = out.find(&format!("id=\"{id}\"")).unwrap();
+    let start = out[..at].rfind('<').unwrap();
+    let end = start + out[start..].find('>').unwrap();
+    &out[start..=end]
+}
+
+#[test]
+fn class_rules_streamed_and_patched_agree_with_the_cascade() {
+    let src = concat!(
+        "<svg><rect id=\"A0\" class=\"a\" fill=\"#000\"/>",
+        "<style>.a{fill:#111}.b{stroke:#222}</style>",
+        "<rect fill=\"#999\" id=\"A1\" class=\"a b\" stroke=\"#888\" data-name=\"Blok A No 1\"/>",
+        "<rect id=\"A2\" class=\"b\" style=\"stroke:#777\"/>",
+        "<style>.a{fill:#333}.b{opacity:0.5}</style>",
+        "<rect id=\"A3\" class=\"a\" fill=\"#555\"/><rect id=\"A4\" class=\"b a\"/></svg>"
+    );
+    let p = plan(src);
+    let out = p.sanitized();
+    let a0 = tag_of(out, "A0");
+    assert!(a0.contains("fill=\"#333\"") && !a0.contains("#000"), "{a0}");
+    let a1 = tag_of(out, "A1");
+    assert!(
+        a1.contains("fill=\"#333\"") && a1.contains("stroke=\"#222\""),
+        "{a1}"
+    );
+    assert!(
+        a1.contains("opacity=\"0.5\"") && a1.contains("data-name=\"Blok A No 1\""),
+        "{a1}"
+    );
+    assert!(
+        !a1.contains("#999") && !a1.contains("#888") && !a1.contains("#111"),
+        "{a1}"
+    );
+    let a2 = tag_of(out, "A2");
+    assert!(
+        a2.contains("style=\"stroke:#777\"") && !a2.contains("#222"),
+        "{a2}"
+    );
+    assert!(a2.contains("opacity=\"0.5\""), "{a2}");
+    let a3 = tag_of(out, "A3");
+    assert!(a3.contains("fill=\"#333\"") && !a3.contains("#555"), "{a3}");
+    let a4 = tag_of(out, "A4");
+    assert!(
+        a4.contains("fill=\"#333\"") && a4.contains("stroke=\"#222\""),
+        "{a4}"
+    );
+    // Names were tracked through the in-tag edits.
+    let m = p.map_units(&["A0", "A1", "A2", "A3", "A4"]);
+    assert_eq!(m.matched.len(), 5);
+    assert!(
+        m.warnings.iter().all(|w| !w.contains("disagrees")),
+        "{:?}",
+        m.warnings
+    );
+    let g = p.color_template(&m).render(|_| Some("#22c55e"));
+    assert_eq!(g.matches("fill=\"#22c55e\"").count(), 5, "{g}");
+    assert_idempotent(src);
+}
