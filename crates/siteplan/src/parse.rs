@@ -9,9 +9,10 @@
 //! - end tags come from the element stack; comments, processing instructions, the XML declaration
 //!   and CDATA (outside `<style>`) are dropped; text keeps its references, with `>` escaped.
 //!
-//! Class rules of `<style>` are collected during the pass and inlined afterwards as presentation
-//! attributes through a list of patches (so a `<style>` after the shapes works too, without a
-//! second parse).
+//! Class rules of `<style>` become presentation attributes. Rules already read are inlined into
+//! each start tag as it is written (the usual Illustrator layout, `<style>` in `<defs>` first);
+//! elements written before later rules arrived are fixed after the pass through a list of
+//! patches applied to the output, so a `<style>` after the shapes works too without a second parse.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -149,8 +150,10 @@ pub(crate) fn resolve_ref(name: &str) -> Result<char, SvgErrorKind> {
 
 /// Finds the reference starting at `s[0] == '&'`; returns its name and total length.
 fn ref_at(s: &str) -> Result<(&str, usize), SvgErrorKind> {
+    // Search bytes: the window may end inside a multi-byte character, but `;` is ASCII, so the
+    // slice up to it is always on a character boundary.
     let limit = s.len().min(34);
-    match s[1..limit].find(';') {
+    match s.as_bytes()[1..limit].iter().position(|&b| b == b';') {
         Some(p) if p > 0 => Ok((&s[1..1 + p], p + 2)),
         _ => Err(SvgErrorKind::Malformed(
             "a bare `&` must be written as `&amp;`".to_string(),

@@ -952,3 +952,18 @@ fn class_rules_streamed_and_patched_agree_with_the_cascade() {
     assert_eq!(g.matches("fill=\"#22c55e\"").count(), 5, "{g}");
     assert_idempotent(src);
 }
+
+#[test]
+fn reference_scan_window_may_end_inside_a_character() {
+    // Found by the fuzzer: a bare `&` followed by multi-byte characters past the scan window.
+    let e =
+        err("<svg><rect id=\"&ltxxxxxxxxxxxxxxxxxxxxxxxxxxx\u{feff}\u{feff}\"/></svg>".as_bytes());
+    assert!(matches!(e.kind, SvgErrorKind::Malformed(_)), "{e}");
+    for pad in 0..40 {
+        let s = format!(
+            "<svg><text id=\"&{}\u{e9}\u{20ac}\u{1f600};\"/></svg>",
+            "x".repeat(pad)
+        );
+        let _ = Siteplan::parse(s.as_bytes(), &Limits::default());
+    }
+}

@@ -327,3 +327,15 @@ fn synthetic_benchmark_siteplan_is_consistent() {
     assert!(out.len() > plan.sanitized().len());
     Siteplan::parse(out.as_bytes(), &Limits::default()).unwrap();
 }
+
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(plan) = Siteplan::parse(&bytes, &Limits::default()) {
+            let again = Siteplan::parse(plan.sanitized().as_bytes(), &Limits::default()).unwrap();
+            assert_eq!(again.sanitized(), plan.sanitized());
+        }
+    }
+}
