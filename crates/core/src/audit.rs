@@ -117,8 +117,10 @@ pub struct AuditView {
     /// Entity id.
     pub entity_id: Uuid,
     /// Values before.
+    #[schema(value_type = Option<Object>)]
     pub old_values: Option<Json>,
     /// Values after.
+    #[schema(value_type = Option<Object>)]
     pub new_values: Option<Json>,
     /// Request id.
     pub request_id: Option<String>,

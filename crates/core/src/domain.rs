@@ -6,11 +6,13 @@ use serde::{Deserialize, Serialize};
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
+        // Variants are CamelCase spellings of their SCREAMING_SNAKE_CASE wire names, so one
+        // `rename_all` serves serde and the OpenAPI schema alike.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name {
             $(
                 #[doc = $text]
-                #[serde(rename = $text)]
                 $variant,
             )+
         }
@@ -126,6 +128,30 @@ impl Palette {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_spelling_matches_the_stored_spelling() {
+        for s in BookingStatus::ALL {
+            let v: BookingStatus = serde_json::from_str(&format!("\"{s}\"")).unwrap();
+            assert_eq!(v.as_str(), *s);
+        }
+        for s in UnitStatus::ALL
+            .iter()
+            .chain(Role::ALL)
+            .chain(KycStatus::ALL)
+            .chain(PaymentMethod::ALL)
+        {
+            assert!(serde_json::from_str::<serde_json::Value>(&format!("\"{s}\"")).is_ok());
+        }
+        assert_eq!(
+            serde_json::to_string(&WalletTxType::Topup).unwrap(),
+            "\"TOPUP\""
+        );
+        assert_eq!(
+            serde_json::to_string(&PaymentStatus::Overdue).unwrap(),
+            "\"OVERDUE\""
+        );
+    }
 
     #[test]
     fn round_trips_and_rejects_unknown() {

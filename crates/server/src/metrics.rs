@@ -145,6 +145,7 @@ pub fn render_pool(db: &DatabaseConnection) -> String {
 }
 
 /// `GET /metrics`: every family in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut body = state.http_metrics.render_prometheus();
     body.push_str(&render_pool(&state.services.db));

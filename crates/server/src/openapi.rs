@@ -1,34 +1,108 @@
 //! The OpenAPI 3.1 description, generated from the handlers' `#[utoipa::path]` attributes and the
 //! DTOs' `ToSchema` derives, served at `/api/v1/openapi.json` and browsable (offline) at `/docs`.
 
+use kavling_core::list::ListSpec;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
 
-/// The Strapi-style list parameters every list endpoint accepts (whitelisted per resource).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ListParams {
-    /// A filter: `filters[field][$op]=value` with `$eq $ne $in $containsi $gt $gte $lt $lte`
-    /// (`$in` repeats with indices: `filters[status][$in][0]=BOOKED`). Unknown fields or operators: 400 `invalid_query`.
-    #[param(rename = "filters[field][$op]", value_type = Option<String>)]
-    filters: Option<String>,
-    /// Sort: `field:asc,other:desc`.
-    #[param(value_type = Option<String>, example = "createdAt:desc")]
-    sort: Option<String>,
-    /// Page number, from 1.
-    #[param(rename = "pagination[page]", value_type = Option<u64>, minimum = 1)]
-    page: Option<u64>,
-    /// Rows per page (default 25, at most 100).
-    #[param(rename = "pagination[pageSize]", value_type = Option<u64>, minimum = 1, maximum = 100)]
-    page_size: Option<u64>,
+/// List endpoints and the fields their whitelist accepts (for the `sort` pattern and the docs).
+fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
+    fn names<C>(spec: &ListSpec<C>) -> Vec<&'static str> {
+        spec.fields.iter().map(|f| f.name).collect()
+    }
+    vec![
+        (
+            "/api/v1/projects",
+            names(&kavling_core::services::projects::PROJECT_LIST),
+        ),
+        (
+            "/api/v1/projects/{id}/units",
+            names(&kavling_core::services::units::UNIT_LIST),
+        ),
+        (
+            "/api/v1/admin/audit-log",
+            names(&kavling_core::audit::AUDIT_LIST),
+        ),
+    ]
 }
 
-struct BearerAuth;
+fn query_param(name: &str, description: String, schema: Object) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
 
-impl Modify for BearerAuth {
+/// The list conventions' parameters for one resource. Filters (`filters[field][$op]=value`) are
+/// described in words: their nested brackets have no faithful OpenAPI parameter form.
+fn list_params(fields: &[&str]) -> Vec<Parameter> {
+    let alt = fields.join("|");
+    let sort_pattern = format!("^({alt})(:(asc|desc))?(,({alt})(:(asc|desc))?)*$");
+    vec![
+        query_param(
+            "sort",
+            format!(
+                "Sort, e.g. `{}:desc`; fields: {}.",
+                fields.first().copied().unwrap_or("id"),
+                fields.join(", ")
+            ),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(sort_pattern))
+                .build(),
+        ),
+        query_param(
+            "pagination[page]",
+            "Page number, from 1.".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(1_000_000))
+                .build(),
+        ),
+        query_param(
+            "pagination[pageSize]",
+            "Rows per page (default 25, at most 100).".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(100))
+                .build(),
+        ),
+    ]
+}
+
+/// The media type of every error body.
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn problem_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ProblemBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// Adds what every operation shares: the bearer scheme, problem+json as the error media type, the
+/// generic body and parameter problems (400, 413, 415), and the list parameters.
+struct Conventions;
+
+impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -40,6 +114,81 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        let lists = list_endpoints();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_path_params = path.contains('{');
+            for (method, op) in [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("put", item.put.as_mut()),
+                ("patch", item.patch.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ] {
+                let Some(op) = op else { continue };
+                if method == "get"
+                    && let Some((_, fields)) = lists.iter().find(|(p, _)| p == path)
+                {
+                    op.parameters
+                        .get_or_insert_with(Vec::new)
+                        .extend(list_params(fields).into_iter().map(RefOr::T));
+                    let desc = op.description.get_or_insert_with(String::new);
+                    desc.push_str(&format!(
+                        "\n\nFilters: `filters[field][$op]=value` with `$eq $ne $in $containsi $gt $gte $lt $lte` on {}; \
+                         `$in` takes indexed values (`filters[status][$in][0]=BOOKED`). Unknown fields or operators: 400 `invalid_query`.",
+                        fields.join(", ")
+                    ));
+                }
+                let query_params = op.parameters.as_ref().is_some_and(|p| {
+                    p.iter()
+                        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
+                });
+                let responses = &mut op.responses.responses;
+                // Error bodies are problem+json, not plain JSON.
+                for response in responses.values_mut() {
+                    if let RefOr::T(r) = response
+                        && let Some(content) = r.content.shift_remove("application/json")
+                    {
+                        let is_problem = matches!(&content, RefOr::T(c)
+                            if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/ProblemBody")));
+                        let key = if is_problem {
+                            PROBLEM_JSON
+                        } else {
+                            "application/json"
+                        };
+                        r.content.insert(key.to_owned(), content);
+                    }
+                }
+                let mut add = |code: &str, description: &str| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                };
+                if op.request_body.is_some() {
+                    add(
+                        "400",
+                        "The body is not valid for its media type (`bad_request`)",
+                    );
+                    add("413", "The body is too large");
+                    add("415", "Wrong Content-Type (`unsupported_media_type`)");
+                }
+                if has_path_params {
+                    add("404", "Not found, or a malformed id (`not_found`)");
+                }
+                if query_params {
+                    add(
+                        "400",
+                        "A query parameter is not understood (`invalid_query`)",
+                    );
+                }
+                if op.security.is_some() {
+                    add(
+                        "401",
+                        "Missing, malformed, forged or expired token (`unauthorized`)",
+                    );
+                }
+                add("503", "The database is busy; retry (`busy`)");
+            }
+        }
     }
 }
 
@@ -52,10 +201,11 @@ impl Modify for BearerAuth {
             application/problem+json with a stable `code`. The WebSocket protocol (`GET /ws`) is described in CONTRACT.md \
             and docs/flutter.md.",
     ),
-    modifiers(&BearerAuth),
+    modifiers(&Conventions),
     paths(
         routes::health::healthz,
         routes::health::readyz,
+        crate::metrics::metrics,
         routes::auth::register,
         routes::auth::login,
         routes::auth::me,

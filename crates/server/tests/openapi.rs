@@ -10,6 +10,7 @@ use common::TestApp;
 const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/login"),
     ("get", "/api/v1/me"),

@@ -71,16 +71,25 @@ impl From<projects::Model> for ProjectView {
 #[serde(rename_all = "camelCase")]
 pub struct NewProject {
     /// Name (required).
+    #[schema(
+        pattern = r"[^\s\x85]",
+        max_length = 200,
+        example = "Griya Asri Residence"
+    )]
     pub name: String,
     /// Description.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: String,
     /// Location.
     #[serde(default)]
+    #[schema(max_length = 300)]
     pub location: String,
     /// Hold minutes (default 60, 1 to 10080).
+    #[schema(minimum = 1, maximum = 10080)]
     pub hold_minutes: Option<i32>,
     /// Lead price in rupiah (default 50,000).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub lead_price: Option<i64>,
     /// Colour overrides by unit status.
     pub palette: Option<Palette>,

@@ -325,11 +325,14 @@ impl Services {
         })
     }
 
-    /// Bounding boxes and centres of every matched unit.
+    /// Bounding boxes and centres of every matched unit (empty until a siteplan is uploaded).
     pub async fn siteplan_geometry(&self, project_id: Uuid) -> CoreResult<GeometryView> {
         let project = self.project(project_id).await?;
         if project.siteplan_version == 0 {
-            return Err(CoreError::NotFound("siteplan"));
+            return Ok(GeometryView {
+                view_box: None,
+                units: Vec::new(),
+            });
         }
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();

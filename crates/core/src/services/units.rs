@@ -79,19 +79,30 @@ impl UnitView {
 #[serde(rename_all = "camelCase")]
 pub struct NewUnit {
     /// Block number, unique in the project.
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 32,
+        example = "A12"
+    )]
     pub block_number: String,
     /// House type.
     #[serde(rename = "type")]
+    #[schema(pattern = r"[^\s\x85]", max_length = 64, example = "36/72")]
     pub unit_type: String,
     /// Price in rupiah.
+    #[schema(minimum = 0, example = 450_000_000)]
     pub price: i64,
     /// Land area, m².
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub land_area: Option<f64>,
     /// Building area, m².
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub building_area: Option<f64>,
     /// Bedrooms.
+    #[schema(minimum = 0, maximum = 100)]
     pub bedrooms: Option<i32>,
     /// Bathrooms.
+    #[schema(minimum = 0, maximum = 100)]
     pub bathrooms: Option<i32>,
 }
 
@@ -112,9 +123,11 @@ pub struct UnitPatch {
     /// New status.
     pub status: Option<UnitStatus>,
     /// New price.
+    #[schema(minimum = 0)]
     pub price: Option<i64>,
     /// New type.
     #[serde(rename = "type")]
+    #[schema(pattern = r"[^\s\x85]", max_length = 64)]
     pub unit_type: Option<String>,
     /// Compare-and-set: change only if the unit still has this status.
     pub expected_status: Option<UnitStatus>,

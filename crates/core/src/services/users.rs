@@ -15,6 +15,8 @@ use crate::error::{CoreError, CoreResult, FieldError};
 
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest accepted password (argon2 hashes anything; this bounds the work per request).
+pub const MAX_PASSWORD_LEN: usize = 256;
 
 /// A user as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -67,14 +69,23 @@ pub struct Session {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterInput {
     /// Email.
+    #[schema(
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f]+(\.[^@\s.\x00-\x1f\x7f-\x9f]+)+$",
+        max_length = 320,
+        example = "budi@example.com"
+    )]
     pub email: String,
-    /// Password, at least 8 characters.
+    /// Password, 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
     /// Full name.
+    #[schema(pattern = r"[^\s\x85]", max_length = 200)]
     pub full_name: String,
     /// Phone, optional.
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
-    /// BUYER or MARKETING (never ADMIN).
+    /// BUYER or MARKETING (ADMIN is refused with 403).
+    #[schema(pattern = "^(BUYER|MARKETING)$", example = "BUYER")]
     pub role: String,
 }
 
@@ -93,6 +104,7 @@ pub struct KycDecisionInput {
     /// Approve or reject.
     pub approved: bool,
     /// Why (shown to the user on rejection).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -104,7 +116,7 @@ pub fn normalize_email(raw: &str) -> Option<String> {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && email.len() <= 320
+        && email.chars().count() <= 320
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && !domain.contains('@');
     ok.then_some(email)
@@ -224,7 +236,7 @@ impl Services {
                 format!("the password needs at least {MIN_PASSWORD_LEN} characters"),
             ));
         }
-        if input.password.len() > 1024 {
+        if input.password.chars().count() > MAX_PASSWORD_LEN {
             errors.push(FieldError::new(
                 "password",
                 "too_long",

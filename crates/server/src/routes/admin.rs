@@ -1,7 +1,6 @@
 //! Admin-only actions: KYC decisions and the audit log.
 
 use crate::error::ProblemBody;
-use crate::openapi::ListParams;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::audit::AuditView;
 use kavling_core::list::Page;
@@ -33,7 +32,7 @@ pub async fn decide_kyc(
 }
 
 /// `GET /admin/audit-log` (list conventions).
-#[utoipa::path(get, path = "/api/v1/admin/audit-log", tag = "admin", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api/v1/admin/audit-log", tag = "admin", security(("bearer" = [])), 
     responses((status = 200, body = Page<AuditView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
 pub async fn audit_log(
     state: web::Data<AppState>,

@@ -1,7 +1,6 @@
 //! Projects.
 
 use crate::error::ProblemBody;
-use crate::openapi::ListParams;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::list::Page;
 use kavling_core::services::projects::{NewProject, ProjectView};
@@ -30,7 +29,7 @@ pub async fn create(
 }
 
 /// `GET /projects` (public, list conventions).
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", 
     responses((status = 200, body = Page<ProjectView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody)))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.services.list_projects(req.query_string()).await?))

@@ -1,7 +1,6 @@
 //! Units and availability.
 
 use crate::error::ProblemBody;
-use crate::openapi::ListParams;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::list::Page;
 use kavling_core::services::units::{Availability, UnitView};
@@ -46,7 +45,7 @@ pub async fn create(
 }
 
 /// `GET /projects/{id}/units` (public, list conventions).
-#[utoipa::path(get, path = "/api/v1/projects/{id}/units", tag = "units", params(("id" = Uuid, Path, description = "Project id"), ListParams),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/units", tag = "units", params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, body = Page<UnitView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
