@@ -16,6 +16,8 @@ pub struct AppState {
     pub max_siteplan_bytes: usize,
     /// Redis URL, when fan-out goes through Redis (for `/readyz`).
     pub redis: Option<redis_probe::RedisProbe>,
+    /// The login/register rate limiter shared by every worker (None: unlimited).
+    pub auth_limiter: Option<crate::ratelimit::AuthLimiter>,
 }
 
 /// A tiny readiness probe for Redis, independent of the bus's own connections.

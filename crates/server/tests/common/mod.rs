@@ -129,6 +129,8 @@ pub struct SpawnOptions {
     pub catch_up_every: Duration,
     pub hub: kavling_realtime::HubConfig,
     pub max_siteplan_bytes: usize,
+    /// Login/register burst per IP (generous: only the rate-limit test lowers it).
+    pub auth_rate_burst: u32,
 }
 
 impl Default for SpawnOptions {
@@ -139,6 +141,7 @@ impl Default for SpawnOptions {
             catch_up_every: Duration::from_millis(500),
             hub: kavling_realtime::HubConfig::default(),
             max_siteplan_bytes: kavling_server::config::DEFAULT_MAX_SITEPLAN_BYTES,
+            auth_rate_burst: 100_000,
         }
     }
 }
@@ -179,6 +182,9 @@ pub fn test_config(
         workers: Some(2),
         cors_origins: vec![],
         seed_demo: opts.seed_demo,
+        auth_rate_per_second: 1,
+        auth_rate_burst: opts.auth_rate_burst,
+        kpr_rate_bps: 900,
         warnings: vec![],
     }
 }
