@@ -161,9 +161,9 @@ impl Application {
             config.cors_origins.clone(),
         )
         .map_err(|source| StartupError::Bind {
-                addr: config.bind.clone(),
-                source,
-            })?;
+            addr: config.bind.clone(),
+            source,
+        })?;
         Ok(Application {
             server,
             port,

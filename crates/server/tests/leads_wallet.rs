@@ -12,7 +12,9 @@ use common::{SpawnOptions, TestApp, TestResponse};
 use futures_util::future::join_all;
 use kavling_core::audit::ActorRef;
 use kavling_core::domain::Role;
-use kavling_core::entities::{audit_log, lead_consents, leads, users, wallet_transactions, wallets};
+use kavling_core::entities::{
+    audit_log, lead_consents, leads, users, wallet_transactions, wallets,
+};
 use kavling_core::services::leads::{CONSENT_VERSION, ConsentContext, CreateLeadInput};
 use kavling_core::services::wallet::TopupInput;
 use kavling_core::{CoreError, Services};
@@ -187,7 +189,10 @@ async fn fifty_concurrent_unlocks_with_balance_for_ten() {
             .all(|l| l.unlocked_by == Some(mkt) && l.unlock_price == Some(PRICE))
     );
     let res = app
-        .get("/api/v1/wallet/transactions?filters[type][$eq]=DEBIT", Some(&token))
+        .get(
+            "/api/v1/wallet/transactions?filters[type][$eq]=DEBIT",
+            Some(&token),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.json);
     assert_eq!(res.json["meta"]["pagination"]["total"], 10);
@@ -195,7 +200,10 @@ async fn fifty_concurrent_unlocks_with_balance_for_ten() {
     assert_eq!(row["amount"], -PRICE);
     assert_eq!(row["type"], "DEBIT");
     let desc = row["description"].as_str().unwrap();
-    assert!(desc.starts_with("Unlock Lead: Test User - Unit A"), "{desc}");
+    assert!(
+        desc.starts_with("Unlock Lead: Test User - Unit A"),
+        "{desc}"
+    );
     // Each unlock wrote its audit rows.
     let audits = audit_log::Entity::find()
         .filter(audit_log::Column::Action.eq("lead.unlocked"))
@@ -306,12 +314,24 @@ async fn topups_validate_and_replay() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    send_with_key(&app, &path, &admin, None, Some(&json!({"amount": 1, "reference": "x"})))
-        .await
-        .assert_problem(StatusCode::BAD_REQUEST, "idempotency_key_required");
-    send_with_key(&app, &path, &token, Some("k1"), Some(&json!({"amount": 1, "reference": "x"})))
-        .await
-        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    send_with_key(
+        &app,
+        &path,
+        &admin,
+        None,
+        Some(&json!({"amount": 1, "reference": "x"})),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "idempotency_key_required");
+    send_with_key(
+        &app,
+        &path,
+        &token,
+        Some("k1"),
+        Some(&json!({"amount": 1, "reference": "x"})),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
     let body = json!({"amount": 250_000, "reference": "BCA-7781"});
     let first = send_with_key(&app, &path, &admin, Some("topup-1"), Some(&body)).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.json);
@@ -335,7 +355,9 @@ async fn topups_validate_and_replay() {
     // A user without a wallet row reads 0; a top-up creates the wallet.
     let (_, buyer_token) = app.user(Role::Buyer, false).await;
     assert_eq!(balance(&app, &buyer_token).await, 0);
-    let res = app.get("/api/v1/wallet/transactions", Some(&buyer_token)).await;
+    let res = app
+        .get("/api/v1/wallet/transactions", Some(&buyer_token))
+        .await;
     assert_eq!(res.json["meta"]["pagination"]["total"], 0);
     send_with_key(
         &app,
@@ -386,16 +408,29 @@ async fn leads_need_consent_and_one_open_lead_per_unit() {
     )
     .await
     .assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    app.post("/api/v1/leads", None, &json!({"unitId": unit, "consent": true}))
-        .await
-        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.post(
+        "/api/v1/leads",
+        None,
+        &json!({"unitId": unit, "consent": true}),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 
     // Ten concurrent identical requests: one lead, one consent row.
     let body = json!({"unitId": unit, "consent": true, "message": "Mau survey",
         "monthlyIncome": 20_000_000, "downPayment": 100_000_000});
-    let results = join_all((0..10).map(|_| app.post("/api/v1/leads", Some(&buyer_token), &body))).await;
-    let created: Vec<_> = results.iter().filter(|r| r.status == StatusCode::CREATED).collect();
-    assert_eq!(created.len(), 1, "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    let results =
+        join_all((0..10).map(|_| app.post("/api/v1/leads", Some(&buyer_token), &body))).await;
+    let created: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     let id = created[0].json["id"].clone();
     for r in &results {
         assert!(r.status == StatusCode::CREATED || r.status == StatusCode::OK);
@@ -447,7 +482,9 @@ async fn leads_need_consent_and_one_open_lead_per_unit() {
     // Listing: verified marketing sees masked contacts, filters work, admin sees all.
     let res = app
         .get(
-            &format!("/api/v1/leads?filters[projectId][$eq]={project}&filters[isUnlocked][$eq]=false"),
+            &format!(
+                "/api/v1/leads?filters[projectId][$eq]={project}&filters[isUnlocked][$eq]=false"
+            ),
             Some(&mkt_token),
         )
         .await;
@@ -456,7 +493,12 @@ async fn leads_need_consent_and_one_open_lead_per_unit() {
     let row = &res.json["data"][0];
     assert_eq!(row["buyer"]["name"], "Te***");
     assert_eq!(row["buyer"]["masked"], true);
-    assert!(row["buyer"]["email"].as_str().unwrap().starts_with("bu***@"));
+    assert!(
+        row["buyer"]["email"]
+            .as_str()
+            .unwrap()
+            .starts_with("bu***@")
+    );
     assert!(row["message"].is_null());
     let res = app.get("/api/v1/leads", Some(&admin)).await;
     assert_eq!(res.json["data"][0]["buyer"]["masked"], false);
@@ -499,7 +541,14 @@ async fn masking_lifts_only_for_the_unlocker_and_phone_is_masked() {
     assert_eq!(b["name"], "Bu***");
     assert_eq!(b["phone"], "0812****890");
     assert_eq!(b["email"], "bu***@example.com");
-    let res = send_with_key(&app, &format!("/api/v1/leads/{lead}/unlock"), &ta, None, None).await;
+    let res = send_with_key(
+        &app,
+        &format!("/api/v1/leads/{lead}/unlock"),
+        &ta,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.json);
     assert_eq!(res.json["buyer"]["phone"], "081234567890");
     let res = app.get("/api/v1/leads", Some(&ta)).await;
@@ -602,7 +651,12 @@ async fn login_and_register_are_rate_limited_per_ip() {
         .iter()
         .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
         .collect();
-    assert_eq!(limited.len(), 2, "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        limited.len(),
+        2,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     for r in &results {
         if r.status != StatusCode::TOO_MANY_REQUESTS {
             assert!(matches!(r.status.as_u16(), 401 | 201), "{}", r.json);
@@ -658,7 +712,11 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn post_kyc(app: &TestApp, token: Option<&str>, parts: &[(&str, Option<&str>, &[u8])]) -> TestResponse {
+async fn post_kyc(
+    app: &TestApp,
+    token: Option<&str>,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> TestResponse {
     let (ct, body) = multipart(parts);
     let mut req = app
         .client
@@ -689,8 +747,12 @@ async fn kyc_upload_is_private_and_admin_only() {
     let res = post_kyc(
         &app,
         Some(&token),
-        &[("idCard", Some("ktp.png"), gif), ("selfie", Some("s.png"), PNG),
-          ("officeIdCard", Some("o.jpg"), JPEG), ("companyName", None, b"PT Maju")],
+        &[
+            ("idCard", Some("ktp.png"), gif),
+            ("selfie", Some("s.png"), PNG),
+            ("officeIdCard", Some("o.jpg"), JPEG),
+            ("companyName", None, b"PT Maju"),
+        ],
     )
     .await;
     res.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
@@ -699,8 +761,12 @@ async fn kyc_upload_is_private_and_admin_only() {
     let res = post_kyc(
         &app,
         Some(&token),
-        &[("idCard", Some("ktp.png"), &big), ("selfie", Some("s.png"), PNG),
-          ("officeIdCard", Some("o.jpg"), JPEG), ("companyName", None, b"PT Maju")],
+        &[
+            ("idCard", Some("ktp.png"), &big),
+            ("selfie", Some("s.png"), PNG),
+            ("officeIdCard", Some("o.jpg"), JPEG),
+            ("companyName", None, b"PT Maju"),
+        ],
     )
     .await;
     res.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
@@ -726,9 +792,14 @@ async fn kyc_upload_is_private_and_admin_only() {
     assert_eq!(res.json["companyName"], "PT Maju Jaya");
     let u = app.state.services.user(mkt).await.unwrap();
     let stored = u.kyc_selfie_path.clone().unwrap();
-    assert!(stored.starts_with("kyc/") && !stored.contains("selfie"), "{stored}");
+    assert!(
+        stored.starts_with("kyc/") && !stored.contains("selfie"),
+        "{stored}"
+    );
     assert!(app.storage.path().join(&stored).exists());
-    let files = std::fs::read_dir(app.storage.path().join("kyc")).unwrap().count();
+    let files = std::fs::read_dir(app.storage.path().join("kyc"))
+        .unwrap()
+        .count();
     assert_eq!(files, 3);
 
     let doc = format!("/api/v1/admin/users/{mkt}/kyc/selfie");
@@ -742,22 +813,38 @@ async fn kyc_upload_is_private_and_admin_only() {
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.bytes, JPEG);
     assert_eq!(res.header("content-type").as_deref(), Some("image/jpeg"));
-    assert!(res.header("content-disposition").unwrap().starts_with("attachment"));
-    assert_eq!(res.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert!(
+        res.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(
+        res.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
     assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
-    app.get(&format!("/api/v1/admin/users/{mkt}/kyc/passport"), Some(&admin))
-        .await
-        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.get(
+        &format!("/api/v1/admin/users/{mkt}/kyc/passport"),
+        Some(&admin),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
 
     // Resubmitting replaces the files (the old ones are deleted).
     let res = post_kyc(&app, Some(&token), good).await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
-    let files = std::fs::read_dir(app.storage.path().join("kyc")).unwrap().count();
+    let files = std::fs::read_dir(app.storage.path().join("kyc"))
+        .unwrap()
+        .count();
     assert_eq!(files, 3);
 
     // The admin approves; both steps are audited.
     let res = app
-        .post(&format!("/api/v1/admin/users/{mkt}/kyc"), Some(&admin), &json!({"approved": true}))
+        .post(
+            &format!("/api/v1/admin/users/{mkt}/kyc"),
+            Some(&admin),
+            &json!({"approved": true}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.json);
     assert_eq!(res.json["kycStatus"], "APPROVED");

@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -678,7 +676,10 @@ mod tests {
     fn score_is_the_share_of_the_installment_a_third_of_income_covers() {
         let price = 500_000_000;
         // Loan 400M → ~4,057,067 a month; a third of 12,171,201 covers it exactly.
-        assert_eq!(buyer_score(price, Some(100_000_000), Some(12_200_000), 900), 100);
+        assert_eq!(
+            buyer_score(price, Some(100_000_000), Some(12_200_000), 900),
+            100
+        );
         // Half the needed income → ~50.
         let half = buyer_score(price, Some(100_000_000), Some(6_085_600), 900);
         assert!((49..=50).contains(&half), "{half}");
@@ -709,12 +710,27 @@ mod tests {
         let (l, b) = (Uuid::nil(), Uuid::max());
         let p = consent_proof(CONSENT_VERSION, "10.0.0.1", "ua", at, l, b);
         assert_eq!(p.len(), 64);
-        assert_eq!(p, consent_proof(CONSENT_VERSION, "10.0.0.1", "ua", at, l, b));
-        assert_ne!(p, consent_proof("kavling-consent-v2", "10.0.0.1", "ua", at, l, b));
-        assert_ne!(p, consent_proof(CONSENT_VERSION, "10.0.0.2", "ua", at, l, b));
-        assert_ne!(p, consent_proof(CONSENT_VERSION, "10.0.0.1", "ub", at, l, b));
+        assert_eq!(
+            p,
+            consent_proof(CONSENT_VERSION, "10.0.0.1", "ua", at, l, b)
+        );
+        assert_ne!(
+            p,
+            consent_proof("kavling-consent-v2", "10.0.0.1", "ua", at, l, b)
+        );
+        assert_ne!(
+            p,
+            consent_proof(CONSENT_VERSION, "10.0.0.2", "ua", at, l, b)
+        );
+        assert_ne!(
+            p,
+            consent_proof(CONSENT_VERSION, "10.0.0.1", "ub", at, l, b)
+        );
         let later = at + chrono::Duration::seconds(1);
-        assert_ne!(p, consent_proof(CONSENT_VERSION, "10.0.0.1", "ua", later, l, b));
+        assert_ne!(
+            p,
+            consent_proof(CONSENT_VERSION, "10.0.0.1", "ua", later, l, b)
+        );
     }
 
     #[test]

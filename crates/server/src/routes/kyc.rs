@@ -51,9 +51,13 @@ pub fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_web::Er
             "unsupported_media_type",
             "send multipart/form-data with idCard, selfie, officeIdCard and companyName",
         ),
-        MultipartError::MissingField(f) => ApiError::Core(CoreError::Validation(vec![
-            FieldError::new(f, "required", format!("{f} is required")),
-        ])),
+        MultipartError::MissingField(f) => {
+            ApiError::Core(CoreError::Validation(vec![FieldError::new(
+                f,
+                "required",
+                format!("{f} is required"),
+            )]))
+        }
         other => ApiError::bad_request(format!("the form could not be read: {other}")),
     };
     actix_web::error::InternalError::from_response(err, api.error_response()).into()
@@ -95,9 +99,8 @@ pub async fn document(
 ) -> ApiResult<HttpResponse> {
     state.services.require(&auth.0, Access::Admin).await?;
     let (user_id, doc) = path.into_inner();
-    let doc = KycDocument::parse(&doc).ok_or_else(|| {
-        ApiError::not_found("document must be idCard, selfie or officeIdCard")
-    })?;
+    let doc = KycDocument::parse(&doc)
+        .ok_or_else(|| ApiError::not_found("document must be idCard, selfie or officeIdCard"))?;
     let file = state.services.kyc_document(user_id, doc).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(file.mime)))

@@ -29,9 +29,11 @@ pub fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
 /// Sends an idempotent outcome: the fresh body, or the stored one of the first request.
 pub fn outcome_response<T>(outcome: &Outcome<T>) -> HttpResponse {
     let (status, body) = outcome.response();
-    let mut res =
-        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
-    res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+    res.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
     if matches!(outcome, Outcome::Replayed(_)) {
         res.insert_header(("idempotent-replayed", "true"));
     }

@@ -55,7 +55,12 @@ pub async fn topup(
     })?;
     let outcome = state
         .services
-        .topup(&ctx.actor(&admin), path.into_inner(), body.into_inner(), Some(key))
+        .topup(
+            &ctx.actor(&admin),
+            path.into_inner(),
+            body.into_inner(),
+            Some(key),
+        )
         .await?;
     Ok(outcome_response(&outcome))
 }
