@@ -32,7 +32,7 @@ pub fn auth_limiter(per_second: u64, burst: u32) -> Option<AuthLimiter> {
 /// Forgets idle clients every minute so the limiter's memory stays bounded.
 pub fn spawn_retain_recent(limiter: &AuthLimiter) {
     let limiter = limiter.limiter();
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
