@@ -39,6 +39,8 @@ pub struct Services {
     pub max_siteplan_bytes: usize,
     /// Where uploaded files (booking documents, KYC images) are stored under generated names.
     pub storage_dir: std::path::PathBuf,
+    /// Annual KPR interest rate for the lead affordability score, in basis points (900 = 9%).
+    pub kpr_rate_bps: u32,
 }
 
 impl std::fmt::Debug for Services {

@@ -14,6 +14,11 @@ pub const DEFAULT_STORAGE_DIR: &str = "data/uploads";
 /// Default siteplan size cap (20 MiB).
 pub const DEFAULT_MAX_SITEPLAN_BYTES: usize = 20 * 1024 * 1024;
 
+/// Default burst of login/register requests per client IP.
+pub const DEFAULT_AUTH_RATE_BURST: u32 = 5;
+/// Default sustained login/register requests per second per client IP.
+pub const DEFAULT_AUTH_RATE_PER_SECOND: u64 = 1;
+
 /// A configuration problem, reported as one line naming the variable (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -71,6 +76,12 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Seed the demo project when the database is empty (`KAVLING_SEED_DEMO`, default true).
     pub seed_demo: bool,
+    /// `KAVLING_AUTH_RATE_PER_SECOND`: sustained login/register requests per second per IP.
+    pub auth_rate_per_second: u64,
+    /// `KAVLING_AUTH_RATE_BURST`: login/register burst per IP.
+    pub auth_rate_burst: u32,
+    /// `KAVLING_KPR_RATE_BPS`: annual KPR rate for the lead score, in basis points (900 = 9%).
+    pub kpr_rate_bps: u32,
     /// Messages about generated secrets, logged once logging is up.
     pub warnings: Vec<String>,
     /// Serve `/ws-echo`, a WebSocket echo through the `/ws` session loop for protocol
@@ -203,7 +214,7 @@ impl Config {
                     })?,
             ),
         };
-        let cors_origins = var("KAVLING_CORS_ORIGINS")
+        let cors_origins: Vec<String> = var("KAVLING_CORS_ORIGINS")
             .map(|s| {
                 s.split(',')
                     .map(|o| o.trim().to_owned())
@@ -211,6 +222,15 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(bad) = cors_origins.iter().find(|o: &&String| {
+            !(o.starts_with("http://") || o.starts_with("https://"))
+                || o.parse::<actix_web::http::Uri>().is_err()
+        }) {
+            return Err(ConfigError::Invalid {
+                var: "KAVLING_CORS_ORIGINS",
+                message: format!("`{bad}` is not an origin like https://admin.example.com"),
+            });
+        }
         let seed_demo = !matches!(
             var("KAVLING_SEED_DEMO").as_deref(),
             Some("false" | "0" | "no")
@@ -219,6 +239,28 @@ impl Config {
             var("KAVLING_WS_ECHO").as_deref(),
             Some("1" | "true" | "yes")
         );
+        let auth_rate_per_second = positive(
+            "KAVLING_AUTH_RATE_PER_SECOND",
+            DEFAULT_AUTH_RATE_PER_SECOND,
+            1_000_000,
+        )?;
+        let auth_rate_burst = u32::try_from(positive(
+            "KAVLING_AUTH_RATE_BURST",
+            u64::from(DEFAULT_AUTH_RATE_BURST),
+            1_000_000,
+        )?)
+        .unwrap_or(DEFAULT_AUTH_RATE_BURST);
+        let kpr_rate_bps = match var("KAVLING_KPR_RATE_BPS") {
+            None => kavling_core::services::leads::DEFAULT_KPR_RATE_BPS,
+            Some(s) => s
+                .parse()
+                .ok()
+                .filter(|n| *n <= kavling_core::services::leads::MAX_KPR_RATE_BPS)
+                .ok_or(ConfigError::Invalid {
+                    var: "KAVLING_KPR_RATE_BPS",
+                    message: "must be basis points from 0 to 10000 (900 = 9% a year)".into(),
+                })?,
+        };
         Ok(Config {
             bind,
             database_url,
@@ -233,9 +275,27 @@ impl Config {
             workers,
             cors_origins,
             seed_demo,
+            auth_rate_per_second,
+            auth_rate_burst,
+            kpr_rate_bps,
             warnings,
             ws_echo,
         })
+    }
+}
+
+/// Reads a whole number from 1 to `max`, or the default when unset.
+fn positive(name: &'static str, default: u64, max: u64) -> Result<u64, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(s) => s
+            .parse()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or(ConfigError::Invalid {
+                var: name,
+                message: format!("must be a whole number from 1 to {max}"),
+            }),
     }
 }
 

@@ -19,6 +19,31 @@ use crate::middleware::request_id;
 use crate::routes;
 use crate::state::{AppState, redis_probe::RedisProbe};
 
+/// CORS for browser clients: only the configured origins (none when empty); requests without an
+/// `Origin`, or from other origins, pass through without CORS headers.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    origins.iter().fold(
+        actix_cors::Cors::default()
+            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allowed_headers([
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "x-request-id",
+            ])
+            .expose_headers(["x-request-id", "retry-after", "idempotent-replayed"])
+            .max_age(3600),
+        // Config validates origins; skip anything actix-cors would refuse at start rather than fail.
+        |cors, origin| {
+            if origin != "*" && origin.parse::<actix_web::http::Uri>().is_ok() {
+                cors.allowed_origin(origin)
+            } else {
+                cors
+            }
+        },
+    )
+}
+
 /// Largest JSON body accepted.
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
@@ -114,6 +139,7 @@ impl Application {
             siteplans: Arc::default(),
             max_siteplan_bytes: config.max_siteplan_bytes,
             storage_dir: config.storage_dir.clone(),
+            kpr_rate_bps: config.kpr_rate_bps,
         };
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)
@@ -134,12 +160,24 @@ impl Application {
             ws: options.ws.clone(),
             ws_echo: config.ws_echo,
             http_metrics: Arc::default(),
+            auth_limiter: crate::ratelimit::auth_limiter(
+                config.auth_rate_per_second,
+                config.auth_rate_burst,
+            ),
         };
-        let server =
-            run(listener, state.clone(), config.workers).map_err(|source| StartupError::Bind {
-                addr: config.bind.clone(),
-                source,
-            })?;
+        if let Some(limiter) = &state.auth_limiter {
+            crate::ratelimit::spawn_retain_recent(limiter);
+        }
+        let server = run(
+            listener,
+            state.clone(),
+            config.workers,
+            config.cors_origins.clone(),
+        )
+        .map_err(|source| StartupError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
         Ok(Application {
             server,
             port,
@@ -176,12 +214,18 @@ fn spawn_event_pruning(db: sea_orm::DatabaseConnection, keep: i64, every: Durati
     });
 }
 
-fn run(listener: TcpListener, state: AppState, workers: Option<usize>) -> std::io::Result<Server> {
+fn run(
+    listener: TcpListener,
+    state: AppState,
+    workers: Option<usize>,
+    cors_origins: Vec<String>,
+) -> std::io::Result<Server> {
     let ws_echo = state.ws_echo;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         let echo = web::resource("/ws-echo").route(web::get().to(crate::ws::echo));
         App::new()
+            .wrap(cors(&cors_origins))
             .wrap(from_fn(request_id))
             .app_data(data.clone())
             .app_data(

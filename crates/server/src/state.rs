@@ -22,6 +22,8 @@ pub struct AppState {
     pub ws_echo: bool,
     /// HTTP request metrics for `/metrics`.
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// The login/register rate limiter shared by every worker (None: unlimited).
+    pub auth_limiter: Option<crate::ratelimit::AuthLimiter>,
 }
 
 /// A tiny readiness probe for Redis, independent of the bus's own connections.

@@ -4,10 +4,15 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod pages;
+pub mod kyc;
+pub mod leads;
 pub mod projects;
 pub mod siteplans;
 pub mod units;
+pub mod wallet;
 
+use actix_multipart::form::MultipartFormConfig;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
@@ -27,9 +32,46 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))
-                .service(web::resource("/auth/register").route(web::post().to(auth::register)))
-                .service(web::resource("/auth/login").route(web::post().to(auth::login)))
+                .service(
+                    web::resource("/auth/register")
+                        .wrap(from_fn(crate::ratelimit::limit_auth))
+                        .route(web::post().to(auth::register)),
+                )
+                .service(
+                    web::resource("/auth/login")
+                        .wrap(from_fn(crate::ratelimit::limit_auth))
+                        .route(web::post().to(auth::login)),
+                )
                 .service(web::resource("/me").route(web::get().to(auth::me)))
+                .service(
+                    web::resource("/me/kyc")
+                        .app_data(
+                            MultipartFormConfig::default()
+                                .total_limit(kyc::KYC_FORM_LIMIT)
+                                .memory_limit(kyc::KYC_FORM_LIMIT)
+                                .error_handler(kyc::multipart_error),
+                        )
+                        .route(web::post().to(kyc::submit)),
+                )
+                .service(
+                    web::resource("/admin/users/{id}/kyc/{document}")
+                        .route(web::get().to(kyc::document)),
+                )
+                .service(
+                    web::resource("/leads")
+                        .route(web::get().to(leads::list))
+                        .route(web::post().to(leads::create)),
+                )
+                .service(web::resource("/leads/{id}/unlock").route(web::post().to(leads::unlock)))
+                .service(web::resource("/wallet").route(web::get().to(wallet::get)))
+                .service(
+                    web::resource("/wallet/transactions")
+                        .route(web::get().to(wallet::transactions)),
+                )
+                .service(
+                    web::resource("/admin/wallets/{userId}/topup")
+                        .route(web::post().to(wallet::topup)),
+                )
                 .service(
                     web::resource("/admin/users/{id}/kyc").route(web::post().to(admin::decide_kyc)),
                 )

@@ -133,6 +133,8 @@ pub struct SpawnOptions {
     pub ws_echo: bool,
     pub event_retention: i64,
     pub prune_every: Duration,
+    /// Login/register burst per IP (generous: only the rate-limit test lowers it).
+    pub auth_rate_burst: u32,
 }
 
 impl Default for SpawnOptions {
@@ -147,6 +149,7 @@ impl Default for SpawnOptions {
             ws_echo: false,
             event_retention: 10_000,
             prune_every: Duration::from_secs(60),
+            auth_rate_burst: 100_000,
         }
     }
 }
@@ -187,6 +190,9 @@ pub fn test_config(
         workers: Some(2),
         cors_origins: vec![],
         seed_demo: opts.seed_demo,
+        auth_rate_per_second: 1,
+        auth_rate_burst: opts.auth_rate_burst,
+        kpr_rate_bps: 900,
         warnings: vec![],
         ws_echo: opts.ws_echo,
     }

@@ -1,0 +1,114 @@
+//! e-KYC: marketing staff upload their documents; only admins may download them.
+
+use actix_multipart::MultipartError;
+use actix_multipart::form::MultipartForm;
+use actix_multipart::form::bytes::Bytes;
+use actix_multipart::form::text::Text;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use kavling_core::services::kyc::{KycDocument, KycSubmission, MAX_KYC_IMAGE_BYTES};
+use kavling_core::services::users::Access;
+use kavling_core::{CoreError, FieldError};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, RequestCtx};
+use crate::state::AppState;
+
+/// Largest whole KYC form: three images and a little text.
+pub const KYC_FORM_LIMIT: usize = 3 * MAX_KYC_IMAGE_BYTES + 64 * 1024;
+
+/// `POST /me/kyc` multipart form.
+#[derive(MultipartForm)]
+pub struct KycForm {
+    /// ID card (KTP) image.
+    #[multipart(rename = "idCard", limit = "5MiB")]
+    pub id_card: Bytes,
+    /// Selfie image.
+    #[multipart(limit = "5MiB")]
+    pub selfie: Bytes,
+    /// Office ID card image.
+    #[multipart(rename = "officeIdCard", limit = "5MiB")]
+    pub office_id_card: Bytes,
+    /// The agency.
+    #[multipart(rename = "companyName", limit = "4KiB")]
+    pub company_name: Text<String>,
+}
+
+/// Maps multipart failures to problems: over a limit 413, not multipart 415, missing field 422.
+pub fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        MultipartError::Payload(actix_web::error::PayloadError::Overflow) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            format!("each image may be at most {MAX_KYC_IMAGE_BYTES} bytes"),
+        ),
+        MultipartError::ContentTypeMissing
+        | MultipartError::ContentTypeParse
+        | MultipartError::ContentTypeIncompatible => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/form-data with idCard, selfie, officeIdCard and companyName",
+        ),
+        MultipartError::MissingField(f) => {
+            ApiError::Core(CoreError::Validation(vec![FieldError::new(
+                f,
+                "required",
+                format!("{f} is required"),
+            )]))
+        }
+        other => ApiError::bad_request(format!("the form could not be read: {other}")),
+    };
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}
+
+/// `POST /me/kyc` (MARKETING): 202 with the user, `kycStatus` PENDING.
+pub async fn submit(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    form: MultipartForm<KycForm>,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .services
+        .require(&auth.0, Access::Authenticated)
+        .await?;
+    let form = form.into_inner();
+    let view = state
+        .services
+        .submit_kyc(
+            &ctx.actor(&user),
+            user.id,
+            KycSubmission {
+                company_name: form.company_name.into_inner(),
+                id_card: form.id_card.data.to_vec(),
+                selfie: form.selfie.data.to_vec(),
+                office_id_card: form.office_id_card.data.to_vec(),
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Accepted().json(view))
+}
+
+/// `GET /admin/users/{id}/kyc/{document}` (ADMIN): the image as a download, never cached.
+pub async fn document(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<(Uuid, String)>,
+) -> ApiResult<HttpResponse> {
+    state.services.require(&auth.0, Access::Admin).await?;
+    let (user_id, doc) = path.into_inner();
+    let doc = KycDocument::parse(&doc)
+        .ok_or_else(|| ApiError::not_found("document must be idCard, selfie or officeIdCard"))?;
+    let file = state.services.kyc_document(user_id, doc).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(file.mime)))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", file.file_name),
+        ))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(file.bytes))
+}
