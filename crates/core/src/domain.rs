@@ -99,22 +99,81 @@ pub fn color_of(status: &str) -> &'static str {
         .default_color()
 }
 
-/// A project's palette: the contract colours with optional per-project overrides.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"SOLD": "#b91c1c"}))]
+/// A project's palette: optional per-status overrides of the contract colours.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub struct Palette {
-    /// Overrides keyed by unit status (`"AVAILABLE": "#00ff00"`).
-    #[serde(flatten)]
-    pub overrides: std::collections::BTreeMap<String, String>,
+    /// Colour of AVAILABLE units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#16a34a")]
+    pub available: Option<String>,
+    /// Colour of BOOKED units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
+    pub booked: Option<String>,
+    /// Colour of SOLD units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
+    pub sold: Option<String>,
+    /// Colour of MAINTENANCE units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
+    pub maintenance: Option<String>,
+}
+
+// Written by hand so only a JSON object is a palette (the derive would also take an array).
+impl<'de> Deserialize<'de> for Palette {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, Option<String>>::deserialize(d)?;
+        let mut palette = Palette::default();
+        for (status, color) in map {
+            let slot = match UnitStatus::parse(&status) {
+                Some(UnitStatus::Available) => &mut palette.available,
+                Some(UnitStatus::Booked) => &mut palette.booked,
+                Some(UnitStatus::Sold) => &mut palette.sold,
+                Some(UnitStatus::Maintenance) => &mut palette.maintenance,
+                None => {
+                    return Err(serde::de::Error::custom(format!(
+                        "`{status}` is not a unit status"
+                    )));
+                }
+            };
+            *slot = color;
+        }
+        Ok(palette)
+    }
 }
 
 impl Palette {
+    fn override_for(&self, status: &str) -> Option<&String> {
+        match UnitStatus::parse(status)? {
+            UnitStatus::Available => self.available.as_ref(),
+            UnitStatus::Booked => self.booked.as_ref(),
+            UnitStatus::Sold => self.sold.as_ref(),
+            UnitStatus::Maintenance => self.maintenance.as_ref(),
+        }
+    }
+
     /// The colour for a status under this palette.
     pub fn color(&self, status: &str) -> String {
-        self.overrides
-            .get(status)
+        self.override_for(status)
             .cloned()
             .unwrap_or_else(|| color_of(status).to_owned())
+    }
+
+    /// True when nothing is overridden.
+    pub fn is_default(&self) -> bool {
+        *self == Palette::default()
+    }
+
+    /// True when every override is a `#rrggbb` colour.
+    pub fn is_valid(&self) -> bool {
+        [&self.available, &self.booked, &self.sold, &self.maintenance]
+            .into_iter()
+            .flatten()
+            .all(|c| {
+                c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|d| d.is_ascii_hexdigit())
+            })
     }
 
     /// Reads a palette from the stored JSON, ignoring anything malformed.
@@ -167,9 +226,14 @@ mod tests {
     }
 
     #[test]
-    fn palette_overrides_one_status() {
+    fn palette_overrides_one_status_and_rejects_unknown_keys() {
         let p = Palette::from_json(Some(&serde_json::json!({"SOLD": "#000000"})));
         assert_eq!(p.color("SOLD"), "#000000");
         assert_eq!(p.color("AVAILABLE"), "#22c55e");
+        assert!(p.is_valid());
+        assert!(serde_json::from_value::<Palette>(serde_json::json!({"PINK": "#000000"})).is_err());
+        assert!(serde_json::from_value::<Palette>(serde_json::json!([null, null])).is_err());
+        let bad: Palette = serde_json::from_value(serde_json::json!({"BOOKED": "yellow"})).unwrap();
+        assert!(!bad.is_valid());
     }
 }

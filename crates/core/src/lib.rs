@@ -11,6 +11,7 @@ pub mod entities;
 pub mod error;
 pub mod event_store;
 pub mod events;
+pub mod json;
 pub mod list;
 pub mod pii;
 pub mod seed;

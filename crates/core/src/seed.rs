@@ -13,7 +13,7 @@ use crate::entities::{projects, units, users};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{UnitChange, record_unit_change, set_unit_status};
 use crate::services::projects::NewProject;
-use crate::services::units::{NewUnit, NewUnits};
+use crate::services::units::{NewUnit, NewUnits, UnitBatch};
 
 /// The demo project description, embedded so the binary seeds from any working directory.
 pub const DEMO_PROJECT_JSON: &str = include_str!("../../../fixtures/demo/project.json");
@@ -96,7 +96,7 @@ impl Services {
             request_id: Some("seed".into()),
         };
         let project = self.create_project(&actor, demo.project).await?;
-        self.create_units(&actor, project.id, NewUnits::Many(demo.units))
+        self.create_units(&actor, project.id, NewUnits::Many(UnitBatch(demo.units)))
             .await?;
         self.replace_siteplan(&actor, project.id, DEMO_SITEPLAN_SVG.as_bytes())
             .await?;

@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::ResponseError;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
@@ -24,10 +26,57 @@ fn sane_request_id(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Framework errors that bypass our handlers (an extractor's own rejection) arrive as plain text;
+/// they become problem+json like every other error, so clients can always read `code`.
+fn problem_for_stray_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let plain = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    let is_ws_or_empty_ok = !status.is_client_error() && !status.is_server_error();
+    if is_ws_or_empty_ok || !plain {
+        return res.map_into_boxed_body();
+    }
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        411 => "length_required",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        429 => "rate_limited",
+        431 => "headers_too_large",
+        _ if status.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let (req, old) = res.into_parts();
+    // The framework's own text is short and safe to show; keep it as the detail.
+    let detail = match old.error() {
+        Some(e) => e.to_string(),
+        None => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let new = crate::error::ApiError::new(status, code, detail).error_response();
+    let mut new = new;
+    for (name, value) in old.headers() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH && !new.headers().contains_key(name) {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(req, new)
+}
+
 /// Assigns the request id, logs the request inside a span carrying it, and echoes it.
 pub async fn request_id(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = req
         .headers()
@@ -47,7 +96,7 @@ pub async fn request_id(
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let _enter = span.enter();
-    match result {
+    match result.map(problem_for_stray_errors) {
         Ok(mut res) => {
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut()

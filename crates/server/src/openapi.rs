@@ -81,6 +81,33 @@ fn list_params(fields: &[&str]) -> Vec<Parameter> {
     ]
 }
 
+/// The `Idempotency-Key` header where it is optional (unlock).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct OptionalIdempotencyKey {
+    /// Replays the first response for the same key; another request with the same key is 422
+    /// `idempotency_key_reused`. 1 to 200 visible characters.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$"
+    )]
+    key: Option<String>,
+}
+
+/// The `Idempotency-Key` header where it is required (top-up).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct RequiredIdempotencyKey {
+    /// A retried top-up never credits twice. 1 to 200 visible characters.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$"
+    )]
+    key: String,
+}
+
 /// The media type of every error body.
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -169,6 +196,10 @@ impl Modify for Conventions {
                         "The body is not valid for its media type (`bad_request`)",
                     );
                     add("413", "The body is too large");
+                    add(
+                        "422",
+                        "The body has the wrong shape or invalid values (`validation_failed`)",
+                    );
                     add("415", "Wrong Content-Type (`unsupported_media_type`)");
                 }
                 if has_path_params {
@@ -222,6 +253,14 @@ impl Modify for Conventions {
         routes::siteplans::upload,
         routes::siteplans::svg,
         routes::siteplans::geometry,
+        routes::kyc::submit,
+        routes::kyc::document,
+        routes::leads::create,
+        routes::leads::list,
+        routes::leads::unlock,
+        routes::wallet::get,
+        routes::wallet::transactions,
+        routes::wallet::topup,
     ),
     tags(
         (name = "auth", description = "Registration, login, the caller"),
@@ -229,7 +268,9 @@ impl Modify for Conventions {
         (name = "projects", description = "Housing projects"),
         (name = "units", description = "Units and availability"),
         (name = "siteplans", description = "Siteplan upload and serving"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "leads", description = "Buyers' leads and pay-per-lead unlocking"),
+        (name = "wallet", description = "Wallet balance, ledger and top-ups"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

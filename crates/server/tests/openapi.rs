@@ -27,6 +27,14 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/api/v1/projects/{id}/availability"),
     ("get", "/api/v1/units/{id}"),
     ("patch", "/api/v1/units/{id}"),
+    ("post", "/api/v1/me/kyc"),
+    ("get", "/api/v1/admin/users/{id}/kyc/{document}"),
+    ("post", "/api/v1/leads"),
+    ("get", "/api/v1/leads"),
+    ("post", "/api/v1/leads/{id}/unlock"),
+    ("get", "/api/v1/wallet"),
+    ("get", "/api/v1/wallet/transactions"),
+    ("post", "/api/v1/admin/wallets/{userId}/topup"),
 ];
 
 #[actix_web::test]

@@ -38,23 +38,40 @@ pub const MAX_MONEY_INPUT: i64 = 1_000_000_000_000_000;
 pub const MAX_MESSAGE_LEN: usize = 2000;
 
 /// `POST /leads` input.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateLeadInput {
     /// The unit the buyer is interested in.
     pub unit_id: Uuid,
     /// A note for the developer's marketing staff.
+    #[schema(max_length = 2000)]
     pub message: Option<String>,
     /// Must be `true`: the buyer agrees to share their contact with marketing staff.
+    #[schema(schema_with = consent_schema, required = true)]
     pub consent: Option<bool>,
     /// Monthly income in rupiah, for the affordability score.
+    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub monthly_income: Option<i64>,
     /// Planned down payment in rupiah.
+    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub down_payment: Option<i64>,
 }
 
+/// The schema of `consent`: required and `true` (anything else is 422 `consent_required`).
+fn consent_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([true]))
+        .description(Some(
+            "Must be true: the buyer agrees to share their contact",
+        ))
+        .build()
+}
+
 /// `POST /leads` response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeadCreated {
     /// Id.
@@ -79,7 +96,7 @@ pub struct ConsentContext {
 }
 
 /// The buyer's contact: masked unless the viewer unlocked the lead (or is an admin).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuyerContact {
     /// Name (`Bu***` when masked).
@@ -93,7 +110,7 @@ pub struct BuyerContact {
 }
 
 /// A lead as marketing staff and admins see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeadView {
     /// Id.

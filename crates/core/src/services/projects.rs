@@ -87,9 +87,11 @@ pub struct NewProject {
     pub location: String,
     /// Hold minutes (default 60, 1 to 10080).
     #[schema(minimum = 1, maximum = 10080)]
+    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
     pub hold_minutes: Option<i32>,
     /// Lead price in rupiah (default 50,000).
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
     pub lead_price: Option<i64>,
     /// Colour overrides by unit status.
     pub palette: Option<Palette>,
@@ -117,23 +119,6 @@ pub const PROJECT_LIST: ListSpec<projects::Column> = ListSpec {
     default_sort: &[(projects::Column::CreatedAt, false)],
     tiebreak: projects::Column::Id,
 };
-
-fn validate_palette(p: &Palette, errors: &mut Vec<FieldError>) {
-    for (status, color) in &p.overrides {
-        let ok_status = crate::domain::UnitStatus::parse(status).is_some();
-        let ok_color = color.len() == 7
-            && color.starts_with('#')
-            && color[1..].chars().all(|c| c.is_ascii_hexdigit());
-        if !ok_status || !ok_color {
-            errors.push(FieldError::new(
-                "palette",
-                "invalid_palette",
-                "palette maps unit statuses to #rrggbb colours",
-            ));
-            return;
-        }
-    }
-}
 
 impl Services {
     /// Creates a project (admin).
@@ -182,7 +167,13 @@ impl Services {
             ));
         }
         let palette = input.palette.unwrap_or_default();
-        validate_palette(&palette, &mut errors);
+        if !palette.is_valid() {
+            errors.push(FieldError::new(
+                "palette",
+                "invalid_palette",
+                "palette colours are #rrggbb",
+            ));
+        }
         if !errors.is_empty() {
             return Err(CoreError::Validation(errors));
         }
@@ -195,7 +186,7 @@ impl Services {
             location: Set(input.location),
             hold_minutes: Set(hold),
             lead_price: Set(lead_price),
-            palette: Set(if palette.overrides.is_empty() {
+            palette: Set(if palette.is_default() {
                 None
             } else {
                 serde_json::to_value(&palette).ok()

@@ -91,6 +91,7 @@ pub struct NewUnit {
     pub unit_type: String,
     /// Price in rupiah.
     #[schema(minimum = 0, example = 450_000_000)]
+    #[serde(deserialize_with = "crate::json::i64_whole")]
     pub price: i64,
     /// Land area, m².
     #[schema(minimum = 0, maximum = 1_000_000)]
@@ -100,10 +101,43 @@ pub struct NewUnit {
     pub building_area: Option<f64>,
     /// Bedrooms.
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
     pub bedrooms: Option<i32>,
     /// Bathrooms.
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
     pub bathrooms: Option<i32>,
+}
+
+/// An array of 1 to [`MAX_UNITS_PER_REQUEST`] new units.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct UnitBatch(pub Vec<NewUnit>);
+
+// Written by hand: the derive cannot put item bounds on a newtype's array.
+impl utoipa::PartialSchema for UnitBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("NewUnit"))
+            .min_items(Some(1))
+            .max_items(Some(MAX_UNITS_PER_REQUEST))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UnitBatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "NewUnit".into(),
+            <NewUnit as utoipa::PartialSchema>::schema(),
+        ));
+        <NewUnit as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// `POST /projects/{id}/units` body: one unit or an array.
@@ -111,9 +145,19 @@ pub struct NewUnit {
 #[serde(untagged)]
 pub enum NewUnits {
     /// Many.
-    Many(Vec<NewUnit>),
+    Many(UnitBatch),
     /// One.
     One(NewUnit),
+}
+
+/// `POST /projects/{id}/units` answer: the created unit, or all of them when an array was sent.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CreatedUnits {
+    /// Many.
+    Many(Vec<UnitView>),
+    /// One.
+    One(UnitView),
 }
 
 /// `PATCH /units/{id}` input.
@@ -124,6 +168,7 @@ pub struct UnitPatch {
     pub status: Option<UnitStatus>,
     /// New price.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
     pub price: Option<i64>,
     /// New type.
     #[serde(rename = "type")]
@@ -258,7 +303,7 @@ impl Services {
         input: NewUnits,
     ) -> CoreResult<Vec<UnitView>> {
         let (list, many) = match input {
-            NewUnits::Many(v) => (v, true),
+            NewUnits::Many(UnitBatch(v)) => (v, true),
             NewUnits::One(u) => (vec![u], false),
         };
         if list.is_empty() || list.len() > MAX_UNITS_PER_REQUEST {

@@ -30,7 +30,7 @@ pub const MAX_REFERENCE_LEN: usize = 200;
 pub const MAX_DESCRIPTION_LEN: usize = 300;
 
 /// `GET /wallet`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletView {
     /// Balance in rupiah.
@@ -40,7 +40,7 @@ pub struct WalletView {
 }
 
 /// One ledger row as the API shows it; `amount` is signed (debits negative).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletTxView {
     /// Id.
@@ -78,17 +78,20 @@ impl From<wallet_transactions::Model> for WalletTxView {
 }
 
 /// `POST /admin/wallets/{userId}/topup` input.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopupInput {
     /// Rupiah to credit, 1..=[`MAX_TOPUP`].
+    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
     /// The payment reference (bank transfer id, receipt number).
+    #[schema(pattern = r"[^\s\x85]", max_length = 200)]
     pub reference: String,
 }
 
 /// `POST /admin/wallets/{userId}/topup` response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopupView {
     /// The credited user.

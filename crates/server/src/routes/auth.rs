@@ -12,7 +12,8 @@ use crate::state::AppState;
 /// `POST /auth/register`.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterInput,
     responses((status = 201, body = Session), (status = 403, description = "ADMIN cannot self-register", body = ProblemBody),
-        (status = 409, description = "`email_taken`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
+        (status = 409, description = "`email_taken`", body = ProblemBody),
+        (status = 429, description = "Too many attempts from this address (`rate_limited`, with Retry-After)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterInput>,
@@ -23,7 +24,8 @@ pub async fn register(
 
 /// `POST /auth/login`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginInput,
-    responses((status = 200, body = Session), (status = 401, description = "`invalid_credentials`", body = ProblemBody)))]
+    responses((status = 200, body = Session), (status = 401, description = "`invalid_credentials`", body = ProblemBody),
+        (status = 429, description = "Too many attempts from this address (`rate_limited`, with Retry-After)", body = ProblemBody)))]
 pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginInput>,

@@ -1,5 +1,6 @@
 //! e-KYC: marketing staff upload their documents; only admins may download them.
 
+use crate::error::ProblemBody;
 use actix_multipart::MultipartError;
 use actix_multipart::form::MultipartForm;
 use actix_multipart::form::bytes::Bytes;
@@ -9,6 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use kavling_core::services::kyc::{KycDocument, KycSubmission, MAX_KYC_IMAGE_BYTES};
 use kavling_core::services::users::Access;
+use kavling_core::services::users::UserView;
 use kavling_core::{CoreError, FieldError};
 use uuid::Uuid;
 
@@ -34,6 +36,25 @@ pub struct KycForm {
     /// The agency.
     #[multipart(rename = "companyName", limit = "4KiB")]
     pub company_name: Text<String>,
+}
+
+/// The KYC form as the API document shows it (the handler reads [`KycForm`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct KycUploadDoc {
+    /// The national ID card (KTP), JPEG or PNG, at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    id_card: Vec<u8>,
+    /// A selfie holding the ID card, JPEG or PNG, at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    selfie: Vec<u8>,
+    /// The office ID card, JPEG or PNG, at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    office_id_card: Vec<u8>,
+    /// The agency or company.
+    #[schema(pattern = r"[^\s\x85]", max_length = 200)]
+    company_name: String,
 }
 
 /// Maps multipart failures to problems: over a limit 413, not multipart 415, missing field 422.
@@ -64,6 +85,11 @@ pub fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_web::Er
 }
 
 /// `POST /me/kyc` (MARKETING): 202 with the user, `kycStatus` PENDING.
+#[utoipa::path(post, path = "/api/v1/me/kyc", tag = "auth", security(("bearer" = [])),
+    request_body(content = KycUploadDoc, content_type = "multipart/form-data"),
+    responses((status = 202, description = "Submitted; kycStatus is PENDING", body = UserView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody),
+        (status = 413, description = "An image over 5 MiB (`file_too_large`)", body = ProblemBody),
+        (status = 415, description = "Not a JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn submit(
     state: web::Data<AppState>,
     auth: Auth,
@@ -92,6 +118,9 @@ pub async fn submit(
 }
 
 /// `GET /admin/users/{id}/kyc/{document}` (ADMIN): the image as a download, never cached.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/kyc/{document}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id"), ("document" = String, Path, description = "idCard, selfie or officeIdCard")),
+    responses((status = 200, description = "The image, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn document(
     state: web::Data<AppState>,
     auth: Auth,

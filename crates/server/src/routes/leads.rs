@@ -1,10 +1,14 @@
 //! Leads: buyers leave interest with consent; verified marketing staff list and unlock them.
 
+use crate::error::ProblemBody;
+use crate::openapi::OptionalIdempotencyKey;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use kavling_core::list::Page;
 use kavling_core::services::idempotency::{self, Outcome};
 use kavling_core::services::leads::{ConsentContext, CreateLeadInput};
+use kavling_core::services::leads::{LeadCreated, LeadView};
 use kavling_core::services::users::Access;
 use uuid::Uuid;
 
@@ -41,6 +45,9 @@ pub fn outcome_response<T>(outcome: &Outcome<T>) -> HttpResponse {
 }
 
 /// `POST /leads` (BUYER): 201 with the new lead, or 200 with the buyer's open lead for the unit.
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])), request_body = CreateLeadInput,
+    responses((status = 201, description = "A new lead", body = LeadCreated), (status = 200, description = "The buyer's open lead for this unit", body = LeadCreated),
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -69,6 +76,8 @@ pub async fn create(
 
 /// `GET /leads` (verified MARKETING, ADMIN; list conventions): contacts masked unless unlocked
 /// by the caller.
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])),
+    responses((status = 200, body = Page<LeadView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -86,6 +95,13 @@ pub async fn list(
 }
 
 /// `POST /leads/{id}/unlock` (verified MARKETING), optional `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/unlock", tag = "leads", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Lead id"), OptionalIdempotencyKey),
+    responses((status = 200, description = "Unlocked (or already unlocked by you): the contact revealed", body = LeadView),
+        (status = 400, description = "Malformed Idempotency-Key (`invalid_idempotency_key`)", body = ProblemBody),
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 402, description = "`insufficient_balance`; nothing changed", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 409, description = "`lead_already_unlocked` by someone else; no charge", body = ProblemBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ProblemBody)))]
 pub async fn unlock(
     state: web::Data<AppState>,
     auth: Auth,

@@ -3,9 +3,9 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
-pub mod pages;
 pub mod kyc;
 pub mod leads;
+pub mod pages;
 pub mod projects;
 pub mod siteplans;
 pub mod units;

@@ -3,7 +3,7 @@
 use crate::error::ProblemBody;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::list::Page;
-use kavling_core::services::units::{Availability, UnitView};
+use kavling_core::services::units::{Availability, CreatedUnits, UnitView};
 use kavling_core::services::units::{NewUnits, UnitPatch};
 use kavling_core::services::users::Access;
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::state::AppState;
 /// `POST /projects/{id}/units` (admin): one unit or an array; answers with the same shape.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/units", tag = "units", security(("bearer" = [])), request_body = NewUnits,
     params(("id" = Uuid, Path, description = "Project id")),
-    responses((status = 201, description = "The created unit, or an array when an array was sent", body = UnitView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, description = "The created unit, or an array when an array was sent", body = CreatedUnits), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`duplicate_block_number`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
