@@ -25,5 +25,5 @@ PASSWORD=$(grep -E '^\s+ADMIN' "$WORK/server.log" | sed -E 's/.*password: //')
 TOKEN=$(curl -fs -X POST "127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"admin@kavling.local\",\"password\":\"$PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 timeout 900 st run "http://127.0.0.1:$PORT/api/v1/openapi.json" \
-  --checks all --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 \
+  --checks all --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 \
   -H "Authorization: Bearer $TOKEN"
