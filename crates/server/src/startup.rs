@@ -56,6 +56,8 @@ pub struct BuildOptions {
     pub hub: HubConfig,
     /// Catch-up tick.
     pub catch_up_every: Duration,
+    /// How often expired booking holds are cancelled.
+    pub expiry_every: Duration,
 }
 
 impl Default for BuildOptions {
@@ -64,6 +66,7 @@ impl Default for BuildOptions {
             clock: Arc::new(SystemClock),
             hub: HubConfig::default(),
             catch_up_every: Duration::from_secs(1),
+            expiry_every: Duration::from_secs(2),
         }
     }
 }
@@ -104,6 +107,7 @@ impl Application {
             max_siteplan_bytes: config.max_siteplan_bytes,
             storage_dir: config.storage_dir.clone(),
         };
+        services.spawn_hold_expiry(options.expiry_every);
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)
         } else {

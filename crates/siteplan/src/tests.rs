@@ -805,6 +805,8 @@ fn root_label_declares_its_namespace_on_the_root() {
 
 #[test]
 fn attribute_name_only_on_animations_and_geometry_is_css_checked() {
-    let out = san("<svg><g attributeName=\"xlink:href\" width=\"url(http://x)\" transform=\"translate(1 2)\"/></svg>");
+    let out = san(
+        "<svg><g attributeName=\"xlink:href\" width=\"url(http://x)\" transform=\"translate(1 2)\"/></svg>",
+    );
     assert!(out.contains("<g transform=\"translate(1 2)\"/>"), "{out}");
 }

@@ -1,6 +1,9 @@
 //! Business services, one module per area. Each action is one transaction.
 
+pub mod bookings;
+pub mod customers;
 pub mod projects;
 pub mod siteplans;
 pub mod units;
 pub mod users;
+pub mod validate;

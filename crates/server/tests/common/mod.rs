@@ -129,6 +129,7 @@ pub struct SpawnOptions {
     pub catch_up_every: Duration,
     pub hub: kavling_realtime::HubConfig,
     pub max_siteplan_bytes: usize,
+    pub expiry_every: Duration,
 }
 
 impl Default for SpawnOptions {
@@ -139,6 +140,7 @@ impl Default for SpawnOptions {
             catch_up_every: Duration::from_millis(500),
             hub: kavling_realtime::HubConfig::default(),
             max_siteplan_bytes: kavling_server::config::DEFAULT_MAX_SITEPLAN_BYTES,
+            expiry_every: Duration::from_millis(200),
         }
     }
 }
@@ -217,6 +219,7 @@ impl TestApp {
                 clock: Arc::new(clock.clone()),
                 hub: opts.hub.clone(),
                 catch_up_every: opts.catch_up_every,
+                expiry_every: opts.expiry_every,
             },
         )
         .await
