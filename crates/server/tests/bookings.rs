@@ -800,3 +800,208 @@ async fn csv_export_spans_many_pages() {
     let codes: HashSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
     assert_eq!(codes.len(), 520);
 }
+
+/// Sends a multipart upload; `file` is None to leave the file part out.
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    booking: &str,
+    doc_type: &str,
+    name: &str,
+    file: Option<&[u8]>,
+) -> TestResponse {
+    let boundary = "----kavling-test-boundary-7MA4YWxk";
+    let mut body = Vec::new();
+    for (field, value) in [("documentType", doc_type), ("documentName", name)] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some(bytes) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut res = app
+        .client
+        .post(app.url(&format!("/api/v1/bookings/{booking}/documents")))
+        .bearer_auth(token)
+        .insert_header((
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(body)
+        .await
+        .expect("upload sent");
+    let bytes = res.body().limit(1 << 20).await.expect("body");
+    TestResponse {
+        status: res.status(),
+        headers: res.headers().clone(),
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn pdf(len: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    v.resize(len, b' ');
+    v
+}
+
+#[actix_web::test]
+async fn documents_are_typed_by_content_capped_stored_safely_and_verified_by_admins() {
+    let app = TestApp::spawn().await;
+    let (admin_id, admin) = app.admin().await;
+    let (_, marketing) = app.user(Role::Marketing, true).await;
+    let (_, other) = app.user(Role::Marketing, true).await;
+    let (_, units) = app.project_with_units(&admin, 1).await;
+    let b = book(&app, &marketing, units[0].1, inline_customer(1))
+        .await
+        .json;
+    let id = b["id"].as_str().unwrap();
+
+    let ktp = pdf(2048);
+    let res = upload(&app, &marketing, id, "ktp", "KTP Siti", Some(&ktp)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    assert_eq!(res.json["contentType"], "application/pdf");
+    assert_eq!(res.json["sizeBytes"], 2048);
+    assert_eq!(res.json["verified"], false);
+    let doc_id = res.json["id"].as_str().unwrap().to_owned();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
+    let res = upload(&app, &marketing, id, "slip-gaji", "Slip", Some(&png)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    assert_eq!(res.json["contentType"], "image/png");
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1,
+    ];
+    let res = upload(&app, &admin, id, "kk", "KK", Some(&jpeg)).await;
+    assert_eq!(res.json["contentType"], "image/jpeg", "{}", res.json);
+    // Exactly 5 MiB is accepted.
+    let res = upload(
+        &app,
+        &marketing,
+        id,
+        "lainnya",
+        "Besar",
+        Some(&pdf(5 << 20)),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+
+    // Refused: by content (whatever the client claims), by size, by field.
+    for bad in [
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec(),
+        b"GIF89a\x01\x00\x01\x00".to_vec(),
+        b"just text, named passwd".to_vec(),
+    ] {
+        upload(&app, &marketing, id, "ktp", "X", Some(&bad))
+            .await
+            .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    }
+    upload(&app, &marketing, id, "ktp", "X", Some(&pdf((5 << 20) + 1)))
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    let res = upload(&app, &marketing, id, "paspor", "X", Some(&ktp)).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(res.json["errors"][0]["field"], "documentType");
+    let res = upload(&app, &marketing, id, "ktp", "X", None).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(res.json["errors"][0]["field"], "file");
+    app.post(
+        &format!("/api/v1/bookings/{id}/documents"),
+        Some(&marketing),
+        &json!({"file": "x"}),
+    )
+    .await
+    .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    upload(&app, &other, id, "ktp", "X", Some(&ktp))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Stored under generated names only, in the storage directory.
+    let dir = app.storage.path().join("booking-documents");
+    let stored: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .all(|n| !n.contains("passwd") && n.len() <= 40)
+    );
+
+    let list = app
+        .get(
+            &format!("/api/v1/bookings/{id}/documents"),
+            Some(&marketing),
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.json.as_array().unwrap().len(), 4);
+
+    let res = app
+        .get(
+            &format!("/api/v1/booking-documents/{doc_id}/file"),
+            Some(&marketing),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.bytes, ktp);
+    assert_eq!(
+        res.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        res.header("content-disposition").as_deref(),
+        Some("attachment; filename=\"KTP_Siti.pdf\"")
+    );
+    assert_eq!(
+        res.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    app.get(
+        &format!("/api/v1/booking-documents/{doc_id}/file"),
+        Some(&other),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.get(&format!("/api/v1/booking-documents/{doc_id}/file"), None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Verification: admins only; sets and clears verifiedBy/verifiedDate.
+    let path = format!("/api/v1/booking-documents/{doc_id}");
+    app.patch(&path, Some(&marketing), &json!({"verified": true}))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    let res = app
+        .patch(
+            &path,
+            Some(&admin),
+            &json!({"verified": true, "notes": "cocok"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["verified"], true);
+    assert_eq!(res.json["verifiedBy"], admin_id.to_string());
+    assert!(res.json["verifiedDate"].is_string());
+    assert_eq!(res.json["notes"], "cocok");
+    let res = app
+        .patch(&path, Some(&admin), &json!({"verified": false}))
+        .await;
+    assert_eq!(res.json["verified"], false);
+    assert!(res.json["verifiedBy"].is_null());
+    app.patch(
+        &format!("/api/v1/booking-documents/{}", Uuid::now_v7()),
+        Some(&admin),
+        &json!({"verified": true}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}

@@ -2,6 +2,7 @@
 
 pub mod bookings;
 pub mod customers;
+pub mod documents;
 pub mod projects;
 pub mod siteplans;
 pub mod units;

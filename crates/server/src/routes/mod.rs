@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod customers;
+pub mod documents;
 pub mod health;
 pub mod projects;
 pub mod siteplans;
@@ -81,6 +82,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(bookings::get))
                         .route(web::patch().to(bookings::patch))
                         .route(web::delete().to(bookings::cancel)),
+                )
+                .service(
+                    web::resource("/bookings/{id}/documents")
+                        .app_data(documents::upload_config())
+                        .route(web::get().to(documents::list))
+                        .route(web::post().to(documents::upload)),
+                )
+                .service(
+                    web::resource("/booking-documents/{id}/file")
+                        .route(web::get().to(documents::file)),
+                )
+                .service(
+                    web::resource("/booking-documents/{id}")
+                        .route(web::patch().to(documents::verify)),
                 ),
         )
         .default_service(web::to(not_found));
