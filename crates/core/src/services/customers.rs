@@ -1,7 +1,9 @@
 //! Customers (buyers on the sales floor). NIK and NPWP are personal data under UU PDP: stored
 //! AES-256-GCM encrypted with a keyed hash for uniqueness and lookup, shown whole only to admins.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TryInsertResult};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TryInsertResult,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -253,20 +255,22 @@ impl Services {
         let now = self.clock.now();
         let id = Uuid::now_v7();
         let ktp_hash = c.ktp_hash().map(str::to_owned);
-        let am = customers::ActiveModel {
-            id: Set(id),
-            name: Set(c.name),
-            phone: Set(c.phone),
-            email: Set(c.email),
-            ktp_encrypted: Set(c.ktp.as_ref().map(|(e, _)| e.clone())),
-            ktp_hash: Set(ktp_hash.clone()),
-            npwp_encrypted: Set(c.npwp.as_ref().map(|(e, _)| e.clone())),
-            npwp_hash: Set(c.npwp.as_ref().map(|(_, h)| h.clone())),
-            address: Set(c.address),
-            created_by: Set(actor.user_id),
-            created_at: Set(now),
-            updated_at: Set(now),
+        let model = customers::Model {
+            id,
+            name: c.name,
+            phone: c.phone,
+            email: c.email,
+            ktp_encrypted: c.ktp.as_ref().map(|(e, _)| e.clone()),
+            ktp_hash: ktp_hash.clone(),
+            npwp_encrypted: c.npwp.as_ref().map(|(e, _)| e.clone()),
+            npwp_hash: c.npwp.as_ref().map(|(_, h)| h.clone()),
+            address: c.address,
+            created_by: actor.user_id,
+            created_at: now,
+            updated_at: now,
         };
+        // Every column is written (`reset_all` marks them set), so the row equals `model`.
+        let am = customers::ActiveModel::from(model.clone()).reset_all();
         // ON CONFLICT DO NOTHING: a concurrent insert of the same NIK neither aborts the
         // transaction (PostgreSQL) nor creates a second row; the existing row is read instead.
         let res = customers::Entity::insert(am)
@@ -290,10 +294,6 @@ impl Services {
                 .ok_or_else(|| CoreError::Internal("conflicting customer vanished".into()))?;
             return Ok((existing, false));
         }
-        let model = customers::Entity::find_by_id(id)
-            .one(conn)
-            .await?
-            .ok_or_else(|| CoreError::Internal("inserted customer vanished".into()))?;
         audit::record(
             conn,
             self.clock.as_ref(),
