@@ -88,6 +88,8 @@ pub struct BuildOptions {
     pub event_retention: i64,
     /// How often old events are pruned.
     pub prune_every: Duration,
+    /// How often expired booking holds are cancelled.
+    pub expiry_every: Duration,
 }
 
 impl Default for BuildOptions {
@@ -99,6 +101,7 @@ impl Default for BuildOptions {
             ws: crate::ws::WsConfig::default(),
             event_retention: 10_000,
             prune_every: Duration::from_secs(60),
+            expiry_every: Duration::from_secs(2),
         }
     }
 }
@@ -141,6 +144,7 @@ impl Application {
             storage_dir: config.storage_dir.clone(),
             kpr_rate_bps: config.kpr_rate_bps,
         };
+        services.spawn_hold_expiry(options.expiry_every);
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)
         } else {

@@ -1,5 +1,8 @@
 //! Business services, one module per area. Each action is one transaction.
 
+pub mod bookings;
+pub mod customers;
+pub mod documents;
 pub mod idempotency;
 pub mod kyc;
 pub mod leads;
@@ -7,4 +10,5 @@ pub mod projects;
 pub mod siteplans;
 pub mod units;
 pub mod users;
+pub mod validate;
 pub mod wallet;

@@ -2,6 +2,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bookings;
+pub mod customers;
+pub mod documents;
 pub mod health;
 pub mod kyc;
 pub mod leads;
@@ -107,6 +110,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/units/{id}")
                         .route(web::get().to(units::get))
                         .route(web::patch().to(units::patch)),
+                )
+                .service(
+                    web::resource("/customers")
+                        .route(web::get().to(customers::list))
+                        .route(web::post().to(customers::create)),
+                )
+                .service(web::resource("/customers/{id}").route(web::get().to(customers::get)))
+                .service(
+                    web::resource("/bookings")
+                        .route(web::get().to(bookings::list))
+                        .route(web::post().to(bookings::create)),
+                )
+                // Before `/bookings/{id}`, which would otherwise claim `export.csv` as an id.
+                .service(
+                    web::resource("/bookings/export.csv")
+                        .route(web::get().to(bookings::export_csv)),
+                )
+                .service(
+                    web::resource("/bookings/{id}")
+                        .route(web::get().to(bookings::get))
+                        .route(web::patch().to(bookings::patch))
+                        .route(web::delete().to(bookings::cancel)),
+                )
+                .service(
+                    web::resource("/bookings/{id}/documents")
+                        .app_data(documents::upload_config())
+                        .route(web::get().to(documents::list))
+                        .route(web::post().to(documents::upload)),
+                )
+                .service(
+                    web::resource("/booking-documents/{id}/file")
+                        .route(web::get().to(documents::file)),
+                )
+                .service(
+                    web::resource("/booking-documents/{id}")
+                        .route(web::patch().to(documents::verify)),
                 ),
         )
         .default_service(web::to(not_found));

@@ -135,6 +135,7 @@ pub struct SpawnOptions {
     pub prune_every: Duration,
     /// Login/register burst per IP (generous: only the rate-limit test lowers it).
     pub auth_rate_burst: u32,
+    pub expiry_every: Duration,
 }
 
 impl Default for SpawnOptions {
@@ -150,6 +151,7 @@ impl Default for SpawnOptions {
             event_retention: 10_000,
             prune_every: Duration::from_secs(60),
             auth_rate_burst: 100_000,
+            expiry_every: Duration::from_millis(200),
         }
     }
 }
@@ -235,6 +237,7 @@ impl TestApp {
                 ws: opts.ws.clone(),
                 event_retention: opts.event_retention,
                 prune_every: opts.prune_every,
+                expiry_every: opts.expiry_every,
             },
         )
         .await

@@ -1,0 +1,998 @@
+//! Bookings: claiming a unit for a customer with exactly one winner, the booking lifecycle, hold
+//! expiry and the CSV export rows. Every unit status change goes through `set_unit_status` and
+//! `record_unit_change` in the booking's transaction and is published after commit.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use kavling_realtime::{BookingInfo, UnitEvent};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Services;
+use crate::audit::{self, ActorRef, AuditEntry};
+use crate::db::begin_write;
+use crate::domain::{BookingStatus, PaymentMethod, PaymentStatus, Role, UnitStatus};
+use crate::entities::{booking_counters, bookings, customers, projects, units, users};
+use crate::error::{CoreError, CoreResult, FieldError};
+use crate::events::{UnitChange, record_unit_change, set_unit_status};
+use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::customers::{CustomerView, NewCustomer};
+
+/// Largest booking fee accepted (a sanity bound: one trillion rupiah).
+pub const MAX_BOOKING_FEE: i64 = 1_000_000_000_000;
+/// Expired holds cancelled per transaction by the expiry task.
+pub const EXPIRY_BATCH: u64 = 200;
+
+/// `POST /bookings` body.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewBooking {
+    /// The unit to book.
+    pub unit_id: Uuid,
+    /// An existing customer…
+    pub customer_id: Option<Uuid>,
+    /// …or a customer given inline (created, or matched by NIK).
+    pub customer: Option<NewCustomer>,
+    /// Booking fee in rupiah.
+    pub booking_fee: i64,
+    /// How it will be paid.
+    pub payment_method: Option<PaymentMethod>,
+    /// Free notes.
+    pub notes: Option<String>,
+}
+
+/// `PATCH /bookings/{id}` body.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BookingPatch {
+    /// New status (see [`booking_transition`]).
+    pub status: Option<BookingStatus>,
+    /// New payment status; `PAID` stamps `paymentDate`.
+    pub payment_status: Option<PaymentStatus>,
+    /// When it was paid (default: now, when `paymentStatus` becomes `PAID`).
+    pub payment_date: Option<DateTime<Utc>>,
+    /// Payment method.
+    pub payment_method: Option<PaymentMethod>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// The unit embedded in a booking.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingUnit {
+    /// Id.
+    pub id: Uuid,
+    /// Project id.
+    pub project_id: Uuid,
+    /// Block number.
+    pub block_number: String,
+    /// House type.
+    #[serde(rename = "type")]
+    pub unit_type: String,
+    /// Price in rupiah.
+    pub price: i64,
+    /// Current status.
+    pub status: String,
+}
+
+impl From<units::Model> for BookingUnit {
+    fn from(u: units::Model) -> Self {
+        BookingUnit {
+            id: u.id,
+            project_id: u.project_id,
+            block_number: u.block_number,
+            unit_type: u.unit_type,
+            price: u.price,
+            status: u.status,
+        }
+    }
+}
+
+/// A booking as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingView {
+    /// Id.
+    pub id: Uuid,
+    /// `BK-2026-001`.
+    pub booking_code: String,
+    /// Project id.
+    pub project_id: Uuid,
+    /// Unit id.
+    pub unit_id: Uuid,
+    /// Customer id.
+    pub customer_id: Uuid,
+    /// The marketing user (or admin) who booked.
+    pub marketing_id: Uuid,
+    /// When it was booked.
+    pub booking_date: DateTime<Utc>,
+    /// Lifecycle status.
+    pub status: String,
+    /// Payment status.
+    pub payment_status: String,
+    /// Payment method.
+    pub payment_method: Option<String>,
+    /// When it was paid.
+    pub payment_date: Option<DateTime<Utc>>,
+    /// Booking fee in rupiah.
+    pub booking_fee: i64,
+    /// Notes.
+    pub notes: Option<String>,
+    /// When an unpaid hold is cancelled automatically.
+    pub expires_at: DateTime<Utc>,
+    /// When it was cancelled.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// The unit.
+    pub unit: Option<BookingUnit>,
+    /// The customer.
+    pub customer: Option<CustomerView>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Updated.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One row of `GET /bookings/export.csv`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingExportRow {
+    /// Id (the keyset cursor of the export).
+    pub id: Uuid,
+    /// Code.
+    pub booking_code: String,
+    /// Booking date.
+    pub booking_date: DateTime<Utc>,
+    /// Status.
+    pub status: String,
+    /// Payment status.
+    pub payment_status: String,
+    /// Payment method.
+    pub payment_method: Option<String>,
+    /// Payment date.
+    pub payment_date: Option<DateTime<Utc>>,
+    /// Fee.
+    pub booking_fee: i64,
+    /// Hold expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Unit block number.
+    pub unit_block_number: String,
+    /// Customer name.
+    pub customer_name: String,
+    /// Customer phone.
+    pub customer_phone: String,
+    /// Marketing user's name.
+    pub marketing_name: String,
+}
+
+/// Who is looking at bookings: admins see all, marketing users only their own.
+#[derive(Clone, Copy, Debug)]
+pub struct Viewer {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their role.
+    pub role: Role,
+}
+
+impl Viewer {
+    /// The viewer for a (freshly read) user.
+    pub fn of(user: &users::Model) -> Self {
+        Viewer {
+            user_id: user.id,
+            role: Role::parse(&user.role).unwrap_or(Role::Buyer),
+        }
+    }
+
+    /// Restricts a bookings select to what this viewer may see.
+    fn scope(self, select: sea_orm::Select<bookings::Entity>) -> sea_orm::Select<bookings::Entity> {
+        if self.role == Role::Admin {
+            select
+        } else {
+            select.filter(bookings::Column::MarketingId.eq(self.user_id))
+        }
+    }
+}
+
+/// The whitelist of `GET /bookings` and the export.
+pub const BOOKING_LIST: ListSpec<bookings::Column> = ListSpec {
+    fields: &[
+        ListField {
+            name: "status",
+            column: bookings::Column::Status,
+            kind: FieldKind::Enum(BookingStatus::ALL),
+        },
+        ListField {
+            name: "paymentStatus",
+            column: bookings::Column::PaymentStatus,
+            kind: FieldKind::Enum(PaymentStatus::ALL),
+        },
+        ListField {
+            name: "paymentMethod",
+            column: bookings::Column::PaymentMethod,
+            kind: FieldKind::Enum(PaymentMethod::ALL),
+        },
+        ListField {
+            name: "unitId",
+            column: bookings::Column::UnitId,
+            kind: FieldKind::Uuid,
+        },
+        ListField {
+            name: "projectId",
+            column: bookings::Column::ProjectId,
+            kind: FieldKind::Uuid,
+        },
+        ListField {
+            name: "customerId",
+            column: bookings::Column::CustomerId,
+            kind: FieldKind::Uuid,
+        },
+        ListField {
+            name: "marketingId",
+            column: bookings::Column::MarketingId,
+            kind: FieldKind::Uuid,
+        },
+        ListField {
+            name: "bookingCode",
+            column: bookings::Column::BookingCode,
+            kind: FieldKind::Text,
+        },
+        ListField {
+            name: "bookingDate",
+            column: bookings::Column::BookingDate,
+            kind: FieldKind::Timestamp,
+        },
+        ListField {
+            name: "bookingFee",
+            column: bookings::Column::BookingFee,
+            kind: FieldKind::Integer,
+        },
+        ListField {
+            name: "expiresAt",
+            column: bookings::Column::ExpiresAt,
+            kind: FieldKind::Timestamp,
+        },
+        ListField {
+            name: "createdAt",
+            column: bookings::Column::CreatedAt,
+            kind: FieldKind::Timestamp,
+        },
+    ],
+    default_sort: &[(bookings::Column::BookingDate, true)],
+    tiebreak: bookings::Column::Id,
+};
+
+/// The one place booking transitions are decided. Ok carries the unit's move (from, to), if
+/// any; anything not listed (including a status to itself) is 409 `invalid_transition`.
+pub fn booking_transition(
+    from: BookingStatus,
+    to: BookingStatus,
+) -> CoreResult<Option<(UnitStatus, UnitStatus)>> {
+    use BookingStatus as B;
+    match (from, to) {
+        // The unit is already BOOKED from the moment of booking: no change, no event.
+        (B::PendingPayment, B::Active) => Ok(None),
+        (B::PendingPayment | B::Active, B::Cancelled) => {
+            Ok(Some((UnitStatus::Booked, UnitStatus::Available)))
+        }
+        (B::Active, B::Completed) => Ok(Some((UnitStatus::Booked, UnitStatus::Sold))),
+        _ => Err(CoreError::conflict(
+            "invalid_transition",
+            format!("a {from} booking cannot become {to}"),
+        )),
+    }
+}
+
+/// The booking-number year: Indonesia's western time zone (WIB, UTC+7), where the sales happen.
+fn booking_year(now: DateTime<Utc>) -> i32 {
+    (now + Duration::hours(7)).year()
+}
+
+/// `BK-2026-001`: at least three digits.
+pub fn booking_code(year: i32, n: i64) -> String {
+    format!("BK-{year}-{n:03}")
+}
+
+fn parse_status(s: &str) -> CoreResult<BookingStatus> {
+    BookingStatus::parse(s)
+        .ok_or_else(|| CoreError::Internal(format!("unknown booking status {s}")))
+}
+
+fn check_notes(notes: &Option<String>, errors: &mut Vec<FieldError>) {
+    if notes.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        errors.push(FieldError::new(
+            "notes",
+            "too_long",
+            "at most 2000 characters",
+        ));
+    }
+}
+
+/// The fields a booking change writes besides its status.
+#[derive(Clone, Debug, Default)]
+struct Changes {
+    status: Option<BookingStatus>,
+    payment_status: Option<PaymentStatus>,
+    payment_date: Option<DateTime<Utc>>,
+    payment_method: Option<PaymentMethod>,
+    notes: Option<String>,
+}
+
+/// Why a booking changed, for the audit trail.
+#[derive(Clone, Copy, Debug)]
+enum Cause {
+    Patch,
+    Expired,
+}
+
+impl Services {
+    /// `POST /bookings` (ADMIN or verified MARKETING; the caller checks): one transaction claims
+    /// the unit, creates or matches the customer, takes the year's next number and inserts the booking.
+    pub async fn create_booking(
+        &self,
+        actor: &ActorRef,
+        user: &users::Model,
+        input: NewBooking,
+    ) -> CoreResult<BookingView> {
+        let viewer = Viewer::of(user);
+        let mut errors = Vec::new();
+        if !(0..=MAX_BOOKING_FEE).contains(&input.booking_fee) {
+            errors.push(FieldError::new(
+                "bookingFee",
+                "out_of_range",
+                "a whole number of rupiah, 0 to 1,000,000,000,000",
+            ));
+        }
+        check_notes(&input.notes, &mut errors);
+        let inline = match (&input.customer_id, &input.customer) {
+            (Some(_), None) => None,
+            (None, Some(c)) => match self.validate_customer(c, "customer.") {
+                Ok(v) => Some(v),
+                Err(CoreError::Validation(e)) => {
+                    errors.extend(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            _ => {
+                errors.push(FieldError::new(
+                    "customerId",
+                    "required",
+                    "give exactly one of customerId or customer",
+                ));
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(CoreError::Validation(errors));
+        }
+
+        let txn = begin_write(&self.db).await?;
+        let now = self.clock.now();
+        let unit = units::Entity::find_by_id(input.unit_id)
+            .one(&txn)
+            .await?
+            .ok_or(CoreError::NotFound("unit"))?;
+        // The claim: of many concurrent bookings exactly one sees a row change.
+        if !set_unit_status(
+            &txn,
+            now,
+            unit.id,
+            UnitStatus::Available,
+            UnitStatus::Booked,
+        )
+        .await?
+        {
+            return Err(unit_not_available());
+        }
+        let project = projects::Entity::find_by_id(unit.project_id)
+            .one(&txn)
+            .await?
+            .ok_or(CoreError::NotFound("project"))?;
+        let customer = match (input.customer_id, inline) {
+            (Some(id), _) => customers::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| {
+                    CoreError::invalid_field("customerId", "not_found", "no such customer")
+                })?,
+            (None, Some(valid)) => self.insert_customer(&txn, actor, valid, true).await?.0,
+            (None, None) => return Err(CoreError::Internal("no customer".into())),
+        };
+
+        // The booking goes in with a provisional code (its id; never a `BK-` code) so that the
+        // year's counter row, a hot lock shared by every booking, is taken as late as possible:
+        // just before the project's seq, and held only from there to commit.
+        let id = Uuid::now_v7();
+        let mut booking = bookings::ActiveModel {
+            id: Set(id),
+            booking_code: Set(id.simple().to_string()),
+            project_id: Set(project.id),
+            unit_id: Set(unit.id),
+            customer_id: Set(customer.id),
+            marketing_id: Set(user.id),
+            booking_date: Set(now),
+            status: Set(BookingStatus::PendingPayment.as_str().to_owned()),
+            payment_status: Set(PaymentStatus::Pending.as_str().to_owned()),
+            payment_method: Set(input.payment_method.map(|m| m.as_str().to_owned())),
+            payment_date: Set(None),
+            booking_fee: Set(input.booking_fee),
+            notes: Set(input.notes.clone()),
+            expires_at: Set(now + Duration::minutes(i64::from(Ord::max(project.hold_minutes, 1)))),
+            cancelled_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            // ux_bookings_live_unit: a second line of defence behind the conditional claim.
+            if CoreError::is_unique_violation(&e) {
+                unit_not_available()
+            } else {
+                e.into()
+            }
+        })?;
+        audit::record(
+            &txn,
+            self.clock.as_ref(),
+            actor,
+            AuditEntry {
+                action: "booking.created",
+                entity_type: "booking",
+                entity_id: id,
+                old_values: None,
+                // The code is not known yet (see above); it is on the booking row.
+                new_values: Some(serde_json::json!({
+                    "unitId": unit.id, "customerId": customer.id,
+                    "bookingFee": input.booking_fee, "status": booking.status,
+                })),
+            },
+        )
+        .await?;
+
+        let year = booking_year(now);
+        let counter = next_booking_number(&txn, year).await?;
+        let code = booking_code(year, counter);
+        bookings::Entity::update_many()
+            .col_expr(bookings::Column::BookingCode, Expr::value(code.clone()))
+            .filter(bookings::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        booking.booking_code = code.clone();
+        let event = record_unit_change(
+            &txn,
+            self.clock.as_ref(),
+            actor,
+            UnitChange {
+                project_id: project.id,
+                unit_id: unit.id,
+                block_number: unit.block_number.clone(),
+                from: UnitStatus::Available,
+                to: UnitStatus::Booked,
+                booking: Some(BookingInfo {
+                    booking_id: id,
+                    booking_code: code,
+                    marketing_name: user.full_name.clone(),
+                }),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        self.publish(std::slice::from_ref(&event)).await;
+
+        let mut unit = BookingUnit::from(unit);
+        unit.status = UnitStatus::Booked.as_str().to_owned();
+        let customer = self.customer_view(customer, viewer.role)?;
+        Ok(booking_view(booking, Some(unit), Some(customer)))
+    }
+
+    /// `GET /bookings`: admins see every booking, marketing users their own.
+    pub async fn list_bookings(
+        &self,
+        viewer: Viewer,
+        query: &str,
+    ) -> CoreResult<Page<BookingView>> {
+        let q = ListQuery::parse(query, &BOOKING_LIST)?;
+        let page = q
+            .fetch(viewer.scope(bookings::Entity::find()), &self.db)
+            .await?;
+        let views = self.embed(viewer, page.data).await?;
+        Ok(Page {
+            data: views,
+            meta: page.meta,
+        })
+    }
+
+    /// `GET /bookings/{id}` (404 for a marketing user's colleague's booking).
+    pub async fn get_booking(&self, viewer: Viewer, id: Uuid) -> CoreResult<BookingView> {
+        let b = self.visible_booking(&self.db, viewer, id).await?;
+        self.embed(viewer, vec![b])
+            .await?
+            .pop()
+            .ok_or(CoreError::NotFound("booking"))
+    }
+
+    /// A booking the viewer may see, or 404.
+    pub async fn visible_booking<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        viewer: Viewer,
+        id: Uuid,
+    ) -> CoreResult<bookings::Model> {
+        viewer
+            .scope(bookings::Entity::find_by_id(id))
+            .one(conn)
+            .await?
+            .ok_or(CoreError::NotFound("booking"))
+    }
+
+    /// Adds the unit and customer objects to bookings (two queries, whatever the count).
+    async fn embed(
+        &self,
+        viewer: Viewer,
+        rows: Vec<bookings::Model>,
+    ) -> CoreResult<Vec<BookingView>> {
+        let unit_ids: Vec<Uuid> = rows.iter().map(|b| b.unit_id).collect();
+        let customer_ids: Vec<Uuid> = rows.iter().map(|b| b.customer_id).collect();
+        let units: HashMap<Uuid, units::Model> = units::Entity::find()
+            .filter(units::Column::Id.is_in(unit_ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let customers: HashMap<Uuid, customers::Model> = customers::Entity::find()
+            .filter(customers::Column::Id.is_in(customer_ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        rows.into_iter()
+            .map(|b| {
+                let unit = units.get(&b.unit_id).cloned().map(BookingUnit::from);
+                let customer = match customers.get(&b.customer_id).cloned() {
+                    Some(c) => Some(self.customer_view(c, viewer.role)?),
+                    None => None,
+                };
+                Ok(booking_view(b, unit, customer))
+            })
+            .collect()
+    }
+
+    /// `PATCH /bookings/{id}` (ADMIN, or the verified MARKETING user who booked it).
+    pub async fn patch_booking(
+        &self,
+        actor: &ActorRef,
+        viewer: Viewer,
+        id: Uuid,
+        patch: BookingPatch,
+    ) -> CoreResult<BookingView> {
+        let mut errors = Vec::new();
+        check_notes(&patch.notes, &mut errors);
+        if !errors.is_empty() {
+            return Err(CoreError::Validation(errors));
+        }
+        let txn = begin_write(&self.db).await?;
+        let b = self.visible_booking(&txn, viewer, id).await?;
+        let changes = Changes {
+            status: patch.status,
+            payment_status: patch.payment_status,
+            payment_date: patch.payment_date,
+            payment_method: patch.payment_method,
+            notes: patch.notes,
+        };
+        let (updated, events) = self
+            .change_booking(&txn, actor, &b, changes, Cause::Patch)
+            .await?
+            .ok_or_else(|| {
+                CoreError::conflict(
+                    "invalid_transition",
+                    "the booking changed meanwhile (it may have expired); reload it",
+                )
+            })?;
+        txn.commit().await?;
+        self.publish(&events).await;
+        self.embed(viewer, vec![updated])
+            .await?
+            .pop()
+            .ok_or(CoreError::NotFound("booking"))
+    }
+
+    /// `DELETE /bookings/{id}`: cancels (the row stays, as `CANCELLED`).
+    pub async fn cancel_booking(
+        &self,
+        actor: &ActorRef,
+        viewer: Viewer,
+        id: Uuid,
+    ) -> CoreResult<BookingView> {
+        self.patch_booking(
+            actor,
+            viewer,
+            id,
+            BookingPatch {
+                status: Some(BookingStatus::Cancelled),
+                ..BookingPatch::default()
+            },
+        )
+        .await
+    }
+
+    /// Applies a change to a booking as a conditional update on its current status (and, for
+    /// expiry, on `expires_at` having passed); the unit follows. None when the booking changed
+    /// meanwhile, so the caller's transaction must not commit a half-done change (nothing was written).
+    async fn change_booking<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &ActorRef,
+        b: &bookings::Model,
+        changes: Changes,
+        cause: Cause,
+    ) -> CoreResult<Option<(bookings::Model, Vec<UnitEvent>)>> {
+        let current = parse_status(&b.status)?;
+        let unit_move = match changes.status {
+            Some(to) => booking_transition(current, to)?,
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut update = bookings::Entity::update_many()
+            .col_expr(bookings::Column::UpdatedAt, Expr::value(now))
+            .filter(bookings::Column::Id.eq(b.id))
+            .filter(bookings::Column::Status.eq(current.as_str()));
+        if let Cause::Expired = cause {
+            update = update.filter(bookings::Column::ExpiresAt.lt(now));
+        }
+        if let Some(to) = changes.status {
+            update = update.col_expr(bookings::Column::Status, Expr::value(to.as_str()));
+            if to == BookingStatus::Cancelled {
+                update = update.col_expr(bookings::Column::CancelledAt, Expr::value(now));
+            }
+        }
+        if let Some(ps) = changes.payment_status {
+            update = update.col_expr(bookings::Column::PaymentStatus, Expr::value(ps.as_str()));
+        }
+        let paid_at = match (changes.payment_status, changes.payment_date) {
+            (_, Some(d)) => Some(crate::clock::to_micros(d)),
+            (Some(PaymentStatus::Paid), None) => Some(now),
+            _ => None,
+        };
+        if let Some(d) = paid_at {
+            update = update.col_expr(bookings::Column::PaymentDate, Expr::value(d));
+        }
+        if let Some(m) = changes.payment_method {
+            update = update.col_expr(bookings::Column::PaymentMethod, Expr::value(m.as_str()));
+        }
+        if let Some(n) = &changes.notes {
+            update = update.col_expr(bookings::Column::Notes, Expr::value(n.clone()));
+        }
+        let Some(updated) = update.exec_with_returning(conn).await?.into_iter().next() else {
+            return Ok(None);
+        };
+
+        let action = match (cause, changes.status) {
+            (Cause::Expired, _) => "booking.expired",
+            (_, Some(BookingStatus::Cancelled)) => "booking.cancelled",
+            (_, Some(_)) => "booking.status_changed",
+            (_, None) => "booking.updated",
+        };
+        audit::record(
+            conn,
+            self.clock.as_ref(),
+            actor,
+            AuditEntry {
+                action,
+                entity_type: "booking",
+                entity_id: b.id,
+                old_values: Some(audit_values(b)),
+                new_values: Some(audit_values(&updated)),
+            },
+        )
+        .await?;
+
+        let mut events = Vec::new();
+        if let Some((from, to)) = unit_move {
+            if set_unit_status(conn, now, b.unit_id, from, to).await? {
+                let unit = units::Entity::find_by_id(b.unit_id)
+                    .one(conn)
+                    .await?
+                    .ok_or(CoreError::NotFound("unit"))?;
+                let marketing_name = users::Entity::find_by_id(b.marketing_id)
+                    .one(conn)
+                    .await?
+                    .map(|u| u.full_name)
+                    .unwrap_or_default();
+                events.push(
+                    record_unit_change(
+                        conn,
+                        self.clock.as_ref(),
+                        actor,
+                        UnitChange {
+                            project_id: unit.project_id,
+                            unit_id: unit.id,
+                            block_number: unit.block_number,
+                            from,
+                            to,
+                            booking: Some(BookingInfo {
+                                booking_id: b.id,
+                                booking_code: b.booking_code.clone(),
+                                marketing_name,
+                            }),
+                        },
+                    )
+                    .await?,
+                );
+            } else if to == UnitStatus::Sold {
+                // Completing a sale must move the unit; anything else is a conflict to resolve by hand.
+                return Err(CoreError::conflict(
+                    "status_conflict",
+                    "the unit is not BOOKED, so the sale cannot complete",
+                ));
+            } else {
+                // A cancellation always succeeds; a unit moved by hand keeps its status.
+                tracing::warn!(booking = %b.id, unit = %b.unit_id,
+                    "cancelled a booking whose unit was not BOOKED; the unit keeps its status");
+            }
+        }
+        Ok(Some((updated, events)))
+    }
+
+    /// Cancels `PENDING_PAYMENT` bookings past `expiresAt` and frees their units, in batches.
+    /// On PostgreSQL the due rows are locked `FOR UPDATE SKIP LOCKED`, so several instances (or a
+    /// payment holding a row) never block or double-cancel; each cancellation is still a
+    /// conditional update, so a payment committed first wins. Returns how many were cancelled.
+    pub async fn expire_holds(&self) -> CoreResult<usize> {
+        let mut total = 0;
+        loop {
+            let txn = begin_write(&self.db).await?;
+            let now = self.clock.now();
+            let mut due = bookings::Entity::find()
+                .filter(bookings::Column::Status.eq(BookingStatus::PendingPayment.as_str()))
+                .filter(bookings::Column::ExpiresAt.lt(now))
+                .order_by_asc(bookings::Column::ExpiresAt)
+                .limit(EXPIRY_BATCH)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .all(&txn)
+                .await?;
+            // Projects' seq rows are then locked in one global order: two sweepers cannot deadlock.
+            due.sort_by_key(|b| b.project_id);
+            let mut events = Vec::new();
+            for b in &due {
+                let changes = Changes {
+                    status: Some(BookingStatus::Cancelled),
+                    ..Changes::default()
+                };
+                if let Some((_, ev)) = self
+                    .change_booking(&txn, &ActorRef::system(), b, changes, Cause::Expired)
+                    .await?
+                {
+                    total += 1;
+                    events.extend(ev);
+                }
+            }
+            txn.commit().await?;
+            self.publish(&events).await;
+            if (due.len() as u64) < EXPIRY_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs [`Services::expire_holds`] every `every` until the runtime stops.
+    pub fn spawn_hold_expiry(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let services = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match services.expire_holds().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(cancelled = n, "expired booking holds"),
+                    Err(e) => tracing::warn!(error = %e, "hold expiry tick failed"),
+                }
+            }
+        })
+    }
+
+    /// One page of the CSV export: bookings after `after` (by id, which is time-ordered), with
+    /// the list filters and the viewer's scope.
+    pub async fn export_bookings_page(
+        &self,
+        viewer: Viewer,
+        query: &ListQuery<bookings::Column>,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> CoreResult<Vec<BookingExportRow>> {
+        let mut select = query.apply_filters(viewer.scope(bookings::Entity::find()));
+        if let Some(a) = after {
+            select = select.filter(bookings::Column::Id.gt(a));
+        }
+        let rows = select
+            .order_by_asc(bookings::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let ids = |f: fn(&bookings::Model) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+        let units: HashMap<Uuid, String> = units::Entity::find()
+            .filter(units::Column::Id.is_in(ids(|b| b.unit_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.block_number))
+            .collect();
+        let customers: HashMap<Uuid, (String, String)> = customers::Entity::find()
+            .filter(customers::Column::Id.is_in(ids(|b| b.customer_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, (c.name, c.phone)))
+            .collect();
+        let marketing: HashMap<Uuid, String> = users::Entity::find()
+            .filter(users::Column::Id.is_in(ids(|b| b.marketing_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.full_name))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|b| {
+                let (customer_name, customer_phone) =
+                    customers.get(&b.customer_id).cloned().unwrap_or_default();
+                BookingExportRow {
+                    unit_block_number: units.get(&b.unit_id).cloned().unwrap_or_default(),
+                    marketing_name: marketing.get(&b.marketing_id).cloned().unwrap_or_default(),
+                    customer_name,
+                    customer_phone,
+                    id: b.id,
+                    booking_code: b.booking_code,
+                    booking_date: b.booking_date,
+                    status: b.status,
+                    payment_status: b.payment_status,
+                    payment_method: b.payment_method,
+                    payment_date: b.payment_date,
+                    booking_fee: b.booking_fee,
+                    expires_at: b.expires_at,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Takes the year's next booking number; it rolls back with the caller's transaction, so numbers
+/// are gap-free. A plain `UPDATE .. RETURNING` first: under contention PostgreSQL queues its waiters
+/// on the row's tuple lock, whereas `INSERT .. ON CONFLICT DO UPDATE` waiters all wait on the
+/// holder's transaction and wake together at every commit (measured: several times slower). The
+/// upsert runs only for the year's first booking.
+async fn next_booking_number<C: ConnectionTrait>(conn: &C, year: i32) -> CoreResult<i64> {
+    let bumped = booking_counters::Entity::update_many()
+        .col_expr(
+            booking_counters::Column::LastValue,
+            Expr::col(booking_counters::Column::LastValue).add(1),
+        )
+        .filter(booking_counters::Column::Year.eq(year))
+        .exec_with_returning(conn)
+        .await?;
+    if let Some(row) = bumped.into_iter().next() {
+        return Ok(row.last_value);
+    }
+    let row = booking_counters::Entity::insert(booking_counters::ActiveModel {
+        year: Set(year),
+        last_value: Set(1),
+    })
+    .on_conflict(
+        OnConflict::column(booking_counters::Column::Year)
+            .value(
+                booking_counters::Column::LastValue,
+                Expr::col((
+                    booking_counters::Entity,
+                    booking_counters::Column::LastValue,
+                ))
+                .add(1),
+            )
+            .to_owned(),
+    )
+    .exec_with_returning(conn)
+    .await?;
+    Ok(row.last_value)
+}
+
+fn unit_not_available() -> CoreError {
+    CoreError::conflict("unit_not_available", "the unit is not AVAILABLE")
+}
+
+fn audit_values(b: &bookings::Model) -> serde_json::Value {
+    serde_json::json!({
+        "status": b.status, "paymentStatus": b.payment_status, "paymentMethod": b.payment_method,
+        "paymentDate": b.payment_date, "notes": b.notes,
+    })
+}
+
+fn booking_view(
+    b: bookings::Model,
+    unit: Option<BookingUnit>,
+    customer: Option<CustomerView>,
+) -> BookingView {
+    BookingView {
+        id: b.id,
+        booking_code: b.booking_code,
+        project_id: b.project_id,
+        unit_id: b.unit_id,
+        customer_id: b.customer_id,
+        marketing_id: b.marketing_id,
+        booking_date: b.booking_date,
+        status: b.status,
+        payment_status: b.payment_status,
+        payment_method: b.payment_method,
+        payment_date: b.payment_date,
+        booking_fee: b.booking_fee,
+        notes: b.notes,
+        expires_at: b.expires_at,
+        cancelled_at: b.cancelled_at,
+        unit,
+        customer,
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_allowed_and_refused() {
+        use BookingStatus as B;
+        let all = [B::PendingPayment, B::Active, B::Completed, B::Cancelled];
+        let allowed = [
+            (B::PendingPayment, B::Active, None),
+            (
+                B::PendingPayment,
+                B::Cancelled,
+                Some((UnitStatus::Booked, UnitStatus::Available)),
+            ),
+            (
+                B::Active,
+                B::Completed,
+                Some((UnitStatus::Booked, UnitStatus::Sold)),
+            ),
+            (
+                B::Active,
+                B::Cancelled,
+                Some((UnitStatus::Booked, UnitStatus::Available)),
+            ),
+        ];
+        for from in all {
+            for to in all {
+                let want = allowed
+                    .iter()
+                    .find(|(f, t, _)| *f == from && *t == to)
+                    .map(|(_, _, m)| *m);
+                match (booking_transition(from, to), want) {
+                    (Ok(m), Some(w)) => assert_eq!(m, w, "{from}->{to}"),
+                    (Err(CoreError::Conflict { code, .. }), None) => {
+                        assert_eq!(code, "invalid_transition", "{from}->{to}")
+                    }
+                    (got, want) => panic!("{from}->{to}: got {got:?}, want {want:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn codes_and_years() {
+        assert_eq!(booking_code(2026, 1), "BK-2026-001");
+        assert_eq!(booking_code(2026, 50), "BK-2026-050");
+        assert_eq!(booking_code(2026, 1234), "BK-2026-1234");
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // 31 Dec 2026 18:00 UTC is already 1 Jan 2027 in Jakarta.
+        assert_eq!(booking_year(utc("2026-12-31T18:00:00Z")), 2027);
+        assert_eq!(booking_year(utc("2026-12-31T16:59:59Z")), 2026);
+    }
+}

@@ -1,0 +1,238 @@
+//! Bookings: create, list, get, change, cancel, and the streamed CSV export.
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use kavling_core::list::ListQuery;
+use kavling_core::services::bookings::{
+    BOOKING_LIST, BookingExportRow, BookingPatch, NewBooking, Viewer,
+};
+use kavling_core::services::users::Access;
+use kavling_core::{CoreError, Services};
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::extract::{Auth, RequestCtx};
+use crate::state::AppState;
+
+/// Rows fetched per page while streaming the export.
+const EXPORT_PAGE: u64 = 500;
+
+/// `POST /bookings` (ADMIN or verified MARKETING).
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    body: web::Json<NewBooking>,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .services
+        .require(&auth.0, Access::VerifiedStaff)
+        .await?;
+    let booking = state
+        .services
+        .create_booking(&ctx.actor(&user), &user, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Created().json(booking))
+}
+
+/// `GET /bookings` (staff; marketing users see their own).
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let page = state
+        .services
+        .list_bookings(Viewer::of(&user), req.query_string())
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /bookings/{id}` (staff).
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let booking = state
+        .services
+        .get_booking(Viewer::of(&user), path.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(booking))
+}
+
+/// `PATCH /bookings/{id}` (ADMIN or verified MARKETING).
+pub async fn patch(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    body: web::Json<BookingPatch>,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .services
+        .require(&auth.0, Access::VerifiedStaff)
+        .await?;
+    let booking = state
+        .services
+        .patch_booking(
+            &ctx.actor(&user),
+            Viewer::of(&user),
+            path.into_inner(),
+            body.into_inner(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(booking))
+}
+
+/// `DELETE /bookings/{id}`: cancels (ADMIN or verified MARKETING).
+pub async fn cancel(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .services
+        .require(&auth.0, Access::VerifiedStaff)
+        .await?;
+    let booking = state
+        .services
+        .cancel_booking(&ctx.actor(&user), Viewer::of(&user), path.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(booking))
+}
+
+/// `GET /bookings/export.csv` (staff): the filtered list, streamed page by page.
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    // Parsed up front so a bad filter is a 400, not a broken stream.
+    let query = ListQuery::parse(req.query_string(), &BOOKING_LIST)?;
+    let cursor = Export {
+        services: state.services.clone(),
+        viewer: Viewer::of(&user),
+        query,
+        after: None,
+        header: true,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(cursor, |mut c| async move {
+        if c.done {
+            return None;
+        }
+        match c.next_chunk().await {
+            Ok(Some(bytes)) => Some((Ok::<_, actix_web::Error>(bytes), c)),
+            Ok(None) => None,
+            Err(e) => {
+                // Headers are gone already: end the body early so the client sees a truncated transfer.
+                tracing::error!(error = %e, "booking export failed mid-stream");
+                c.done = true;
+                Some((
+                    Err(actix_web::error::ErrorInternalServerError("export failed")),
+                    c,
+                ))
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"bookings.csv\"",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .streaming(body))
+}
+
+/// The export's position.
+struct Export {
+    services: Services,
+    viewer: Viewer,
+    query: ListQuery<kavling_core::entities::bookings::Column>,
+    after: Option<Uuid>,
+    header: bool,
+    done: bool,
+}
+
+const EXPORT_COLUMNS: [&str; 12] = [
+    "bookingCode",
+    "bookingDate",
+    "status",
+    "paymentStatus",
+    "paymentMethod",
+    "paymentDate",
+    "bookingFee",
+    "expiresAt",
+    "unitBlockNumber",
+    "customerName",
+    "customerPhone",
+    "marketingName",
+];
+
+impl Export {
+    /// The next CSV chunk (the header with the first page), or None at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, CoreError> {
+        let rows = self
+            .services
+            .export_bookings_page(self.viewer, &self.query, self.after, EXPORT_PAGE)
+            .await?;
+        if (rows.len() as u64) < EXPORT_PAGE {
+            self.done = true;
+        }
+        if rows.is_empty() && !self.header {
+            return Ok(None);
+        }
+        self.after = rows.last().map(|r| r.id).or(self.after);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = |e: csv::Error| CoreError::Internal(format!("writing CSV: {e}"));
+        if std::mem::take(&mut self.header) {
+            w.write_record(EXPORT_COLUMNS).map_err(io)?;
+        }
+        for r in &rows {
+            w.write_record(record(r)).map_err(io)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| CoreError::Internal(format!("writing CSV: {e}")))?;
+        Ok(Some(Bytes::from(bytes)))
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Text typed by people could start a spreadsheet formula (`=HYPERLINK(..)`): neutralise it.
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn record(r: &BookingExportRow) -> [String; 12] {
+    [
+        r.booking_code.clone(),
+        ts(r.booking_date),
+        r.status.clone(),
+        r.payment_status.clone(),
+        r.payment_method.clone().unwrap_or_default(),
+        r.payment_date.map(ts).unwrap_or_default(),
+        r.booking_fee.to_string(),
+        ts(r.expires_at),
+        cell(&r.unit_block_number),
+        cell(&r.customer_name),
+        // Phones are stored as +628…, which a spreadsheet would read as a formula too.
+        cell(&r.customer_phone),
+        cell(&r.marketing_name),
+    ]
+}

@@ -1,0 +1,1007 @@
+//! Bookings, customers and documents over real HTTP and WebSocket against a real database:
+//! exactly one winner per unit, gap-free codes, every transition, hold expiry (and its race with
+//! a payment), validators, masking, the CSV export and document uploads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use actix_web::http::{Method, StatusCode};
+use common::{SpawnOptions, TestApp, TestResponse};
+use futures_util::future::join_all;
+use kavling_core::domain::Role;
+use kavling_core::entities::{bookings, customers};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn inline_customer(i: usize) -> Value {
+    json!({"name": format!("Pembeli {i}"), "phone": format!("0812{:08}", i)})
+}
+
+async fn book(app: &TestApp, token: &str, unit: Uuid, customer: Value) -> TestResponse {
+    app.post(
+        "/api/v1/bookings",
+        Some(token),
+        &json!({"unitId": unit, "customer": customer, "bookingFee": 5_000_000}),
+    )
+    .await
+}
+
+async fn unit_status(app: &TestApp, unit: Uuid) -> String {
+    let res = app.get(&format!("/api/v1/units/{unit}"), None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    res.json["status"].as_str().unwrap().to_owned()
+}
+
+async fn booking_status(app: &TestApp, token: &str, id: &str) -> String {
+    let res = app
+        .get(&format!("/api/v1/bookings/{id}"), Some(token))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    res.json["status"].as_str().unwrap().to_owned()
+}
+
+async fn subscribe(app: &TestApp, project: Uuid) -> common::WsClient {
+    let mut ws = app.ws(None).await;
+    ws.send(&json!({"op": "subscribe", "channel": format!("project:{project}")}))
+        .await;
+    assert_eq!(ws.recv().await["type"], "snapshot");
+    assert_eq!(ws.recv().await["type"], "subscribed");
+    ws
+}
+
+#[actix_web::test]
+async fn five_hundred_concurrent_bookings_of_one_unit_have_exactly_one_winner() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, marketing) = app.user(Role::Marketing, true).await;
+    let (_, units) = app.project_with_units(&admin, 1).await;
+    let unit = units[0].1;
+
+    let attempts = (0..500).map(|i| {
+        let token = if i % 2 == 0 { &admin } else { &marketing };
+        book(&app, token, unit, inline_customer(i))
+    });
+    let results = join_all(attempts).await;
+    let mut created = 0;
+    for res in &results {
+        if res.status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            res.assert_problem(StatusCode::CONFLICT, "unit_not_available");
+        }
+    }
+    assert_eq!(created, 1);
+    let rows = bookings::Entity::find()
+        .filter(bookings::Column::UnitId.eq(unit))
+        .count(&app.state.services.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(unit_status(&app, unit).await, "BOOKED");
+
+    // Once booked, a later attempt is refused too.
+    book(&app, &admin, unit, inline_customer(999))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "unit_not_available");
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_bookings_of_different_units_get_gap_free_unique_codes() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 50).await;
+    let results = join_all(
+        units
+            .iter()
+            .enumerate()
+            .map(|(i, (_, u))| book(&app, &admin, *u, inline_customer(i))),
+    )
+    .await;
+    let mut codes = HashSet::new();
+    let mut year = None;
+    for res in &results {
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+        let code = res.json["bookingCode"].as_str().unwrap().to_owned();
+        let parts: Vec<&str> = code.split('-').collect();
+        assert_eq!(parts.len(), 3, "{code}");
+        assert_eq!(parts[0], "BK");
+        year.get_or_insert(parts[1].to_owned());
+        assert_eq!(Some(parts[1]), year.as_deref());
+        assert!(parts[2].len() >= 3, "{code}");
+        codes.insert(parts[2].parse::<u32>().unwrap());
+    }
+    assert_eq!(codes, (1..=50).collect::<HashSet<u32>>());
+    let y = year.unwrap();
+    assert!(
+        results
+            .iter()
+            .any(|r| r.json["bookingCode"] == format!("BK-{y}-001"))
+    );
+}
+
+#[actix_web::test]
+async fn booking_response_shape_and_validation() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (marketing_id, marketing) = app.user(Role::Marketing, true).await;
+    let (_, units) = app.project_with_units(&admin, 3).await;
+
+    let res = app
+        .post(
+            "/api/v1/bookings",
+            Some(&marketing),
+            &json!({
+                "unitId": units[0].1,
+                "customer": {"name": "Siti Aminah", "phone": "0812-3456-7890", "email": "siti@example.com",
+                             "ktpNumber": "3201015505900002", "npwpNumber": "09.254.294.3-407.000"},
+                "bookingFee": 10_000_000, "paymentMethod": "TRANSFER", "notes": "pameran"
+            }),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let b = &res.json;
+    assert_eq!(b["status"], "PENDING_PAYMENT");
+    assert_eq!(b["paymentStatus"], "PENDING");
+    assert_eq!(b["paymentMethod"], "TRANSFER");
+    assert_eq!(b["bookingFee"], 10_000_000);
+    assert_eq!(b["marketingId"], marketing_id.to_string());
+    assert_eq!(b["unit"]["id"], units[0].1.to_string());
+    assert_eq!(b["unit"]["blockNumber"], "A1");
+    assert_eq!(b["unit"]["status"], "BOOKED");
+    assert_eq!(b["customer"]["name"], "Siti Aminah");
+    assert_eq!(b["customer"]["phone"], "+6281234567890");
+    // Marketing sees personal identifiers masked.
+    assert_eq!(b["customer"]["ktpNumber"], "3201********0002");
+    assert_eq!(b["customer"]["npwpNumber"], "0092********7000");
+    let date = chrono::DateTime::parse_from_rfc3339(b["bookingDate"].as_str().unwrap()).unwrap();
+    let exp = chrono::DateTime::parse_from_rfc3339(b["expiresAt"].as_str().unwrap()).unwrap();
+    assert_eq!(exp - date, chrono::Duration::minutes(60));
+
+    // The same NIK inline matches the existing customer instead of creating another.
+    let res = app
+        .post(
+            "/api/v1/bookings",
+            Some(&admin),
+            &json!({"unitId": units[1].1, "bookingFee": 0,
+                    "customer": {"name": "Siti A.", "phone": "081234567890", "ktpNumber": "3201015505900002"}}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    assert_eq!(res.json["customerId"], b["customerId"]);
+    assert_eq!(res.json["customer"]["ktpNumber"], "3201015505900002");
+
+    // By id.
+    let res = app
+        .post(
+            "/api/v1/bookings",
+            Some(&admin),
+            &json!({"unitId": units[2].1, "bookingFee": 1, "customerId": b["customerId"]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+
+    // Validation: fee, both or neither customer forms, bad inline fields, unknown unit.
+    let (_, more) = app.project_with_units(&admin, 1).await;
+    let u = more[0].1;
+    for (body, field) in [
+        (
+            json!({"unitId": u, "bookingFee": -1, "customer": inline_customer(1)}),
+            "bookingFee",
+        ),
+        (json!({"unitId": u, "bookingFee": 1}), "customerId"),
+        (
+            json!({"unitId": u, "bookingFee": 1, "customerId": Uuid::now_v7(), "customer": inline_customer(1)}),
+            "customerId",
+        ),
+        (
+            json!({"unitId": u, "bookingFee": 1, "customer": {"name": "X", "phone": "021555"}}),
+            "customer.phone",
+        ),
+        (
+            json!({"unitId": u, "bookingFee": 1, "customer": {"name": "X", "phone": "081234567890", "ktpNumber": "123"}}),
+            "customer.ktpNumber",
+        ),
+        (
+            json!({"unitId": u, "bookingFee": 1, "customerId": Uuid::now_v7()}),
+            "customerId",
+        ),
+    ] {
+        let res = app.post("/api/v1/bookings", Some(&admin), &body).await;
+        res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(res.json["errors"][0]["field"], field, "{}", res.json);
+    }
+    // Nothing above claimed the unit.
+    assert_eq!(unit_status(&app, u).await, "AVAILABLE");
+    app.post(
+        "/api/v1/bookings",
+        Some(&admin),
+        &json!({"unitId": Uuid::now_v7(), "bookingFee": 1, "customer": inline_customer(1)}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[actix_web::test]
+async fn roles_kyc_and_visibility() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, unverified) = app.user(Role::Marketing, false).await;
+    let (_, buyer) = app.user(Role::Buyer, true).await;
+    let (_, m1) = app.user(Role::Marketing, true).await;
+    let (_, m2) = app.user(Role::Marketing, true).await;
+    let (_, units) = app.project_with_units(&admin, 3).await;
+
+    book(&app, &unverified, units[0].1, inline_customer(1))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "kyc_required");
+    book(&app, &buyer, units[0].1, inline_customer(1))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(
+        "/api/v1/bookings",
+        None,
+        &json!({"unitId": units[0].1, "bookingFee": 1, "customer": inline_customer(1)}),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(unit_status(&app, units[0].1).await, "AVAILABLE");
+
+    let b1 = book(&app, &m1, units[0].1, inline_customer(1)).await.json;
+    let b2 = book(&app, &m2, units[1].1, inline_customer(2)).await.json;
+    let b1_id = b1["id"].as_str().unwrap();
+
+    // Marketing users see their own bookings; admins see all; buyers none.
+    let list = app.get("/api/v1/bookings", Some(&m1)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.json["meta"]["pagination"]["total"], 1);
+    assert_eq!(list.json["data"][0]["id"], b1["id"]);
+    assert_eq!(
+        app.get("/api/v1/bookings", Some(&admin)).await.json["meta"]["pagination"]["total"],
+        2
+    );
+    app.get(&format!("/api/v1/bookings/{b1_id}"), Some(&m2))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.patch(
+        &format!("/api/v1/bookings/{b1_id}"),
+        Some(&m2),
+        &json!({"status": "CANCELLED"}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.get("/api/v1/bookings", Some(&buyer))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    // An unverified marketing user may read (their own, here none).
+    assert_eq!(
+        app.get("/api/v1/bookings", Some(&unverified)).await.json["meta"]["pagination"]["total"],
+        0
+    );
+    app.patch(
+        &format!("/api/v1/bookings/{b1_id}"),
+        Some(&unverified),
+        &json!({"status": "CANCELLED"}),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "kyc_required");
+
+    // List filters.
+    let code = b2["bookingCode"].as_str().unwrap();
+    let tail = &code[code.len() - 3..];
+    let res = app
+        .get(
+            &format!("/api/v1/bookings?filters[bookingCode][$containsi]=bk-%25{tail}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(res.json["meta"]["pagination"]["total"], 0, "% is literal");
+    let res = app
+        .get(
+            &format!(
+                "/api/v1/bookings?filters[bookingCode][$containsi]=bk-2&filters[unitId][$eq]={}",
+                units[1].1
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["meta"]["pagination"]["total"], 1);
+    assert_eq!(res.json["data"][0]["id"], b2["id"]);
+    let today = chrono::Utc::now().date_naive();
+    let res = app
+        .get(
+            &format!("/api/v1/bookings?filters[bookingDate][$gte]={today}&filters[bookingDate][$lte]={today}&filters[status][$eq]=PENDING_PAYMENT&sort=bookingCode:asc"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(res.json["meta"]["pagination"]["total"], 2, "{}", res.json);
+    assert_eq!(res.json["data"][0]["id"], b1["id"]);
+    let res = app
+        .get(
+            "/api/v1/bookings?filters[bookingDate][$lt]=2000-01-01",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(res.json["meta"]["pagination"]["total"], 0);
+    app.get("/api/v1/bookings?filters[nope][$eq]=1", Some(&admin))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+    app.get("/api/v1/bookings?filters[status][$eq]=LOST", Some(&admin))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+#[actix_web::test]
+async fn every_transition_allowed_and_refused_with_the_unit_following_and_events() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (project, units) = app.project_with_units(&admin, 3).await;
+    let mut ws = subscribe(&app, project).await;
+    let mut seq = 0;
+    let mut expect_event = async |ws: &mut common::WsClient, block: &str, status: &str| {
+        let ev = ws.recv().await;
+        seq += 1;
+        assert_eq!(ev["type"], "unit", "{ev}");
+        assert_eq!(ev["seq"], seq, "{ev}");
+        assert_eq!(ev["blockNumber"], block, "{ev}");
+        assert_eq!(ev["status"], status, "{ev}");
+    };
+    let patch = async |id: &str, body: Value| {
+        app.patch(&format!("/api/v1/bookings/{id}"), Some(&admin), &body)
+            .await
+    };
+
+    // A1: PENDING_PAYMENT -> ACTIVE (paid) -> COMPLETED; the unit goes BOOKED -> SOLD.
+    let b = book(&app, &admin, units[0].1, inline_customer(1))
+        .await
+        .json;
+    let id = b["id"].as_str().unwrap().to_owned();
+    expect_event(&mut ws, "A1", "BOOKED").await;
+    for refused in ["COMPLETED", "PENDING_PAYMENT"] {
+        patch(&id, json!({"status": refused}))
+            .await
+            .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    }
+    let res = patch(&id, json!({"status": "ACTIVE", "paymentStatus": "PAID"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["status"], "ACTIVE");
+    assert_eq!(res.json["paymentStatus"], "PAID");
+    assert!(res.json["paymentDate"].is_string());
+    // ACTIVE keeps the unit BOOKED: no change, no event.
+    assert_eq!(unit_status(&app, units[0].1).await, "BOOKED");
+    assert!(ws.recv_within(Duration::from_millis(300)).await.is_none());
+    for refused in ["ACTIVE", "PENDING_PAYMENT"] {
+        patch(&id, json!({"status": refused}))
+            .await
+            .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    }
+    let res = patch(&id, json!({"status": "COMPLETED"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(unit_status(&app, units[0].1).await, "SOLD");
+    expect_event(&mut ws, "A1", "SOLD").await;
+    for refused in ["PENDING_PAYMENT", "ACTIVE", "COMPLETED", "CANCELLED"] {
+        patch(&id, json!({"status": refused}))
+            .await
+            .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    }
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/bookings/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+
+    // A2: PENDING_PAYMENT -> CANCELLED by DELETE; the unit is AVAILABLE again and bookable.
+    let b = book(&app, &admin, units[1].1, inline_customer(2))
+        .await
+        .json;
+    let id2 = b["id"].as_str().unwrap().to_owned();
+    expect_event(&mut ws, "A2", "BOOKED").await;
+    let res = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/bookings/{id2}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["status"], "CANCELLED");
+    assert!(res.json["cancelledAt"].is_string());
+    assert_eq!(unit_status(&app, units[1].1).await, "AVAILABLE");
+    expect_event(&mut ws, "A2", "AVAILABLE").await;
+    for refused in ["PENDING_PAYMENT", "ACTIVE", "COMPLETED", "CANCELLED"] {
+        patch(&id2, json!({"status": refused}))
+            .await
+            .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    }
+    // Soft delete: the cancelled booking is still there.
+    assert_eq!(booking_status(&app, &admin, &id2).await, "CANCELLED");
+    let again = book(&app, &admin, units[1].1, inline_customer(3)).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.json);
+    expect_event(&mut ws, "A2", "BOOKED").await;
+
+    // A3: PENDING_PAYMENT -> ACTIVE -> CANCELLED; payment fields without a status change.
+    let b = book(&app, &admin, units[2].1, inline_customer(4))
+        .await
+        .json;
+    let id3 = b["id"].as_str().unwrap().to_owned();
+    expect_event(&mut ws, "A3", "BOOKED").await;
+    let res = patch(
+        &id3,
+        json!({"paymentStatus": "PAID", "paymentDate": "2026-11-20T10:00:00Z", "paymentMethod": "CASH", "notes": "lunas"}),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["status"], "PENDING_PAYMENT");
+    assert_eq!(res.json["paymentDate"], "2026-11-20T10:00:00Z");
+    assert_eq!(res.json["paymentMethod"], "CASH");
+    assert_eq!(res.json["notes"], "lunas");
+    assert_eq!(
+        patch(&id3, json!({"status": "ACTIVE"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        patch(&id3, json!({"status": "CANCELLED"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(unit_status(&app, units[2].1).await, "AVAILABLE");
+    expect_event(&mut ws, "A3", "AVAILABLE").await;
+
+    // Bad bodies.
+    let res = patch(&id3, json!({"status": "LOST"})).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let res = patch(&id3, json!({"bogus": 1})).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    patch(&Uuid::now_v7().to_string(), json!({"status": "ACTIVE"}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Every booking change left an audit row.
+    let res = app
+        .get(
+            &format!("/api/v1/admin/audit-log?filters[entityId][$eq]={id}&filters[entityType][$eq]=booking"),
+            Some(&admin),
+        )
+        .await;
+    let actions: Vec<&str> = res.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(actions.contains(&"booking.created"));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "booking.status_changed")
+            .count(),
+        2
+    );
+}
+
+#[actix_web::test]
+async fn an_unpaid_hold_expires_and_frees_the_unit_within_ten_seconds() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (project, units) = app.project_with_units(&admin, 2).await;
+    let mut ws = subscribe(&app, project).await;
+    let held = book(&app, &admin, units[0].1, inline_customer(1))
+        .await
+        .json;
+    let paid = book(&app, &admin, units[1].1, inline_customer(2))
+        .await
+        .json;
+    let held_id = held["id"].as_str().unwrap();
+    let paid_id = paid["id"].as_str().unwrap();
+    assert_eq!(ws.recv().await["status"], "BOOKED");
+    assert_eq!(ws.recv().await["status"], "BOOKED");
+    let res = app
+        .patch(
+            &format!("/api/v1/bookings/{paid_id}"),
+            Some(&admin),
+            &json!({"status": "ACTIVE", "paymentStatus": "PAID"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // Not yet due: nothing happens.
+    app.clock.advance(chrono::Duration::minutes(59));
+    assert_eq!(app.state.services.expire_holds().await.unwrap(), 0);
+    assert_eq!(
+        booking_status(&app, &admin, held_id).await,
+        "PENDING_PAYMENT"
+    );
+
+    app.clock.advance(chrono::Duration::minutes(2));
+    // The background task (every 200 ms in tests) cancels it: wait for its event.
+    let ev = ws
+        .recv_within(Duration::from_secs(10))
+        .await
+        .expect("an expiry event within 10 s");
+    assert_eq!(ev["blockNumber"], "A1");
+    assert_eq!(ev["status"], "AVAILABLE");
+    assert_eq!(ev["seq"], 3);
+    assert_eq!(booking_status(&app, &admin, held_id).await, "CANCELLED");
+    assert_eq!(unit_status(&app, units[0].1).await, "AVAILABLE");
+    // The paid booking is untouched.
+    assert_eq!(booking_status(&app, &admin, paid_id).await, "ACTIVE");
+    assert_eq!(unit_status(&app, units[1].1).await, "BOOKED");
+    let res = app
+        .get(
+            &format!("/api/v1/admin/audit-log?filters[entityId][$eq]={held_id}&filters[action][$eq]=booking.expired"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(res.json["meta"]["pagination"]["total"], 1);
+    assert!(res.json["data"][0]["actorId"].is_null());
+}
+
+#[actix_web::test]
+async fn expiry_racing_a_payment_ends_in_exactly_one_outcome_200_times() {
+    // The background task is slowed down so the two racers below are the only ones.
+    let app = TestApp::spawn_with(SpawnOptions {
+        expiry_every: Duration::from_secs(3600),
+        ..SpawnOptions::default()
+    })
+    .await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 200).await;
+    let (mut paid, mut expired) = (0, 0);
+    for (i, (_, unit)) in units.iter().enumerate() {
+        let res = book(&app, &admin, *unit, inline_customer(i)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+        let id = res.json["id"].as_str().unwrap().to_owned();
+        app.clock.advance(chrono::Duration::minutes(61));
+        let path = format!("/api/v1/bookings/{id}");
+        let body = json!({"status": "ACTIVE", "paymentStatus": "PAID"});
+        let (cancelled, payment) = futures_util::join!(
+            app.state.services.expire_holds(),
+            app.patch(&path, Some(&admin), &body)
+        );
+        let cancelled = cancelled.unwrap();
+        let status = booking_status(&app, &admin, &id).await;
+        let unit_now = unit_status(&app, *unit).await;
+        if payment.status == StatusCode::OK {
+            assert_eq!(cancelled, 0, "iteration {i}: both won");
+            assert_eq!(status, "ACTIVE");
+            assert_eq!(unit_now, "BOOKED");
+            paid += 1;
+        } else {
+            payment.assert_problem(StatusCode::CONFLICT, "invalid_transition");
+            assert_eq!(cancelled, 1, "iteration {i}: neither won");
+            assert_eq!(status, "CANCELLED");
+            assert_eq!(unit_now, "AVAILABLE");
+            expired += 1;
+        }
+    }
+    assert_eq!(paid + expired, 200);
+    eprintln!("expiry vs payment: {paid} paid, {expired} expired");
+}
+
+#[actix_web::test]
+async fn customers_validate_identifiers_and_mask_them_for_marketing() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, marketing) = app.user(Role::Marketing, false).await;
+    let (_, buyer) = app.user(Role::Buyer, true).await;
+    let cases: &[(Value, Option<&str>)] = &[
+        (
+            json!({"name": "Budi", "phone": "081234567890", "ktpNumber": "3201011505900001"}),
+            None,
+        ),
+        (
+            json!({"name": "Ani", "phone": "+62 812-3456-7891", "ktpNumber": "3174 0169 0200 0003", "npwpNumber": "01.234.567.8-901.234"}),
+            None,
+        ),
+        (
+            json!({"name": "Dewi", "phone": "6281298765432", "email": "dewi@example.co.id"}),
+            None,
+        ),
+        (
+            json!({"name": "X", "phone": "081234567890", "ktpNumber": "0001011505900001"}),
+            Some("ktpNumber"),
+        ),
+        (
+            json!({"name": "X", "phone": "081234567890", "ktpNumber": "3201013202900001"}),
+            Some("ktpNumber"),
+        ),
+        (
+            json!({"name": "X", "phone": "081234567890", "ktpNumber": "320101150590001"}),
+            Some("ktpNumber"),
+        ),
+        (
+            json!({"name": "X", "phone": "081234567890", "npwpNumber": "1234567890123"}),
+            Some("npwpNumber"),
+        ),
+        (json!({"name": "X", "phone": "0215551234"}), Some("phone")),
+        (json!({"name": "X", "phone": "08123"}), Some("phone")),
+        (
+            json!({"name": "X", "phone": "081234567890", "email": "not-an-email"}),
+            Some("email"),
+        ),
+        (json!({"name": " ", "phone": "081234567890"}), Some("name")),
+    ];
+    for (body, bad) in cases {
+        let res = app.post("/api/v1/customers", Some(&admin), body).await;
+        match bad {
+            None => assert_eq!(res.status, StatusCode::CREATED, "{body}: {}", res.json),
+            Some(field) => {
+                res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+                assert_eq!(res.json["errors"][0]["field"], *field, "{body}");
+            }
+        }
+    }
+    // Duplicate NIK, even written differently.
+    app.post(
+        "/api/v1/customers",
+        Some(&marketing),
+        &json!({"name": "Budi Lagi", "phone": "081111111111", "ktpNumber": "3201-0115-0590-0001"}),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "duplicate_customer");
+    app.post(
+        "/api/v1/customers",
+        Some(&buyer),
+        &json!({"name": "B", "phone": "081111111111"}),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    // Stored encrypted: the clear NIK is nowhere in the row.
+    let rows = customers::Entity::find()
+        .all(&app.state.services.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let budi = rows.iter().find(|c| c.name == "Budi").unwrap();
+    let enc = budi.ktp_encrypted.as_deref().unwrap();
+    assert!(!enc.contains("3201011505900001"));
+    assert_eq!(budi.ktp_hash.as_deref().unwrap().len(), 64);
+    assert_eq!(budi.phone, "+6281234567890");
+
+    let path = format!("/api/v1/customers/{}", budi.id);
+    let whole = app.get(&path, Some(&admin)).await;
+    assert_eq!(whole.json["ktpNumber"], "3201011505900001");
+    let masked = app.get(&path, Some(&marketing)).await;
+    assert_eq!(masked.status, StatusCode::OK);
+    assert_eq!(masked.json["ktpNumber"], "3201********0001");
+    let ani = app
+        .get("/api/v1/customers?filters[name][$eq]=Ani", Some(&marketing))
+        .await;
+    assert_eq!(ani.json["meta"]["pagination"]["total"], 1);
+    assert_eq!(ani.json["data"][0]["ktpNumber"], "3174********0003");
+    assert_eq!(ani.json["data"][0]["npwpNumber"], "0012********1234");
+    assert_eq!(ani.json["data"][0]["phone"], "+6281234567891");
+    let list = app
+        .get("/api/v1/customers?sort=name:asc", Some(&admin))
+        .await;
+    let names: Vec<&str> = list.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ani", "Budi", "Dewi"]);
+    assert_eq!(list.json["data"][0]["npwpNumber"], "0012345678901234");
+    app.get("/api/v1/customers?filters[ktpHash][$eq]=x", Some(&admin))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+    app.get(&path, Some(&buyer))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.get(
+        &format!("/api/v1/customers/{}", Uuid::now_v7()),
+        Some(&admin),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[actix_web::test]
+async fn csv_export_streams_the_filtered_bookings_with_names() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, marketing) = app.user(Role::Marketing, true).await;
+    let (_, units) = app.project_with_units(&admin, 3).await;
+    book(
+        &app,
+        &admin,
+        units[0].1,
+        json!({"name": "=HYPERLINK(\"x\")", "phone": "081200000001"}),
+    )
+    .await;
+    book(
+        &app,
+        &marketing,
+        units[1].1,
+        json!({"name": "Rina, S.E.", "phone": "081200000002"}),
+    )
+    .await;
+    let third = book(&app, &admin, units[2].1, inline_customer(3))
+        .await
+        .json;
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/bookings/{}", third["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    )
+    .await;
+
+    let res = app
+        .get(
+            "/api/v1/bookings/export.csv?filters[status][$eq]=PENDING_PAYMENT",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.header("content-type").unwrap().starts_with("text/csv"));
+    let mut reader = csv::Reader::from_reader(res.bytes.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "bookingCode");
+    assert!(headers.iter().any(|h| h == "unitBlockNumber"));
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][col("unitBlockNumber")], "A1");
+    assert_eq!(&rows[0][col("customerName")], "'=HYPERLINK(\"x\")");
+    assert_eq!(&rows[1][col("unitBlockNumber")], "A2");
+    assert_eq!(&rows[1][col("customerName")], "Rina, S.E.");
+    assert_eq!(&rows[1][col("marketingName")], "Test User");
+    assert_eq!(&rows[1][col("status")], "PENDING_PAYMENT");
+    assert_eq!(&rows[1][col("bookingFee")], "5000000");
+
+    // Marketing exports only their own; a bad filter is a 400 before any CSV.
+    let res = app
+        .get("/api/v1/bookings/export.csv", Some(&marketing))
+        .await;
+    let n = csv::Reader::from_reader(res.bytes.as_slice())
+        .records()
+        .count();
+    assert_eq!(n, 1);
+    app.get(
+        "/api/v1/bookings/export.csv?filters[nope][$eq]=1",
+        Some(&admin),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+    app.get("/api/v1/bookings/export.csv", None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[actix_web::test]
+async fn csv_export_spans_many_pages() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 520).await;
+    for chunk in units.chunks(40) {
+        join_all(
+            chunk
+                .iter()
+                .map(|(_, u)| book(&app, &admin, *u, inline_customer(1))),
+        )
+        .await;
+    }
+    let res = app.get("/api/v1/bookings/export.csv", Some(&admin)).await;
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(res.bytes.as_slice())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 520);
+    let codes: HashSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
+    assert_eq!(codes.len(), 520);
+}
+
+/// Sends a multipart upload; `file` is None to leave the file part out.
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    booking: &str,
+    doc_type: &str,
+    name: &str,
+    file: Option<&[u8]>,
+) -> TestResponse {
+    let boundary = "----kavling-test-boundary-7MA4YWxk";
+    let mut body = Vec::new();
+    for (field, value) in [("documentType", doc_type), ("documentName", name)] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some(bytes) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut res = app
+        .client
+        .post(app.url(&format!("/api/v1/bookings/{booking}/documents")))
+        .bearer_auth(token)
+        .insert_header((
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(body)
+        .await
+        .expect("upload sent");
+    let bytes = res.body().limit(1 << 20).await.expect("body");
+    TestResponse {
+        status: res.status(),
+        headers: res.headers().clone(),
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn pdf(len: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    v.resize(len, b' ');
+    v
+}
+
+#[actix_web::test]
+async fn documents_are_typed_by_content_capped_stored_safely_and_verified_by_admins() {
+    let app = TestApp::spawn().await;
+    let (admin_id, admin) = app.admin().await;
+    let (_, marketing) = app.user(Role::Marketing, true).await;
+    let (_, other) = app.user(Role::Marketing, true).await;
+    let (_, units) = app.project_with_units(&admin, 1).await;
+    let b = book(&app, &marketing, units[0].1, inline_customer(1))
+        .await
+        .json;
+    let id = b["id"].as_str().unwrap();
+
+    let ktp = pdf(2048);
+    let res = upload(&app, &marketing, id, "ktp", "KTP Siti", Some(&ktp)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    assert_eq!(res.json["contentType"], "application/pdf");
+    assert_eq!(res.json["sizeBytes"], 2048);
+    assert_eq!(res.json["verified"], false);
+    let doc_id = res.json["id"].as_str().unwrap().to_owned();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
+    let res = upload(&app, &marketing, id, "slip-gaji", "Slip", Some(&png)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    assert_eq!(res.json["contentType"], "image/png");
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1,
+    ];
+    let res = upload(&app, &admin, id, "kk", "KK", Some(&jpeg)).await;
+    assert_eq!(res.json["contentType"], "image/jpeg", "{}", res.json);
+    // Exactly 5 MiB is accepted.
+    let res = upload(
+        &app,
+        &marketing,
+        id,
+        "lainnya",
+        "Besar",
+        Some(&pdf(5 << 20)),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+
+    // Refused: by content (whatever the client claims), by size, by field.
+    for bad in [
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec(),
+        b"GIF89a\x01\x00\x01\x00".to_vec(),
+        b"just text, named passwd".to_vec(),
+    ] {
+        upload(&app, &marketing, id, "ktp", "X", Some(&bad))
+            .await
+            .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    }
+    upload(&app, &marketing, id, "ktp", "X", Some(&pdf((5 << 20) + 1)))
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    let res = upload(&app, &marketing, id, "paspor", "X", Some(&ktp)).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(res.json["errors"][0]["field"], "documentType");
+    let res = upload(&app, &marketing, id, "ktp", "X", None).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(res.json["errors"][0]["field"], "file");
+    app.post(
+        &format!("/api/v1/bookings/{id}/documents"),
+        Some(&marketing),
+        &json!({"file": "x"}),
+    )
+    .await
+    .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    upload(&app, &other, id, "ktp", "X", Some(&ktp))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Stored under generated names only, in the storage directory.
+    let dir = app.storage.path().join("booking-documents");
+    let stored: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .all(|n| !n.contains("passwd") && n.len() <= 40)
+    );
+
+    let list = app
+        .get(
+            &format!("/api/v1/bookings/{id}/documents"),
+            Some(&marketing),
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.json.as_array().unwrap().len(), 4);
+
+    let res = app
+        .get(
+            &format!("/api/v1/booking-documents/{doc_id}/file"),
+            Some(&marketing),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.bytes, ktp);
+    assert_eq!(
+        res.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        res.header("content-disposition").as_deref(),
+        Some("attachment; filename=\"KTP_Siti.pdf\"")
+    );
+    assert_eq!(
+        res.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    app.get(
+        &format!("/api/v1/booking-documents/{doc_id}/file"),
+        Some(&other),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.get(&format!("/api/v1/booking-documents/{doc_id}/file"), None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Verification: admins only; sets and clears verifiedBy/verifiedDate.
+    let path = format!("/api/v1/booking-documents/{doc_id}");
+    app.patch(&path, Some(&marketing), &json!({"verified": true}))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    let res = app
+        .patch(
+            &path,
+            Some(&admin),
+            &json!({"verified": true, "notes": "cocok"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["verified"], true);
+    assert_eq!(res.json["verifiedBy"], admin_id.to_string());
+    assert!(res.json["verifiedDate"].is_string());
+    assert_eq!(res.json["notes"], "cocok");
+    let res = app
+        .patch(&path, Some(&admin), &json!({"verified": false}))
+        .await;
+    assert_eq!(res.json["verified"], false);
+    assert!(res.json["verifiedBy"].is_null());
+    app.patch(
+        &format!("/api/v1/booking-documents/{}", Uuid::now_v7()),
+        Some(&admin),
+        &json!({"verified": true}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
