@@ -35,6 +35,19 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/api/v1/wallet"),
     ("get", "/api/v1/wallet/transactions"),
     ("post", "/api/v1/admin/wallets/{userId}/topup"),
+    ("post", "/api/v1/customers"),
+    ("get", "/api/v1/customers"),
+    ("get", "/api/v1/customers/{id}"),
+    ("post", "/api/v1/bookings"),
+    ("get", "/api/v1/bookings"),
+    ("get", "/api/v1/bookings/export.csv"),
+    ("get", "/api/v1/bookings/{id}"),
+    ("patch", "/api/v1/bookings/{id}"),
+    ("delete", "/api/v1/bookings/{id}"),
+    ("post", "/api/v1/bookings/{id}/documents"),
+    ("get", "/api/v1/bookings/{id}/documents"),
+    ("get", "/api/v1/booking-documents/{id}/file"),
+    ("patch", "/api/v1/booking-documents/{id}"),
 ];
 
 #[actix_web::test]

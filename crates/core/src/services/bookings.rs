@@ -30,7 +30,7 @@ pub const MAX_BOOKING_FEE: i64 = 1_000_000_000_000;
 pub const EXPIRY_BATCH: u64 = 200;
 
 /// `POST /bookings` body.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewBooking {
     /// The unit to book.
@@ -40,15 +40,18 @@ pub struct NewBooking {
     /// …or a customer given inline (created, or matched by NIK).
     pub customer: Option<NewCustomer>,
     /// Booking fee in rupiah.
+    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub booking_fee: i64,
     /// How it will be paid.
     pub payment_method: Option<PaymentMethod>,
     /// Free notes.
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
 /// `PATCH /bookings/{id}` body.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BookingPatch {
     /// New status (see [`booking_transition`]).
@@ -60,11 +63,12 @@ pub struct BookingPatch {
     /// Payment method.
     pub payment_method: Option<PaymentMethod>,
     /// Notes.
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
 /// The unit embedded in a booking.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingUnit {
     /// Id.
@@ -96,7 +100,7 @@ impl From<units::Model> for BookingUnit {
 }
 
 /// A booking as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingView {
     /// Id.

@@ -18,25 +18,37 @@ use crate::services::users::normalize_email;
 use crate::services::validate::{mask_identifier, normalize_nik, normalize_npwp, normalize_phone};
 
 /// `POST /customers` body, also the inline `customer` of `POST /bookings`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCustomer {
     /// Full name.
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub name: String,
     /// Indonesian mobile number.
+    #[schema(pattern = r"^(\+62|62|0)8[0-9]{8,11}$", example = "081234567890")]
     pub phone: String,
     /// Email.
+    #[schema(
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f]+(\.[^@\s.\x00-\x1f\x7f-\x9f]+)+$",
+        max_length = 320
+    )]
     pub email: Option<String>,
     /// NIK (16 digits).
+    #[schema(pattern = "^[0-9]{16}$", example = "3201015505900001")]
     pub ktp_number: Option<String>,
     /// NPWP (15 or 16 digits).
+    #[schema(pattern = "^[0-9]{15,16}$", example = "012345678901234")]
     pub npwp_number: Option<String>,
     /// Address.
+    #[schema(max_length = 1000)]
     pub address: Option<String>,
 }
 
 /// A customer as the API shows it; NIK and NPWP are masked unless the viewer is an admin.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView {
     /// Id.

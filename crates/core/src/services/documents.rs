@@ -20,7 +20,7 @@ pub const DOCUMENT_TYPES: &[&str] = &["ktp", "npwp", "slip-gaji", "kk", "lainnya
 pub const DOCUMENT_DIR: &str = "booking-documents";
 
 /// A booking document as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DocumentView {
     /// Id.
@@ -80,12 +80,13 @@ pub struct NewDocument {
 }
 
 /// `PATCH /booking-documents/{id}` body.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DocumentVerification {
     /// Verified or not.
     pub verified: bool,
     /// Notes.
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! Booking documents: multipart upload with limits, listing, download, admin verification.
 
+use crate::error::ProblemBody;
 use actix_multipart::MultipartError;
 use actix_multipart::form::bytes::Bytes as FileField;
 use actix_multipart::form::text::Text;
@@ -8,6 +9,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use kavling_core::FieldError;
 use kavling_core::services::bookings::Viewer;
+use kavling_core::services::documents::DocumentView;
 use kavling_core::services::documents::{
     DocumentVerification, MAX_DOCUMENT_BYTES, NewDocument, download_name, file_too_large,
 };
@@ -33,6 +35,25 @@ pub struct DocumentUpload {
     /// A label for humans.
     #[multipart(rename = "documentName", limit = "1KiB")]
     document_name: Text<String>,
+}
+
+/// The upload form as the API document shows it (the handler reads [`DocumentUpload`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct DocumentUploadDoc {
+    /// The file: PDF, JPEG or PNG (judged by content), at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// One of `ktp`, `npwp`, `slip-gaji`, `kk`, `lainnya`.
+    #[schema(pattern = "^(ktp|npwp|slip-gaji|kk|lainnya)$")]
+    document_type: String,
+    /// A label for humans.
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
+    document_name: String,
 }
 
 /// The form limits of the upload route: the whole form and what may be held in memory.
@@ -81,6 +102,10 @@ fn multipart_problem(err: &MultipartError) -> ApiError {
 }
 
 /// `POST /bookings/{id}/documents` (ADMIN or verified MARKETING owning the booking).
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
+    request_body(content = DocumentUploadDoc, content_type = "multipart/form-data"),
+    responses((status = 201, body = DocumentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn upload(
     state: web::Data<AppState>,
     auth: Auth,
@@ -117,6 +142,8 @@ pub async fn upload(
 }
 
 /// `GET /bookings/{id}/documents` (staff).
+#[utoipa::path(get, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = Vec<DocumentView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -131,6 +158,8 @@ pub async fn list(
 }
 
 /// `GET /booking-documents/{id}/file` (staff): always a download, never rendered inline.
+#[utoipa::path(get, path = "/api/v1/booking-documents/{id}/file", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Document id")),
+    responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn file(
     state: web::Data<AppState>,
     auth: Auth,
@@ -154,6 +183,8 @@ pub async fn file(
 }
 
 /// `PATCH /booking-documents/{id}` (admin).
+#[utoipa::path(patch, path = "/api/v1/booking-documents/{id}", tag = "bookings", security(("bearer" = [])), request_body = DocumentVerification, params(("id" = Uuid, Path, description = "Document id")),
+    responses((status = 200, body = DocumentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn verify(
     state: web::Data<AppState>,
     auth: Auth,
