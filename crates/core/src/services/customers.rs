@@ -37,10 +37,12 @@ pub struct NewCustomer {
     )]
     pub email: Option<String>,
     /// NIK (16 digits).
-    #[schema(pattern = "^[0-9]{16}$", example = "3201015505900001")]
+    /// An empty string counts as not given.
+    #[schema(pattern = "^([0-9]{16})?$", example = "3201015505900001")]
     pub ktp_number: Option<String>,
     /// NPWP (15 or 16 digits).
-    #[schema(pattern = "^[0-9]{15,16}$", example = "012345678901234")]
+    /// An empty string counts as not given.
+    #[schema(pattern = "^([0-9]{15,16})?$", example = "012345678901234")]
     pub npwp_number: Option<String>,
     /// Address.
     #[schema(max_length = 1000)]
