@@ -41,6 +41,10 @@ e2e:
     cargo build -p kavling-server --bin kavling
     bash .ci/e2e
 
+# Property-based API testing: schemathesis (PyPI) against a fresh server's own OpenAPI document.
+schemathesis examples="200":
+    bash scripts/schemathesis.sh {{examples}}
+
 # What CI runs.
 ci:
     bash .ci/run
