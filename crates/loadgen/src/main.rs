@@ -579,7 +579,12 @@ async fn run(cli: Cli) -> Result<()> {
     shared.record_latency.store(false, Ordering::Relaxed);
     let frames = shared.unit_frames.load(Ordering::Relaxed) - frames0;
     let rss_after = procstat::rss_sum(pids);
-    let achieved = d.ok as f64 / d.elapsed.as_secs_f64().max(1e-9);
+    // Over the scheduled span at least, so the first request's zero wait does not inflate it.
+    let span = d
+        .elapsed
+        .as_secs_f64()
+        .max(count as f64 / cli.rate.max(0.001));
+    let achieved = d.ok as f64 / span.max(1e-9);
     println!(
         "drove {} changes ({} failed) in {:.2} s = {achieved:.2}/s (max schedule lateness {:.1} ms); drain {:.2} s{}",
         d.ok,
