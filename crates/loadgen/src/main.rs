@@ -90,7 +90,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     settle: u64,
     /// Concurrent HTTP connections for the status changes.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     http_workers: usize,
     /// Seconds to wait for the last frames after the driving ends.
     #[arg(long, default_value_t = 15)]
