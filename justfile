@@ -32,6 +32,11 @@ bench-siteplan:
 autobahn *cases:
     bash scripts/autobahn.sh {{cases}}
 
+# Realtime fan-out benchmark, one scenario (one, two, redis-outage, storm, floor, socketio); see docs/BENCHMARKS.md.
+bench-realtime scenario="one" n="1000" rate="10" duration="60":
+    cargo build --release -p kavling-server -p kavling-loadgen
+    scripts/bench-realtime.sh {{scenario}} {{n}} {{rate}} {{duration}}
+
 # The production shape (needs a Docker engine; set KAVLING_JWT_SECRET and KAVLING_PII_KEY in .env).
 up:
     docker compose up --build
