@@ -351,36 +351,11 @@ impl Services {
         password: &str,
         full_name: &str,
     ) -> CoreResult<users::Model> {
-        let email = normalize_email(email).ok_or_else(|| {
-            CoreError::invalid_field("email", "invalid_email", "enter a valid email address")
-        })?;
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(CoreError::invalid_field(
-                "password",
-                "too_short",
-                format!("the password needs at least {MIN_PASSWORD_LEN} characters"),
-            ));
-        }
-        let hash = hash_off_thread(password.to_owned()).await?;
-        let txn = begin_write(&self.db).await?;
-        let user = insert_user(
-            &txn,
-            self,
-            NewUserRow {
-                email,
-                password_hash: hash,
-                full_name: full_name.to_owned(),
-                phone: None,
-                role: Role::Admin,
-                verified: true,
-            },
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(user)
+        self.create_user_with_role(email, password, full_name, Role::Admin, true)
+            .await
     }
 
-    /// Creates a user of any role, optionally verified (seed and tests).
+    /// Creates a user of any role, optionally verified (the seed, the CLI and tests).
     pub async fn create_user_with_role(
         &self,
         email: &str,
@@ -392,6 +367,14 @@ impl Services {
         let email = normalize_email(email).ok_or_else(|| {
             CoreError::invalid_field("email", "invalid_email", "enter a valid email address")
         })?;
+        let length = password.chars().count();
+        if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&length) {
+            return Err(CoreError::invalid_field(
+                "password",
+                "invalid_length",
+                format!("the password needs {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"),
+            ));
+        }
         let hash = hash_off_thread(password.to_owned()).await?;
         let txn = begin_write(&self.db).await?;
         let user = insert_user(
