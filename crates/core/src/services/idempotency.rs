@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::db::begin_write;
 use crate::entities::idempotency_keys;
 use crate::error::{CoreError, CoreResult};
 use crate::pii::hex;
@@ -104,6 +105,35 @@ pub enum Claim {
     /// The key was used before (the transaction is now unusable: roll it back and call
     /// [`replay`]).
     Taken,
+}
+
+/// How an idempotent business action starts.
+pub enum Begin {
+    /// Go on in this write transaction; with a key, store the response under the claim before commit.
+    Fresh(sea_orm::DatabaseTransaction, Option<Uuid>),
+    /// The key was used before: answer with the first response.
+    Replayed(StoredResponse),
+}
+
+/// Opens the write transaction and claims the key as its first write, or replays the first
+/// response when the key is taken.
+pub async fn begin(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    user_id: Uuid,
+    key: Option<&IdemKey>,
+) -> CoreResult<Begin> {
+    let txn = begin_write(db).await?;
+    let Some(key) = key else {
+        return Ok(Begin::Fresh(txn, None));
+    };
+    match claim(&txn, clock, user_id, key).await? {
+        Claim::Claimed(id) => Ok(Begin::Fresh(txn, Some(id))),
+        Claim::Taken => {
+            txn.rollback().await?;
+            Ok(Begin::Replayed(replay(db, user_id, key).await?))
+        }
+    }
 }
 
 /// Inserts the key row as the first write of the business transaction.

@@ -19,7 +19,7 @@ use crate::entities::{lead_consents, leads, projects, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::pii::{hex, mask_email, mask_middle, mask_name};
-use crate::services::idempotency::{self, Claim, IdemKey, Outcome};
+use crate::services::idempotency::{self, Begin, IdemKey, Outcome};
 use crate::services::wallet::{self, Movement};
 
 /// The version of the consent text the buyer agreed to (bump it when the text changes).
@@ -528,19 +528,11 @@ impl Services {
                 b"",
             ),
         });
-        let txn = begin_write(&self.db).await?;
-        let claim = match &key {
-            Some(k) => match idempotency::claim(&txn, self.clock.as_ref(), user_id, k).await? {
-                Claim::Claimed(id) => Some(id),
-                Claim::Taken => {
-                    txn.rollback().await?;
-                    return Ok(Outcome::Replayed(
-                        idempotency::replay(&self.db, user_id, k).await?,
-                    ));
-                }
-            },
-            None => None,
-        };
+        let (txn, claim) =
+            match idempotency::begin(&self.db, self.clock.as_ref(), user_id, key.as_ref()).await? {
+                Begin::Fresh(txn, claim) => (txn, claim),
+                Begin::Replayed(stored) => return Ok(Outcome::Replayed(stored)),
+            };
         let lead = self.unlock_in(&txn, actor, user_id, lead_id).await?;
         let buyer = users::Entity::find_by_id(lead.buyer_id).one(&txn).await?;
         let block = units::Entity::find_by_id(lead.unit_id)

@@ -11,12 +11,11 @@ use uuid::Uuid;
 
 use crate::Services;
 use crate::audit::{self, ActorRef, AuditEntry};
-use crate::db::begin_write;
 use crate::domain::WalletTxType;
 use crate::entities::{users, wallet_transactions, wallets};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
-use crate::services::idempotency::{self, Claim, IdemKey, Outcome};
+use crate::services::idempotency::{self, Begin, IdemKey, Outcome};
 
 /// The wallet currency (rupiah).
 pub const CURRENCY: &str = "IDR";
@@ -280,18 +279,16 @@ impl Services {
             ),
         });
         let actor_id = actor.user_id.unwrap_or_else(Uuid::nil);
-        let txn = begin_write(&self.db).await?;
-        let claim = match &key {
-            Some(k) => match idempotency::claim(&txn, self.clock.as_ref(), actor_id, k).await? {
-                Claim::Claimed(id) => Some(id),
-                Claim::Taken => {
-                    txn.rollback().await?;
-                    return Ok(Outcome::Replayed(
-                        idempotency::replay(&self.db, actor_id, k).await?,
-                    ));
-                }
-            },
-            None => None,
+        let (txn, claim) = match idempotency::begin(
+            &self.db,
+            self.clock.as_ref(),
+            actor_id,
+            key.as_ref(),
+        )
+        .await?
+        {
+            Begin::Fresh(txn, claim) => (txn, claim),
+            Begin::Replayed(stored) => return Ok(Outcome::Replayed(stored)),
         };
         users::Entity::find_by_id(user_id)
             .one(&txn)
