@@ -81,14 +81,9 @@ string_enum!(
 );
 
 impl UnitStatus {
-    /// The contract's default colour for this status.
+    /// The contract's default colour for this status (the realtime crate owns the table).
     pub fn default_color(self) -> &'static str {
-        match self {
-            UnitStatus::Available => "#22c55e",
-            UnitStatus::Booked => "#eab308",
-            UnitStatus::Sold => "#ef4444",
-            UnitStatus::Maintenance => "#9ca3af",
-        }
+        kavling_realtime::status_color(self.as_str()).unwrap_or("#9ca3af")
     }
 }
 
