@@ -288,6 +288,16 @@ impl Services {
         {
             return Ok(SiteplanBody { etag, svg: None });
         }
+        // The plain SVG does not depend on the units: serve the cached text of this version as is.
+        if !colored
+            && let Some(p) = self.siteplans.get(project.id)
+            && p.version == project.siteplan_version
+        {
+            return Ok(SiteplanBody {
+                etag,
+                svg: Some(p.sanitized.clone()),
+            });
+        }
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
         let prepared = self.prepared(&project, &blocks).await?;
