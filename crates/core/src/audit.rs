@@ -1,7 +1,7 @@
 //! The audit trail: one function writes a row inside the caller's transaction, so an action and
 //! its audit record commit or roll back together. Rows are never updated or deleted by the API.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -48,7 +48,18 @@ pub async fn record<C: ConnectionTrait>(
     actor: &ActorRef,
     entry: AuditEntry<'_>,
 ) -> CoreResult<()> {
-    audit_log::ActiveModel {
+    record_many(conn, clock, actor, [entry]).await
+}
+
+/// Writes several audit rows in one statement (one round trip) inside the caller's transaction.
+pub async fn record_many<'a, C: ConnectionTrait>(
+    conn: &C,
+    clock: &dyn Clock,
+    actor: &ActorRef,
+    entries: impl IntoIterator<Item = AuditEntry<'a>>,
+) -> CoreResult<()> {
+    let now = clock.now();
+    let rows = entries.into_iter().map(|entry| audit_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         actor_id: Set(actor.user_id),
         action: Set(entry.action.to_owned()),
@@ -57,10 +68,15 @@ pub async fn record<C: ConnectionTrait>(
         old_values: Set(entry.old_values),
         new_values: Set(entry.new_values),
         request_id: Set(actor.request_id.clone()),
-        created_at: Set(clock.now()),
+        created_at: Set(now),
+    });
+    let rows: Vec<_> = rows.collect();
+    if rows.is_empty() {
+        return Ok(());
     }
-    .insert(conn)
-    .await?;
+    audit_log::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 

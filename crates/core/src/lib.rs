@@ -42,6 +42,8 @@ pub struct Services {
     pub storage_dir: std::path::PathBuf,
     /// Annual KPR interest rate for the lead affordability score, in basis points (900 = 9%).
     pub kpr_rate_bps: u32,
+    /// Queues this instance's bookings for the year's counter row (see [`services::bookings`]).
+    pub booking_gate: services::bookings::BookingGate,
 }
 
 impl std::fmt::Debug for Services {

@@ -158,5 +158,6 @@ async fn offline_services(config: &Config) -> kavling_core::Services {
         max_siteplan_bytes: config.max_siteplan_bytes,
         storage_dir: config.storage_dir.clone(),
         kpr_rate_bps: config.kpr_rate_bps,
+        booking_gate: Default::default(),
     }
 }

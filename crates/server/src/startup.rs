@@ -143,6 +143,7 @@ impl Application {
             max_siteplan_bytes: config.max_siteplan_bytes,
             storage_dir: config.storage_dir.clone(),
             kpr_rate_bps: config.kpr_rate_bps,
+            booking_gate: Default::default(),
         };
         services.spawn_hold_expiry(options.expiry_every);
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {

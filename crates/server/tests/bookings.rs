@@ -13,7 +13,7 @@ use common::{SpawnOptions, TestApp, TestResponse};
 use futures_util::future::join_all;
 use kavling_core::domain::Role;
 use kavling_core::entities::{bookings, customers};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -121,6 +121,32 @@ async fn fifty_concurrent_bookings_of_different_units_get_gap_free_unique_codes(
             .iter()
             .any(|r| r.json["bookingCode"] == format!("BK-{y}-001"))
     );
+}
+
+#[actix_web::test]
+async fn codes_keep_counting_past_three_digits() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 3).await;
+    let first = book(&app, &admin, units[0].1, inline_customer(0)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.json);
+    let code = first.json["bookingCode"].as_str().unwrap();
+    let year = &code[3..7];
+    assert_eq!(code, format!("BK-{year}-001"));
+    // Jump the year's counter, as after 998 bookings.
+    app.state
+        .services
+        .db
+        .execute_unprepared("UPDATE booking_counters SET last_value = 998")
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for (i, (_, unit)) in units.iter().enumerate().skip(1) {
+        let res = book(&app, &admin, *unit, inline_customer(i)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+        codes.push(res.json["bookingCode"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes, [format!("BK-{year}-999"), format!("BK-{year}-1000")]);
 }
 
 #[actix_web::test]

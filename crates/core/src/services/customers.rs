@@ -258,7 +258,7 @@ impl Services {
 
     /// Inserts a validated customer in the caller's transaction. With `match_nik`, a customer
     /// with the same NIK is returned instead (`(model, created)`); without it, that is 409
-    /// `duplicate_customer`.
+    /// `duplicate_customer`. The caller writes [`Self::customer_created_audit`] when created.
     pub async fn insert_customer<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -308,21 +308,18 @@ impl Services {
                 .ok_or_else(|| CoreError::Internal("conflicting customer vanished".into()))?;
             return Ok((existing, false));
         }
-        audit::record(
-            conn,
-            self.clock.as_ref(),
-            actor,
-            AuditEntry {
-                action: "customer.created",
-                entity_type: "customer",
-                entity_id: model.id,
-                old_values: None,
-                // Personal data stays out of the audit trail.
-                new_values: Some(serde_json::json!({"name": model.name})),
-            },
-        )
-        .await?;
         Ok((model, true))
+    }
+
+    /// The `customer.created` audit record (personal data stays out of the audit trail).
+    pub(crate) fn customer_created_audit(model: &customers::Model) -> AuditEntry<'static> {
+        AuditEntry {
+            action: "customer.created",
+            entity_type: "customer",
+            entity_id: model.id,
+            old_values: None,
+            new_values: Some(serde_json::json!({"name": model.name})),
+        }
     }
 
     /// `POST /customers` (staff).
@@ -335,6 +332,13 @@ impl Services {
         let valid = self.validate_customer(&input, "")?;
         let txn = begin_write(&self.db).await?;
         let (model, _) = self.insert_customer(&txn, actor, valid, false).await?;
+        audit::record(
+            &txn,
+            self.clock.as_ref(),
+            actor,
+            Self::customer_created_audit(&model),
+        )
+        .await?;
         txn.commit().await?;
         self.customer_view(model, viewer)
     }
