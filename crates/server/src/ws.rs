@@ -13,8 +13,7 @@ use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError, Session};
 use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
 use kavling_core::services::users::Access;
-use kavling_realtime::{CLOSE_SLOW_CLIENT, ConnectionHandle, Hub, Outbound};
-use tokio::sync::mpsc;
+use kavling_realtime::{CLOSE_SLOW_CLIENT, ConnectionHandle, Hub, Outbound, Outbox};
 use tokio::time::timeout;
 
 use crate::extract::bearer_token;
@@ -148,7 +147,7 @@ enum Mode {
     Hub {
         hub: Arc<Hub>,
         handle: ConnectionHandle,
-        outbound: mpsc::Receiver<Outbound>,
+        outbound: Outbox,
         staff: bool,
     },
     /// `/ws-echo`: every text and binary message goes straight back.
@@ -206,7 +205,7 @@ impl Mode {
         if !handle.is_closed() {
             return None;
         }
-        while let Ok(out) = outbound.try_recv() {
+        while let Some(out) = outbound.try_recv() {
             if let Outbound::Close { code, reason } = out {
                 return Some(close_reason(code, &reason));
             }
