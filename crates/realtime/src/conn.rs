@@ -5,7 +5,7 @@
 //! while they hold something, and a task to handle client frames exists only while there are
 //! frames to handle.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -56,7 +56,29 @@ struct Queue {
 #[derive(Debug, Default)]
 pub(crate) struct ConnSubs {
     pub(crate) closed: bool,
-    pub(crate) channels: HashMap<String, (Uuid, bool)>,
+    /// (project, staff) of each subscription: at most `max_subscriptions` (100), so a short
+    /// list, which costs less per subscribed socket than a map keyed by channel name.
+    pub(crate) channels: Vec<(Uuid, bool)>,
+}
+
+impl ConnSubs {
+    /// Removes a subscription; true if it was there.
+    pub(crate) fn remove(&mut self, project_id: Uuid, staff: bool) -> bool {
+        match self.channels.iter().position(|c| *c == (project_id, staff)) {
+            Some(i) => {
+                self.channels.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a subscription unless it is there already.
+    pub(crate) fn insert(&mut self, project_id: Uuid, staff: bool) {
+        if !self.channels.contains(&(project_id, staff)) {
+            self.channels.push((project_id, staff));
+        }
+    }
 }
 
 /// Client frames waiting for the connection's worker task, which runs only while there are some.

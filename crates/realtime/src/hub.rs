@@ -276,7 +276,7 @@ impl Hub {
             subs.closed = true;
             std::mem::take(&mut subs.channels)
         };
-        for (_, (project_id, staff)) in channels {
+        for (project_id, staff) in channels {
             self.remove_sub(conn.id, project_id, staff);
         }
         conn.close(1000, "bye");
@@ -935,10 +935,8 @@ impl Hub {
                     conn.send_msg(&reply, &self.metrics);
                     return;
                 };
-                let removed = lock(&conn.subs)
-                    .channels
-                    .remove(&canonical(project_id, staff));
-                if removed.is_some() {
+                let removed = lock(&conn.subs).remove(project_id, staff);
+                if removed {
                     self.remove_sub(conn.id, project_id, staff);
                 }
             }
@@ -981,8 +979,8 @@ impl Hub {
             return;
         }
         // A repeated subscribe restarts the subscription (a client's way to resync).
-        let existing = lock(&conn.subs).channels.remove(&canonical);
-        if existing.is_some() {
+        let existing = lock(&conn.subs).remove(project_id, staff);
+        if existing {
             self.remove_sub(conn.id, project_id, staff);
         }
         if lock(&conn.subs).channels.len() >= self.config.max_subscriptions {
@@ -1152,8 +1150,7 @@ impl Hub {
         if subs.closed || conn.is_dead() {
             return false;
         }
-        subs.channels
-            .insert(project.channel(staff).to_owned(), (project.id, staff));
+        subs.insert(project.id, staff);
         if inner.subs.insert((conn.id, staff), conn.clone()).is_none() {
             self.metrics.subscriptions.inc();
         }
