@@ -235,6 +235,8 @@ impl Drop for Outbox {
         let mut q = lock(&self.conn.queue);
         q.shut = true;
         q.frames = VecDeque::new();
+        // The session's waker would keep its finished task's memory alive as long as the `Conn`.
+        q.reader = None;
         let writer = q.writer.take();
         drop(q);
         self.conn.dead.store(true, Ordering::Release);
