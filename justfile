@@ -33,8 +33,10 @@ autobahn *cases:
     bash scripts/autobahn.sh {{cases}}
 
 # Realtime fan-out benchmark, one scenario (one, two, redis-outage, storm, floor, socketio); see docs/BENCHMARKS.md.
+# Two builds: built in one command, the generator's awc would add actix-http's http2 to the server.
 bench-realtime scenario="one" n="1000" rate="10" duration="60":
-    cargo build --release -p kavling-server -p kavling-loadgen
+    cargo build --release -p kavling-server
+    cargo build --release -p kavling-loadgen
     scripts/bench-realtime.sh {{scenario}} {{n}} {{rate}} {{duration}}
 
 # The production shape (needs a Docker engine; set KAVLING_JWT_SECRET and KAVLING_PII_KEY in .env).

@@ -13,8 +13,11 @@
 #   floor        the bare actix-ws broadcast floor (../shared/peers/actix-floor)
 #   socketio     the Socket.IO 4.8 peer, one server (../shared/peers/socketio)
 #
-# Needs: cargo build --release -p kavling-server -p kavling-loadgen (into $CARGO_TARGET_DIR or
-# target/), the floor built with `cargo build --release` (FLOOR_TARGET, default
+# Needs: `cargo build --release -p kavling-server` and then, as a separate command,
+# `cargo build --release -p kavling-loadgen` (into $CARGO_TARGET_DIR or target/): built in one
+# command, the generator's awc turns on actix-http's `http2` feature in the server too, which is
+# not in the shipped server and adds ~1.1 KiB to every connection. The floor is built with
+# `cargo build --release` (actix-web's default features, http2 included) (FLOOR_TARGET, default
 # /root/.cache/kavling/target-floor), `npm ci` in the Socket.IO peer, psql/createdb for PostgreSQL.
 # Knobs (env): SERVER_CPUS (taskset list for servers, default 1), CLIENT_CPUS (default 0),
 #   OUT (JSON lines, default docs/bench/realtime.jsonl), LABEL, PG (admin URL), OUTAGE_AT (s into

@@ -1,12 +1,17 @@
-//! One WebSocket connection as the hub sees it: its bounded outbound queue and its subscriptions.
+//! One WebSocket connection as the hub sees it: its bounded outbound queue, the client frames
+//! waiting to be handled, and its subscriptions.
+//!
+//! An idle connection costs one small allocation (the `Arc<Conn>`): the queues allocate only
+//! while they hold something, and a task to handle client frames exists only while there are
+//! frames to handle.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytestring::ByteString;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::hub::Hub;
@@ -19,29 +24,79 @@ pub const CLOSE_SLOW_CLIENT: u16 = 1013;
 /// Close code for a policy violation (flooding the server with requests).
 pub const CLOSE_POLICY: u16 = 1008;
 
+/// A drained queue keeps a buffer this big for the next frames; a larger one (after a burst or a
+/// replay) is given back to the allocator.
+const KEEP_QUEUE_CAPACITY: usize = 8;
+
 /// Shared per-connection state; projects hold an `Arc` of it for fan-out.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) id: u64,
-    tx: Mutex<Option<mpsc::Sender<Outbound>>>,
+    /// Frames a client may have queued before it is closed as slow.
+    capacity: usize,
+    queue: Mutex<Queue>,
     dead: AtomicBool,
     pub(crate) subs: Mutex<ConnSubs>,
+    ops: Mutex<Ops>,
+}
+
+/// The outbound queue: frames for the session, in order, ending with at most one Close.
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Outbound>,
+    /// No more frames are taken: a Close was queued or the session's end was dropped.
+    shut: bool,
+    /// The session waiting for a frame.
+    reader: Option<Waker>,
+    /// A replay waiting for room.
+    writer: Option<Waker>,
 }
 
 /// Channels a connection is subscribed to; `closed` once the handle is dropped.
 #[derive(Debug, Default)]
 pub(crate) struct ConnSubs {
     pub(crate) closed: bool,
-    pub(crate) channels: HashMap<String, (Uuid, bool)>,
+    /// (project, staff) of each subscription: at most `max_subscriptions` (100), so a short
+    /// list, which costs less per subscribed socket than a map keyed by channel name.
+    pub(crate) channels: Vec<(Uuid, bool)>,
+}
+
+impl ConnSubs {
+    /// Removes a subscription; true if it was there.
+    pub(crate) fn remove(&mut self, project_id: Uuid, staff: bool) -> bool {
+        match self.channels.iter().position(|c| *c == (project_id, staff)) {
+            Some(i) => {
+                self.channels.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a subscription unless it is there already.
+    pub(crate) fn insert(&mut self, project_id: Uuid, staff: bool) {
+        if !self.channels.contains(&(project_id, staff)) {
+            self.channels.push((project_id, staff));
+        }
+    }
+}
+
+/// Client frames waiting for the connection's worker task, which runs only while there are some.
+#[derive(Debug, Default)]
+struct Ops {
+    pending: VecDeque<Op>,
+    worker: bool,
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, tx: mpsc::Sender<Outbound>) -> Self {
+    pub(crate) fn new(id: u64, capacity: usize) -> Self {
         Conn {
             id,
-            tx: Mutex::new(Some(tx)),
+            capacity: capacity.max(1),
+            queue: Mutex::new(Queue::default()),
             dead: AtomicBool::new(false),
             subs: Mutex::new(ConnSubs::default()),
+            ops: Mutex::new(Ops::default()),
         }
     }
 
@@ -51,32 +106,25 @@ impl Conn {
     }
 
     /// Queues a frame without waiting; a full queue closes the connection with 1013.
-    /// One slot is always kept free so the Close frame itself fits.
+    /// The Close itself always fits behind `capacity` frames.
     pub(crate) fn send(&self, frame: ByteString, metrics: &Metrics) -> bool {
-        let mut tx = lock(&self.tx);
-        let Some(sender) = tx.as_ref() else {
+        let q = lock(&self.queue);
+        if q.shut {
             return false;
-        };
-        if sender.capacity() <= 1 {
-            let _ = sender.try_send(Outbound::Close {
+        }
+        let item = if q.frames.len() >= self.capacity {
+            metrics.slow_client_closes.inc();
+            tracing::debug!(conn = self.id, "closing slow client");
+            Outbound::Close {
                 code: CLOSE_SLOW_CLIENT,
                 reason: "client too slow".to_owned(),
-            });
-            metrics.slow_client_closes.inc();
-            *tx = None;
-            self.dead.store(true, Ordering::Release);
-            tracing::debug!(conn = self.id, "closing slow client");
-            return false;
-        }
-        match sender.try_send(Outbound::Text(frame)) {
-            Ok(()) => true,
-            Err(_) => {
-                // Receiver gone (session ended) or, impossibly, full: stop feeding it.
-                *tx = None;
-                self.dead.store(true, Ordering::Release);
-                false
             }
-        }
+        } else {
+            Outbound::Text(frame)
+        };
+        let accepted = matches!(item, Outbound::Text(_));
+        self.push(q, item);
+        accepted
     }
 
     /// Queues a message without waiting (see [`Conn::send`]).
@@ -92,47 +140,114 @@ impl Conn {
         metrics: &Metrics,
     ) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let sender = {
-                let tx = lock(&self.tx);
-                let Some(sender) = tx.as_ref() else {
-                    return false;
-                };
-                if sender.capacity() > 1 {
-                    drop(tx);
-                    return self.send(frame, metrics);
-                }
-                sender.clone()
-            };
-            // Wait until two slots are free (one for the frame, one kept for Close), then retry.
-            let waited = tokio::time::timeout_at(deadline, async {
-                sender.reserve_many(2).await.map(drop).is_ok()
-            })
-            .await;
-            drop(sender);
-            match waited {
-                Ok(true) => {}
-                Ok(false) => return false,
-                // Still full after waiting: `send` now closes it as slow.
-                Err(_) => return self.send(frame, metrics),
+        let room = std::future::poll_fn(|cx| {
+            let mut q = lock(&self.queue);
+            if q.shut || q.frames.len() < self.capacity {
+                return Poll::Ready(());
             }
-        }
+            if !q.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                q.writer = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        });
+        // Still full after waiting: `send` now closes it as slow.
+        let _ = tokio::time::timeout_at(deadline, room).await;
+        self.send(frame, metrics)
     }
 
-    /// Closes the connection with a code, dropping whatever cannot be queued.
+    /// Closes the connection with a code; frames already queued still go out before the Close.
     pub(crate) fn close(&self, code: u16, reason: &str) {
-        let mut tx = lock(&self.tx);
-        if let Some(sender) = tx.take() {
-            let _ = sender.try_send(Outbound::Close {
-                code,
-                reason: reason.to_owned(),
-            });
+        let q = lock(&self.queue);
+        if !q.shut {
+            self.push(
+                q,
+                Outbound::Close {
+                    code,
+                    reason: reason.to_owned(),
+                },
+            );
         }
         self.dead.store(true, Ordering::Release);
+    }
+
+    /// Appends an item (a Close shuts the queue) and wakes the session.
+    fn push(&self, mut q: std::sync::MutexGuard<'_, Queue>, item: Outbound) {
+        if matches!(item, Outbound::Close { .. }) {
+            q.shut = true;
+            self.dead.store(true, Ordering::Release);
+        }
+        q.frames.push_back(item);
+        let reader = q.reader.take();
+        drop(q);
+        if let Some(w) = reader {
+            w.wake();
+        }
+    }
+}
+
+/// The session's end of a connection's outbound queue: frames to write to the socket, in order.
+/// Dropping it closes the connection.
+#[derive(Debug)]
+pub struct Outbox {
+    conn: Arc<Conn>,
+}
+
+impl Outbox {
+    /// The next item; `None` once a Close was taken (or the connection was dropped) and the
+    /// queue is empty. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        std::future::poll_fn(|cx| {
+            let mut q = lock(&self.conn.queue);
+            match self.take(&mut q) {
+                Some(item) => Poll::Ready(Some(item)),
+                None if q.shut => Poll::Ready(None),
+                None => {
+                    if !q.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        q.reader = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let mut q = lock(&self.conn.queue);
+        self.take(&mut q)
+    }
+
+    fn take(&self, q: &mut Queue) -> Option<Outbound> {
+        let item = q.frames.pop_front()?;
+        if q.frames.is_empty() && q.frames.capacity() > KEEP_QUEUE_CAPACITY {
+            q.frames = VecDeque::new();
+        }
+        if let Some(w) = q.writer.take() {
+            w.wake();
+        }
+        Some(item)
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut q = lock(&self.conn.queue);
+        q.shut = true;
+        q.frames = VecDeque::new();
+        // The session's waker would keep its finished task's memory alive as long as the `Conn`.
+        q.reader = None;
+        let writer = q.writer.take();
+        drop(q);
+        self.conn.dead.store(true, Ordering::Release);
+        if let Some(w) = writer {
+            w.wake();
+        }
     }
 }
 
 /// A client frame waiting for the connection's worker.
+#[derive(Debug)]
 pub(crate) enum Op {
     /// A frame to parse and act on.
     Text { text: String, staff_allowed: bool },
@@ -144,7 +259,6 @@ pub(crate) enum Op {
 pub struct ConnectionHandle {
     pub(crate) hub: Arc<Hub>,
     pub(crate) conn: Arc<Conn>,
-    pub(crate) ops: mpsc::Sender<Op>,
 }
 
 impl std::fmt::Debug for ConnectionHandle {
@@ -156,6 +270,12 @@ impl std::fmt::Debug for ConnectionHandle {
 }
 
 impl ConnectionHandle {
+    /// Creates the handle and the outbox of a registered connection.
+    pub(crate) fn new(hub: Arc<Hub>, conn: Arc<Conn>) -> (Self, Outbox) {
+        let outbox = Outbox { conn: conn.clone() };
+        (ConnectionHandle { hub, conn }, outbox)
+    }
+
     /// Process-unique id of this connection (for logs).
     pub fn id(&self) -> u64 {
         self.conn.id
@@ -166,8 +286,11 @@ impl ConnectionHandle {
         self.conn.is_dead()
     }
 
-    /// Handles one client text frame; never blocks: replies arrive on the outbound queue, in order.
+    /// Handles one client text frame; never blocks: replies arrive on the outbox, in order.
     /// `staff_allowed` says whether this client may subscribe to `project:<id>:staff`.
+    /// Must be called inside a tokio runtime: frames are handled by a task of the connection's
+    /// own, which runs only while there are frames to handle (so the session keeps reading,
+    /// answering pings and draining its queue during a long replay).
     pub fn handle_text(&self, text: &str, staff_allowed: bool) {
         if self.conn.is_dead() {
             return;
@@ -181,9 +304,18 @@ impl ConnectionHandle {
                 staff_allowed,
             }
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.ops.try_send(op) {
+        let mut ops = lock(&self.conn.ops);
+        if ops.pending.len() >= self.hub.config().max_pending_ops.max(1) {
+            drop(ops);
             // A client that sends faster than we can answer is flooding.
             self.conn.close(CLOSE_POLICY, "too many pending requests");
+            return;
+        }
+        ops.pending.push_back(op);
+        if !ops.worker {
+            ops.worker = true;
+            drop(ops);
+            tokio::spawn(run_worker(self.hub.clone(), self.conn.clone()));
         }
     }
 
@@ -194,5 +326,27 @@ impl ConnectionHandle {
 impl Drop for ConnectionHandle {
     fn drop(&mut self) {
         self.hub.disconnect(&self.conn);
+    }
+}
+
+/// Handles a connection's client frames one at a time, in order, until none are left.
+async fn run_worker(hub: Arc<Hub>, conn: Arc<Conn>) {
+    loop {
+        let op = {
+            let mut ops = lock(&conn.ops);
+            match ops.pending.pop_front() {
+                Some(op) if !conn.is_dead() => op,
+                _ => {
+                    // Give the buffer back: a quiet connection holds no queue.
+                    ops.pending = VecDeque::new();
+                    ops.worker = false;
+                    return;
+                }
+            }
+        };
+        hub.handle_op(&conn, op).await;
+        // A burst of requests handled without a pause would fill the queue before the session
+        // runs (on its thread) to drain it: share the thread as the runtime's budget says.
+        tokio::task::coop::consume_budget().await;
     }
 }

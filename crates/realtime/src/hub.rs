@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::conn::{Conn, ConnectionHandle, Op};
+use crate::conn::{Conn, ConnectionHandle, Op, Outbox};
 use crate::metrics::Metrics;
-use crate::model::{ClientMessage, Outbound, ServerMessage, Snapshot, UnitEvent, UnitState};
+use crate::model::{ClientMessage, ServerMessage, Snapshot, UnitEvent, UnitState};
 use crate::store::{EventStore, StoreError};
 use crate::sync::lock;
 
@@ -260,24 +260,13 @@ impl Hub {
         &self.config
     }
 
-    /// Registers a connection: returns its handle and its bounded outbound queue.
-    /// Must be called inside a tokio runtime (it spawns the connection's worker).
-    pub fn connect(self: &Arc<Self>) -> (ConnectionHandle, mpsc::Receiver<Outbound>) {
+    /// Registers a connection: returns its handle and the session's end of its bounded
+    /// outbound queue. Allocates nothing else until the client sends a frame.
+    pub fn connect(self: &Arc<Self>) -> (ConnectionHandle, Outbox) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        // One extra slot so a Close always fits behind `queue_capacity` frames.
-        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1) + 1);
-        let (ops_tx, ops_rx) = mpsc::channel(self.config.max_pending_ops.max(1));
-        let conn = Arc::new(Conn::new(id, tx));
+        let conn = Arc::new(Conn::new(id, self.config.queue_capacity));
         self.metrics.connections.inc();
-        tokio::spawn(run_worker(self.clone(), conn.clone(), ops_rx));
-        (
-            ConnectionHandle {
-                hub: self.clone(),
-                conn,
-                ops: ops_tx,
-            },
-            rx,
-        )
+        ConnectionHandle::new(self.clone(), conn)
     }
 
     /// Removes every subscription of a connection (called when its handle is dropped).
@@ -287,7 +276,7 @@ impl Hub {
             subs.closed = true;
             std::mem::take(&mut subs.channels)
         };
-        for (_, (project_id, staff)) in channels {
+        for (project_id, staff) in channels {
             self.remove_sub(conn.id, project_id, staff);
         }
         conn.close(1000, "bye");
@@ -907,8 +896,26 @@ impl Hub {
     }
 
     /// Handles one client frame for a connection (run by the connection's worker, in order).
-    async fn handle_op(&self, conn: &Arc<Conn>, text: &str, staff_allowed: bool) {
-        let msg: ClientMessage = match serde_json::from_str(text) {
+    pub(crate) async fn handle_op(&self, conn: &Arc<Conn>, op: Op) {
+        let (text, staff_allowed) = match op {
+            Op::Text {
+                text,
+                staff_allowed,
+            } => (text, staff_allowed),
+            Op::Oversized(len) => {
+                let reply = ServerMessage::error(
+                    "bad_request",
+                    format!(
+                        "frame of {len} bytes exceeds {} bytes",
+                        self.config.max_frame_len
+                    ),
+                    None,
+                );
+                conn.send_msg(&reply, &self.metrics);
+                return;
+            }
+        };
+        let msg: ClientMessage = match serde_json::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
                 let reply =
@@ -928,10 +935,8 @@ impl Hub {
                     conn.send_msg(&reply, &self.metrics);
                     return;
                 };
-                let removed = lock(&conn.subs)
-                    .channels
-                    .remove(&canonical(project_id, staff));
-                if removed.is_some() {
+                let removed = lock(&conn.subs).remove(project_id, staff);
+                if removed {
                     self.remove_sub(conn.id, project_id, staff);
                 }
             }
@@ -974,8 +979,8 @@ impl Hub {
             return;
         }
         // A repeated subscribe restarts the subscription (a client's way to resync).
-        let existing = lock(&conn.subs).channels.remove(&canonical);
-        if existing.is_some() {
+        let existing = lock(&conn.subs).remove(project_id, staff);
+        if existing {
             self.remove_sub(conn.id, project_id, staff);
         }
         if lock(&conn.subs).channels.len() >= self.config.max_subscriptions {
@@ -1145,8 +1150,7 @@ impl Hub {
         if subs.closed || conn.is_dead() {
             return false;
         }
-        subs.channels
-            .insert(project.channel(staff).to_owned(), (project.id, staff));
+        subs.insert(project.id, staff);
         if inner.subs.insert((conn.id, staff), conn.clone()).is_none() {
             self.metrics.subscriptions.inc();
         }
@@ -1160,31 +1164,5 @@ fn canonical(project_id: Uuid, staff: bool) -> String {
         format!("project:{project_id}:staff")
     } else {
         format!("project:{project_id}")
-    }
-}
-
-/// Processes a connection's client frames one at a time, in order.
-async fn run_worker(hub: Arc<Hub>, conn: Arc<Conn>, mut ops: mpsc::Receiver<Op>) {
-    while let Some(op) = ops.recv().await {
-        if conn.is_dead() {
-            break;
-        }
-        match op {
-            Op::Text {
-                text,
-                staff_allowed,
-            } => hub.handle_op(&conn, &text, staff_allowed).await,
-            Op::Oversized(len) => {
-                let reply = ServerMessage::error(
-                    "bad_request",
-                    format!(
-                        "frame of {len} bytes exceeds {} bytes",
-                        hub.config.max_frame_len
-                    ),
-                    None,
-                );
-                conn.send_msg(&reply, &hub.metrics);
-            }
-        }
     }
 }

@@ -51,7 +51,7 @@ mod sync;
 pub mod testing;
 
 pub use bus::{Bus, BusError, InProcessBus};
-pub use conn::{CLOSE_POLICY, CLOSE_SLOW_CLIENT, ConnectionHandle};
+pub use conn::{CLOSE_POLICY, CLOSE_SLOW_CLIENT, ConnectionHandle, Outbox};
 pub use hub::{Hub, HubConfig, parse_channel};
 pub use metrics::{Counter, Gauge, LATENCY_BUCKETS_MS, LatencyHistogram, Metrics};
 pub use model::{

@@ -623,6 +623,52 @@ async fn oversized_frames_and_bursts() {
 }
 
 #[tokio::test]
+async fn a_connection_runs_a_task_only_while_it_has_frames_to_handle() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(1);
+    let hub = hub(&store, HubConfig::default());
+    let ch = format!("project:{pid}");
+    let before = tasks_alive();
+    // Idle connections cost no task (memory per idle socket is a goal).
+    let mut clients: Vec<_> = (0..100).map(|_| hub.connect()).collect();
+    assert_eq!(tasks_alive(), before);
+    for (conn, _) in &clients {
+        conn.handle_text(&sub(&ch), false);
+    }
+    for (_, rx) in &mut clients {
+        expect_snapshot(rx, &ch).await;
+    }
+    let quiet = |n: usize| async move {
+        for _ in 0..200 {
+            if tasks_alive() == n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    };
+    assert!(
+        quiet(before).await,
+        "workers end once their frames are handled"
+    );
+    // A quiet connection still answers and still receives events.
+    let (conn, rx) = &mut clients[0];
+    conn.handle_text(r#"{"op":"ping"}"#, false);
+    assert_eq!(next_msg(rx).await, ServerMessage::Pong);
+    hub.deliver(store.commit(pid, units[0], "SOLD", None).unwrap());
+    for (_, rx) in &mut clients {
+        assert_eq!(unit_seq(&next_msg(rx).await), 1);
+    }
+    assert!(quiet(before).await);
+}
+
+fn tasks_alive() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test]
 async fn since_ahead_of_the_hub_catches_up_from_the_store_first() {
     let store = Arc::new(MemoryStore::new());
     let (pid, units) = store.add_project(1);

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kavling_realtime::testing::MemoryStore;
-use kavling_realtime::{Hub, HubConfig, Outbound, ServerMessage};
-use tokio::sync::mpsc::Receiver;
+use kavling_realtime::{Hub, HubConfig, Outbound, Outbox, ServerMessage};
 
 pub fn hub(store: &Arc<MemoryStore>, config: HubConfig) -> Arc<Hub> {
     Hub::new(store.clone(), config)
 }
 
 /// Next outbound item, or panic after 3 s.
-pub async fn next_out(rx: &mut Receiver<Outbound>) -> Outbound {
+pub async fn next_out(rx: &mut Outbox) -> Outbound {
     match tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
         Ok(Some(o)) => o,
         Ok(None) => panic!("queue closed"),
@@ -22,7 +21,7 @@ pub async fn next_out(rx: &mut Receiver<Outbound>) -> Outbound {
 }
 
 /// Next text frame as raw JSON.
-pub async fn next_raw(rx: &mut Receiver<Outbound>) -> String {
+pub async fn next_raw(rx: &mut Outbox) -> String {
     match next_out(rx).await {
         Outbound::Text(t) => t.to_string(),
         other => panic!("expected a text frame, got {other:?}"),
@@ -30,13 +29,13 @@ pub async fn next_raw(rx: &mut Receiver<Outbound>) -> String {
 }
 
 /// Next text frame, parsed.
-pub async fn next_msg(rx: &mut Receiver<Outbound>) -> ServerMessage {
+pub async fn next_msg(rx: &mut Outbox) -> ServerMessage {
     let raw = next_raw(rx).await;
     serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad frame {raw}: {e}"))
 }
 
 /// Asserts nothing arrives for `ms` milliseconds.
-pub async fn expect_silence(rx: &mut Receiver<Outbound>, ms: u64) {
+pub async fn expect_silence(rx: &mut Outbox, ms: u64) {
     if let Ok(o) = tokio::time::timeout(Duration::from_millis(ms), rx.recv()).await {
         panic!("expected silence, got {o:?}");
     }
@@ -58,7 +57,7 @@ pub fn unit_seq(msg: &ServerMessage) -> i64 {
 }
 
 /// Expects a snapshot then `subscribed` (recovered false); returns the seq.
-pub async fn expect_snapshot(rx: &mut Receiver<Outbound>, channel: &str) -> (i64, ServerMessage) {
+pub async fn expect_snapshot(rx: &mut Outbox, channel: &str) -> (i64, ServerMessage) {
     let snap = next_msg(rx).await;
     let ServerMessage::Snapshot {
         channel: c, seq, ..
