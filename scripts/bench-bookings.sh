@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Booking throughput on PostgreSQL: a fresh database, a release server, and `bookbench` with
 # C concurrent clients booking distinct units of one project (see docs/BENCHMARKS.md).
-# Usage: scripts/bench-bookings.sh [clients] [units] [warmup]   (env: TARGET, PORT, DB, PIN)
+# Usage: scripts/bench-bookings.sh [clients] [units] [warmup]   (env: TARGET, PORT, DB, DATABASE_URL)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-64}
@@ -14,7 +14,8 @@ DATA=$(mktemp -d)
 trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB KAVLING_DATA_DIR=$DATA KAVLING_SEED_DEMO=false
+# Same host: no TLS on loopback (libpq's default `prefer` would encrypt it; see BENCHMARKS.md).
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/$DB?sslmode=disable} KAVLING_DATA_DIR=$DATA KAVLING_SEED_DEMO=false
 "$TARGET/kavling" admin create --email bench@kavling.test --password benchpass123 >/dev/null
 KAVLING_BIND=127.0.0.1:$PORT RUST_LOG=warn "$TARGET/kavling" &
 SERVER=$!
