@@ -114,6 +114,9 @@ pub struct Application {
     pub state: AppState,
     /// What the demo seed created, if it ran.
     pub seeded: Option<DemoSeed>,
+    /// Periodic database jobs, stopped once the server has drained so that none is cut off by
+    /// the runtime's shutdown half-way through a query.
+    background: Vec<tokio::task::AbortHandle>,
 }
 
 impl Application {
@@ -130,8 +133,11 @@ impl Application {
             Some(url) => Arc::new(RedisBus::connect(url, hub.clone()).await?),
             None => Arc::new(InProcessBus::new(hub.clone())),
         };
-        hub.spawn_catch_up(options.catch_up_every);
-        spawn_event_pruning(db.clone(), options.event_retention, options.prune_every);
+        let mut background = vec![
+            hub.spawn_catch_up(options.catch_up_every).abort_handle(),
+            spawn_event_pruning(db.clone(), options.event_retention, options.prune_every)
+                .abort_handle(),
+        ];
 
         let services = Services {
             db,
@@ -145,7 +151,11 @@ impl Application {
             kpr_rate_bps: config.kpr_rate_bps,
             booking_gate: Default::default(),
         };
-        services.spawn_hold_expiry(options.expiry_every);
+        background.push(
+            services
+                .spawn_hold_expiry(options.expiry_every)
+                .abort_handle(),
+        );
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)
         } else {
@@ -188,6 +198,7 @@ impl Application {
             port,
             state,
             seeded,
+            background,
         })
     }
 
@@ -198,13 +209,21 @@ impl Application {
 
     /// Runs until stopped (Ctrl-C or SIGTERM: graceful shutdown).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        for job in &self.background {
+            job.abort();
+        }
+        result
     }
 }
 
 /// Prunes `unit_events` periodically, keeping the newest `keep` per project. Several instances
 /// doing it at once is harmless: the deletes are idempotent.
-fn spawn_event_pruning(db: sea_orm::DatabaseConnection, keep: i64, every: Duration) {
+fn spawn_event_pruning(
+    db: sea_orm::DatabaseConnection,
+    keep: i64,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,7 +235,7 @@ fn spawn_event_pruning(db: sea_orm::DatabaseConnection, keep: i64, every: Durati
                 Err(e) => tracing::warn!(error = %e, "pruning unit events failed"),
             }
         }
-    });
+    })
 }
 
 fn run(
