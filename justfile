@@ -39,6 +39,12 @@ bench-realtime scenario="one" n="1000" rate="10" duration="60":
     cargo build --release -p kavling-loadgen
     scripts/bench-realtime.sh {{scenario}} {{n}} {{rate}} {{duration}}
 
+# Booking throughput on PostgreSQL (64 clients by default); see docs/BENCHMARKS.md.
+bench-bookings clients="64" units="5000" warmup="200":
+    cargo build --release -p kavling-server
+    cargo build --release -p kavling-loadgen
+    scripts/bench-bookings.sh {{clients}} {{units}} {{warmup}}
+
 # The production shape (needs a Docker engine; set KAVLING_JWT_SECRET and KAVLING_PII_KEY in .env).
 up:
     docker compose up --build
