@@ -72,6 +72,9 @@ pub struct Config {
     pub max_siteplan_bytes: usize,
     /// `KAVLING_WORKERS` (default: number of CPUs).
     pub workers: Option<usize>,
+    /// `KAVLING_DB_POOL_SIZE`: database connections per instance (default: 32 for PostgreSQL,
+    /// 8 for SQLite).
+    pub db_pool_size: Option<u32>,
     /// `KAVLING_CORS_ORIGINS`: comma-separated allowed origins.
     pub cors_origins: Vec<String>,
     /// Seed the demo project when the database is empty (`KAVLING_SEED_DEMO`, default true).
@@ -214,6 +217,18 @@ impl Config {
                     })?,
             ),
         };
+        let db_pool_size = match var("KAVLING_DB_POOL_SIZE") {
+            None => None,
+            Some(s) => Some(
+                s.parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(ConfigError::Invalid {
+                        var: "KAVLING_DB_POOL_SIZE",
+                        message: "must be a positive number of connections".into(),
+                    })?,
+            ),
+        };
         let cors_origins: Vec<String> = var("KAVLING_CORS_ORIGINS")
             .map(|s| {
                 s.split(',')
@@ -273,6 +288,7 @@ impl Config {
             log_format,
             max_siteplan_bytes,
             workers,
+            db_pool_size,
             cors_origins,
             seed_demo,
             auth_rate_per_second,

@@ -125,7 +125,7 @@ impl Application {
         config: &Config,
         options: BuildOptions,
     ) -> Result<Application, StartupError> {
-        let db = kavling_core::db::connect(&config.database_url, None).await?;
+        let db = kavling_core::db::connect(&config.database_url, config.db_pool_size).await?;
         kavling_core::db::migrate(&db).await?;
 
         let hub = Hub::new(Arc::new(DbEventStore::new(db.clone())), options.hub.clone());

@@ -190,6 +190,7 @@ pub fn test_config(
         log_format: LogFormat::Pretty,
         max_siteplan_bytes: opts.max_siteplan_bytes,
         workers: Some(2),
+        db_pool_size: None,
         cors_origins: vec![],
         seed_demo: opts.seed_demo,
         auth_rate_per_second: 1,
