@@ -103,3 +103,23 @@ fn database_from_a_newer_version_is_refused_and_admin_create_works() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("newer"), "{err}");
 }
+
+#[test]
+fn a_bad_pool_size_exits_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/k.db?mode=rwc", dir.path().display());
+    for bad in ["0", "lots"] {
+        let (code, err) = kavling(
+            &["serve"],
+            &[
+                ("DATABASE_URL", &db),
+                ("KAVLING_DB_POOL_SIZE", bad),
+                ("KAVLING_BIND", "127.0.0.1:0"),
+            ],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("KAVLING_DB_POOL_SIZE"), "{err}");
+        assert!(!err.contains("panicked"));
+    }
+}
