@@ -1,6 +1,7 @@
 //! Bookings: claiming a unit for a customer with exactly one winner, the booking lifecycle, hold
-//! expiry and the CSV export rows. Every unit status change goes through `set_unit_status` and
-//! `record_unit_change` in the booking's transaction and is published after commit.
+//! expiry and the CSV export rows. A new booking claims its unit with `claim_unit` and records its
+//! event in `insert_booking`; later changes go through `set_unit_status` and `record_unit_change`.
+//! Each is in the booking's transaction and published after commit.
 
 use std::collections::HashMap;
 
