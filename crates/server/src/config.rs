@@ -18,6 +18,10 @@ pub const DEFAULT_MAX_SITEPLAN_BYTES: usize = 20 * 1024 * 1024;
 pub const DEFAULT_AUTH_RATE_BURST: u32 = 5;
 /// Default sustained login/register requests per second per client IP.
 pub const DEFAULT_AUTH_RATE_PER_SECOND: u64 = 1;
+/// Most HTTP worker threads `KAVLING_WORKERS` may ask for.
+pub const MAX_WORKERS: u64 = 1024;
+/// Most database connections per instance `KAVLING_DB_POOL_SIZE` may ask for.
+pub const MAX_DB_POOL_SIZE: u64 = 10_000;
 
 /// A configuration problem, reported as one line naming the variable (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -205,30 +209,10 @@ impl Config {
                     message: "must be a positive number of bytes".into(),
                 })?,
         };
-        let workers = match var("KAVLING_WORKERS") {
-            None => None,
-            Some(s) => Some(
-                s.parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(ConfigError::Invalid {
-                        var: "KAVLING_WORKERS",
-                        message: "must be a positive number".into(),
-                    })?,
-            ),
-        };
-        let db_pool_size = match var("KAVLING_DB_POOL_SIZE") {
-            None => None,
-            Some(s) => Some(
-                s.parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(ConfigError::Invalid {
-                        var: "KAVLING_DB_POOL_SIZE",
-                        message: "must be a positive number of connections".into(),
-                    })?,
-            ),
-        };
+        let workers = optional_positive("KAVLING_WORKERS", MAX_WORKERS)?
+            .and_then(|n| usize::try_from(n).ok());
+        let db_pool_size = optional_positive("KAVLING_DB_POOL_SIZE", MAX_DB_POOL_SIZE)?
+            .and_then(|n| u32::try_from(n).ok());
         let cors_origins: Vec<String> = var("KAVLING_CORS_ORIGINS")
             .map(|s| {
                 s.split(',')
@@ -302,17 +286,22 @@ impl Config {
 
 /// Reads a whole number from 1 to `max`, or the default when unset.
 fn positive(name: &'static str, default: u64, max: u64) -> Result<u64, ConfigError> {
-    match var(name) {
-        None => Ok(default),
-        Some(s) => s
-            .parse()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or(ConfigError::Invalid {
-                var: name,
-                message: format!("must be a whole number from 1 to {max}"),
-            }),
-    }
+    Ok(optional_positive(name, max)?.unwrap_or(default))
+}
+
+/// Reads a whole number from 1 to `max`, or None when unset.
+fn optional_positive(name: &'static str, max: u64) -> Result<Option<u64>, ConfigError> {
+    var(name)
+        .map(|s| {
+            s.parse()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    var: name,
+                    message: format!("must be a whole number from 1 to {max}"),
+                })
+        })
+        .transpose()
 }
 
 /// Checks that a database URL is one we can open, naming the variable on failure.
