@@ -28,7 +28,33 @@ pub async fn set_unit_status<C: ConnectionTrait>(
     from: UnitStatus,
     to: UnitStatus,
 ) -> CoreResult<bool> {
-    let res = units::Entity::update_many()
+    let res = status_update(now, unit_id, from, to).exec(conn).await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// [`set_unit_status`] returning the updated unit (None when it did not have status `from`, or
+/// does not exist), so a claim needs no separate read.
+pub async fn set_unit_status_returning<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    unit_id: Uuid,
+    from: UnitStatus,
+    to: UnitStatus,
+) -> CoreResult<Option<units::Model>> {
+    let updated = status_update(now, unit_id, from, to)
+        .exec_with_returning(conn)
+        .await?;
+    Ok(updated.into_iter().next())
+}
+
+/// The conditional update both share: `… SET status = to WHERE id = unit AND status = from`.
+fn status_update(
+    now: DateTime<Utc>,
+    unit_id: Uuid,
+    from: UnitStatus,
+    to: UnitStatus,
+) -> sea_orm::UpdateMany<units::Entity> {
+    units::Entity::update_many()
         .col_expr(units::Column::Status, Expr::value(to.as_str()))
         .col_expr(
             units::Column::Version,
@@ -37,9 +63,6 @@ pub async fn set_unit_status<C: ConnectionTrait>(
         .col_expr(units::Column::UpdatedAt, Expr::value(now))
         .filter(units::Column::Id.eq(unit_id))
         .filter(units::Column::Status.eq(from.as_str()))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
 }
 
 /// Everything needed to record one unit status change.

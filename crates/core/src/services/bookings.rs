@@ -1,7 +1,7 @@
 //! Bookings: claiming a unit for a customer with exactly one winner, the booking lifecycle, hold
-//! expiry and the CSV export rows. A new booking claims its unit with `claim_unit` and records its
-//! event in `insert_booking`; later changes go through `set_unit_status` and `record_unit_change`.
-//! Each is in the booking's transaction and published after commit.
+//! expiry and the CSV export rows. A new booking claims its unit with `set_unit_status_returning`
+//! and records its event in `insert_booking`; later changes go through `set_unit_status` and
+//! `record_unit_change`. Each is in the booking's transaction and published after commit.
 
 use std::collections::HashMap;
 
@@ -22,7 +22,9 @@ use crate::db::begin_write;
 use crate::domain::{BookingStatus, PaymentMethod, PaymentStatus, Role, UnitStatus};
 use crate::entities::{booking_counters, bookings, customers, projects, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
-use crate::events::{UnitChange, append_unit_event, record_unit_change, set_unit_status};
+use crate::events::{
+    UnitChange, append_unit_event, record_unit_change, set_unit_status, set_unit_status_returning,
+};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::services::customers::{CustomerView, NewCustomer};
 
@@ -392,7 +394,15 @@ impl Services {
         let txn = begin_write(&self.db).await?;
         let now = self.clock.now();
         // The claim: of many concurrent bookings exactly one sees a row change.
-        let Some(unit) = claim_unit(&txn, now, input.unit_id).await? else {
+        let claimed = set_unit_status_returning(
+            &txn,
+            now,
+            input.unit_id,
+            UnitStatus::Available,
+            UnitStatus::Booked,
+        )
+        .await?;
+        let Some(unit) = claimed else {
             return Err(
                 match units::Entity::find_by_id(input.unit_id).one(&txn).await? {
                     Some(_) => unit_not_available(),
@@ -860,30 +870,6 @@ impl Services {
             })
             .collect())
     }
-}
-
-/// The claim: `AVAILABLE` → `BOOKED` if, and only if, the unit is still available; returns the
-/// updated unit, or None when it is not (or does not exist).
-async fn claim_unit<C: ConnectionTrait>(
-    conn: &C,
-    now: DateTime<Utc>,
-    unit_id: Uuid,
-) -> CoreResult<Option<units::Model>> {
-    let claimed = units::Entity::update_many()
-        .col_expr(
-            units::Column::Status,
-            Expr::value(UnitStatus::Booked.as_str()),
-        )
-        .col_expr(
-            units::Column::Version,
-            Expr::col(units::Column::Version).add(1),
-        )
-        .col_expr(units::Column::UpdatedAt, Expr::value(now))
-        .filter(units::Column::Id.eq(unit_id))
-        .filter(units::Column::Status.eq(UnitStatus::Available.as_str()))
-        .exec_with_returning(conn)
-        .await?;
-    Ok(claimed.into_iter().next())
 }
 
 /// True for the partial unique index that allows one live booking per unit (PostgreSQL names
