@@ -251,6 +251,67 @@ async fn booking_response_shape_and_validation() {
     .assert_problem(StatusCode::NOT_FOUND, "not_found");
 }
 
+async fn audit_actions(app: &TestApp, admin: &str, entity_type: &str, id: &str) -> Vec<Value> {
+    let res = app
+        .get(
+            &format!("/api/v1/admin/audit-log?filters[entityId][$eq]={id}&filters[entityType][$eq]={entity_type}"),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    res.json["data"].as_array().unwrap().clone()
+}
+
+#[actix_web::test]
+async fn concurrent_bookings_with_one_new_nik_share_one_customer_and_audit_it_once() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 20).await;
+    let nik = json!({"name": "Dewi", "phone": "081298765432", "ktpNumber": "3201014107900003"});
+    let results = join_all(
+        units
+            .iter()
+            .map(|(_, u)| book(&app, &admin, *u, nik.clone())),
+    )
+    .await;
+    let mut customer_ids = HashSet::new();
+    for res in &results {
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+        customer_ids.insert(res.json["customerId"].as_str().unwrap().to_owned());
+        assert_eq!(res.json["customer"]["name"], "Dewi");
+    }
+    assert_eq!(customer_ids.len(), 1, "{customer_ids:?}");
+    let customer = customer_ids.into_iter().next().unwrap();
+    let rows = customers::Entity::find()
+        .count(&app.state.services.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    let created = audit_actions(&app, &admin, "customer", &customer).await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["action"], "customer.created");
+
+    // Each booking's own rows: booking.created naming the shared customer, and the unit's change.
+    for res in &results {
+        let booking =
+            audit_actions(&app, &admin, "booking", res.json["id"].as_str().unwrap()).await;
+        assert_eq!(booking.len(), 1, "{booking:?}");
+        assert_eq!(booking[0]["action"], "booking.created");
+        assert_eq!(booking[0]["newValues"]["customerId"], customer.as_str());
+        assert_eq!(booking[0]["newValues"]["unitId"], res.json["unitId"]);
+        assert_eq!(booking[0]["newValues"]["status"], "PENDING_PAYMENT");
+        let unit = audit_actions(&app, &admin, "unit", res.json["unitId"].as_str().unwrap()).await;
+        let changes: Vec<&Value> = unit
+            .iter()
+            .filter(|r| r["action"] == "unit.status_changed")
+            .collect();
+        assert_eq!(changes.len(), 1, "{unit:?}");
+        assert_eq!(changes[0]["oldValues"]["status"], "AVAILABLE");
+        assert_eq!(changes[0]["newValues"]["status"], "BOOKED");
+        assert_eq!(changes[0]["newValues"]["bookingId"], res.json["id"]);
+    }
+}
+
 #[actix_web::test]
 async fn roles_kyc_and_visibility() {
     let app = TestApp::spawn().await;

@@ -10,7 +10,7 @@ use kavling_realtime::{BookingInfo, UnitEvent};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -33,16 +33,36 @@ pub const MAX_BOOKING_FEE: i64 = 1_000_000_000_000;
 /// Expired holds cancelled per transaction by the expiry task.
 pub const EXPIRY_BATCH: u64 = 200;
 
-/// Lets one booking of this instance at a time into the section from the year's counter to
-/// commit. The counter row serializes every booking until its commit anyway; queueing here (first
-/// come, first served) instead of on the row spares PostgreSQL waking every waiting backend at
-/// each commit (measured: with 64 clients most backends sat in `LWLock:LockManager`), and the
-/// database still serializes the instances among themselves. Opening the gate before commit, so
-/// the next booking waits on the row instead, measured slower (685 against 881 bookings/s):
-/// waking a backend blocked on a row lock costs more than the round trip it saves. Clones share
-/// the gate.
-#[derive(Clone, Debug, Default)]
-pub struct BookingGate(std::sync::Arc<tokio::sync::Mutex<()>>);
+/// How many bookings of one instance may be inside PostgreSQL at once.
+const BOOKING_GATE_PERMITS: usize = 2;
+
+/// Lets [`BOOKING_GATE_PERMITS`] bookings of this instance at a time into PostgreSQL, first come,
+/// first served. Every booking takes the year's counter row, held to commit. With two inside, one
+/// does its claim, customer and audit rows while the other holds the counter, and at most one
+/// backend per instance waits on that row, so a commit does not wake a crowd of waiters (with 64
+/// clients and no gate most backends sat in `LWLock:LockManager`). Measured with 64 clients, in
+/// alternating runs: 1 permit 371/s, 2 permits 636-815/s, 4 653-753/s, 8 641-780/s, no gate
+/// 443/s (docs/BENCHMARKS.md). Clones share the gate.
+#[derive(Clone, Debug)]
+pub struct BookingGate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for BookingGate {
+    fn default() -> Self {
+        BookingGate(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            BOOKING_GATE_PERMITS,
+        )))
+    }
+}
+
+impl BookingGate {
+    /// Waits for a place; the booking holds it until its statement has committed.
+    async fn enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this only fails if it were.
+        self.0.acquire().await.ok()
+    }
+}
+
+mod pg;
 
 /// `POST /bookings` body.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -391,82 +411,21 @@ impl Services {
             return Err(CoreError::Validation(errors));
         }
 
-        let txn = begin_write(&self.db).await?;
         let now = self.clock.now();
-        // The claim: of many concurrent bookings exactly one sees a row change.
-        let claimed = set_unit_status_returning(
-            &txn,
-            now,
-            input.unit_id,
-            UnitStatus::Available,
-            UnitStatus::Booked,
-        )
-        .await?;
-        let Some(unit) = claimed else {
-            return Err(
-                match units::Entity::find_by_id(input.unit_id).one(&txn).await? {
-                    Some(_) => unit_not_available(),
-                    None => CoreError::NotFound("unit"),
-                },
-            );
-        };
-        let (customer, customer_created) = match (input.customer_id, inline) {
-            (Some(id), _) => (
-                customers::Entity::find_by_id(id)
-                    .one(&txn)
-                    .await?
-                    .ok_or_else(|| {
-                        CoreError::invalid_field("customerId", "not_found", "no such customer")
-                    })?,
-                false,
-            ),
-            (None, Some(valid)) => self.insert_customer(&txn, actor, valid, true).await?,
-            (None, None) => return Err(CoreError::Internal("no customer".into())),
-        };
-
         let id = Uuid::now_v7();
-        let change = UnitChange {
-            project_id: unit.project_id,
-            unit_id: unit.id,
-            block_number: unit.block_number.clone(),
-            from: UnitStatus::Available,
-            to: UnitStatus::Booked,
-            // The code is filled in once the counter is taken, below.
-            booking: Some(BookingInfo {
-                booking_id: id,
-                booking_code: String::new(),
-                marketing_name: user.full_name.clone(),
-            }),
-        };
-        // The audit rows go in before the hot locks are taken; the code is on the booking row.
-        let customer_audit = customer_created.then(|| Self::customer_created_audit(&customer));
-        audit::record_many(
-            &txn,
-            self.clock.as_ref(),
-            actor,
-            customer_audit.into_iter().chain([
-                AuditEntry {
-                    action: "booking.created",
-                    entity_type: "booking",
-                    entity_id: id,
-                    old_values: None,
-                    new_values: Some(serde_json::json!({
-                        "unitId": unit.id, "customerId": customer.id,
-                        "bookingFee": input.booking_fee,
-                        "status": BookingStatus::PendingPayment.as_str(),
-                    })),
-                },
-                change.audit_entry(),
-            ]),
-        )
-        .await?;
-
+        let inline = inline.map(|valid| self.new_customer_row(actor, valid));
         let draft = bookings::Model {
             id,
+            // Set by the statement that takes the year's number.
             booking_code: String::new(),
-            project_id: unit.project_id,
-            unit_id: unit.id,
-            customer_id: customer.id,
+            // Set from the claimed unit.
+            project_id: Uuid::nil(),
+            unit_id: input.unit_id,
+            customer_id: match (&inline, input.customer_id) {
+                (Some(c), _) => c.id,
+                (None, Some(id)) => id,
+                (None, None) => return Err(CoreError::Internal("no customer".into())),
+            },
             marketing_id: user.id,
             booking_date: now,
             status: BookingStatus::PendingPayment.as_str().to_owned(),
@@ -474,29 +433,179 @@ impl Services {
             payment_method: input.payment_method.map(|m| m.as_str().to_owned()),
             payment_date: None,
             booking_fee: input.booking_fee,
-            notes: input.notes.clone(),
-            // Set from the project's hold once its row is read, below.
+            notes: input.notes,
+            // Set from the project's hold.
             expires_at: now,
             cancelled_at: None,
             created_at: now,
             updated_at: now,
         };
-        let gate = self.booking_gate.0.lock().await;
+        let change = UnitChange {
+            // Project and block number are filled in from the claimed unit.
+            project_id: Uuid::nil(),
+            unit_id: input.unit_id,
+            block_number: String::new(),
+            from: UnitStatus::Available,
+            to: UnitStatus::Booked,
+            // The code is filled in once the counter is taken.
+            booking: Some(BookingInfo {
+                booking_id: id,
+                booking_code: String::new(),
+                marketing_name: user.full_name.clone(),
+            }),
+        };
+        let (booking, unit, customer, event) =
+            if self.db.get_database_backend() == DbBackend::Postgres {
+                self.book_in_one_statement(actor, draft, inline, change)
+                    .await?
+            } else {
+                self.book_in_transaction(actor, draft, inline, change)
+                    .await?
+            };
+        self.publish(std::slice::from_ref(&event)).await;
+        let customer = self.customer_view(customer, viewer.role)?;
+        Ok(booking_view(booking, Some(unit), Some(customer)))
+    }
+
+    /// PostgreSQL: the whole booking is one statement (see [`pg`]), under the booking gate.
+    async fn book_in_one_statement(
+        &self,
+        actor: &ActorRef,
+        mut draft: bookings::Model,
+        inline: Option<customers::Model>,
+        mut change: UnitChange,
+    ) -> CoreResult<(bookings::Model, BookingUnit, customers::Model, UnitEvent)> {
+        let year = booking_year(draft.booking_date);
+        let customer_audit = inline.as_ref().map(Self::customer_created_audit);
+        let statement = pg::BookingStatement {
+            draft: &draft,
+            from: change.from.as_str(),
+            to: change.to.as_str(),
+            year,
+            event_id: Uuid::now_v7(),
+            actor_id: actor.user_id,
+            request_id: actor.request_id.clone(),
+            booking_audit: booking_created_audit(&draft, None),
+            unit_audit: change.audit_entry(),
+            customer_audit,
+        };
+        let permit = self.booking_gate.enter().await;
+        let booked = pg::book(&self.db, statement, inline.as_ref()).await;
+        drop(permit);
+        let row = match booked {
+            Ok(Some(row)) => row,
+            Ok(None) => return Err(self.why_not_claimed(draft.unit_id).await),
+            Err(CoreError::Db(ref db)) if is_live_booking_violation(db) => {
+                // ux_bookings_live_unit: a second line of defence behind the conditional claim.
+                return Err(unit_not_available());
+            }
+            Err(CoreError::Db(ref db)) if is_missing_customer(db) => {
+                return Err(unknown_customer());
+            }
+            Err(e) => return Err(e),
+        };
+        if row.booking_code != booking_code(year, row.number) {
+            return Err(CoreError::Internal(format!(
+                "booking code {} does not match number {}",
+                row.booking_code, row.number
+            )));
+        }
+        draft.project_id = row.project_id;
+        draft.booking_code = row.booking_code;
+        draft.expires_at = row.expires_at;
+        let customer = match row.customer {
+            Some(c) => c,
+            None => customers::Entity::find_by_id(draft.customer_id)
+                .one(&self.db)
+                .await?
+                .ok_or(CoreError::Internal("booked customer vanished".into()))?,
+        };
+        draft.customer_id = customer.id;
+        change.project_id = row.project_id;
+        change.block_number = row.block_number.clone();
+        if let Some(info) = change.booking.as_mut() {
+            info.booking_code = draft.booking_code.clone();
+        }
+        let event = change.into_event(row.seq, draft.booking_date, row.palette.as_ref());
+        let unit = BookingUnit {
+            id: draft.unit_id,
+            project_id: row.project_id,
+            block_number: row.block_number,
+            unit_type: row.unit_type,
+            price: row.price,
+            status: UnitStatus::Booked.as_str().to_owned(),
+        };
+        Ok((draft, unit, customer, event))
+    }
+
+    /// The single-writer path (SQLite): one transaction of separate statements, in the same
+    /// order as the PostgreSQL statement takes its locks.
+    async fn book_in_transaction(
+        &self,
+        actor: &ActorRef,
+        mut draft: bookings::Model,
+        inline: Option<customers::Model>,
+        mut change: UnitChange,
+    ) -> CoreResult<(bookings::Model, BookingUnit, customers::Model, UnitEvent)> {
+        let txn = begin_write(&self.db).await?;
+        // The claim: of many concurrent bookings exactly one sees a row change.
+        let claimed = set_unit_status_returning(
+            &txn,
+            draft.booking_date,
+            draft.unit_id,
+            change.from,
+            change.to,
+        )
+        .await?;
+        let Some(unit) = claimed else {
+            drop(txn);
+            return Err(self.why_not_claimed(draft.unit_id).await);
+        };
+        let (customer, customer_created) = match inline {
+            None => (
+                customers::Entity::find_by_id(draft.customer_id)
+                    .one(&txn)
+                    .await?
+                    .ok_or_else(unknown_customer)?,
+                false,
+            ),
+            Some(row) => self.insert_customer_row(&txn, row, true).await?,
+        };
+        draft.customer_id = customer.id;
+        draft.project_id = unit.project_id;
+        change.project_id = unit.project_id;
+        change.block_number = unit.block_number.clone();
+        let customer_audit = customer_created.then(|| Self::customer_created_audit(&customer));
+        audit::record_many(
+            &txn,
+            self.clock.as_ref(),
+            actor,
+            customer_audit.into_iter().chain([
+                booking_created_audit(&draft, Some(customer.id)),
+                change.audit_entry(),
+            ]),
+        )
+        .await?;
         let (booking, event) = insert_booking(&txn, self.clock.as_ref(), actor, draft, change)
             .await
             .map_err(|e| match e {
-                // ux_bookings_live_unit: a second line of defence behind the conditional claim.
+                // The unique live-booking index: a second line of defence behind the claim.
                 CoreError::Db(ref db) if is_live_booking_violation(db) => unit_not_available(),
                 e => e,
             })?;
         txn.commit().await?;
-        drop(gate);
-        self.publish(std::slice::from_ref(&event)).await;
-
         let mut unit = BookingUnit::from(unit);
         unit.status = UnitStatus::Booked.as_str().to_owned();
-        let customer = self.customer_view(customer, viewer.role)?;
-        Ok(booking_view(booking, Some(unit), Some(customer)))
+        Ok((booking, unit, customer, event))
+    }
+
+    /// Why a claim changed no row: the unit is missing (404) or not AVAILABLE (409).
+    async fn why_not_claimed(&self, unit_id: Uuid) -> CoreError {
+        match units::Entity::find_by_id(unit_id).one(&self.db).await {
+            Ok(Some(_)) => unit_not_available(),
+            Ok(None) => CoreError::NotFound("unit"),
+            Err(e) => e.into(),
+        }
     }
 
     /// `GET /bookings`: admins see every booking, marketing users their own.
@@ -883,31 +992,9 @@ fn is_live_booking_violation(err: &sea_orm::DbErr) -> bool {
     }
 }
 
-/// PostgreSQL: the year's next booking number, the booking row with its code and hold, the
-/// project's next seq and the event row, in one statement. The counter row is shared by every
-/// booking and held until commit (gap-free numbers), so everything it serializes must be short:
-/// here it is one statement and the commit, with no round trip to the application in between.
-/// The counter is taken before the project's seq (a fixed order: no deadlocks), and no row is
-/// written when the year has no counter yet (the caller creates it and runs this again).
-const INSERT_BOOKING_PG: &str = "WITH c AS (UPDATE booking_counters SET last_value = last_value + 1 \
-     WHERE year = $1 RETURNING last_value), \
-     p AS (UPDATE projects SET event_seq = event_seq + 1 \
-     WHERE id = $2 AND EXISTS (SELECT 1 FROM c) RETURNING event_seq, palette, hold_minutes), \
-     b AS (INSERT INTO bookings (id, booking_code, project_id, unit_id, customer_id, marketing_id, \
-     booking_date, status, payment_status, payment_method, payment_date, booking_fee, notes, \
-     expires_at, cancelled_at, created_at, updated_at) \
-     SELECT $3, 'BK-' || $1 || '-' || CASE WHEN c.last_value < 1000 \
-     THEN lpad(c.last_value::text, 3, '0') ELSE c.last_value::text END, \
-     $2, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, \
-     $7 + make_interval(mins => GREATEST(p.hold_minutes, 1)), NULL, $7, $7 FROM c, p \
-     RETURNING booking_code, expires_at), \
-     e AS (INSERT INTO unit_events (id, project_id, seq, unit_id, block_number, old_status, \
-     new_status, actor_id, booking_id, at) \
-     SELECT $13, $2, p.event_seq, $4, $14, $15, $16, $17, $3, $18 FROM p) \
-     SELECT c.last_value, p.event_seq, p.palette, b.booking_code, b.expires_at FROM c, p, b";
-
 /// Numbers and inserts a claimed booking (`draft`'s code and hold are filled in here) and records
-/// its unit event, as the last step of the booking's transaction. Returns the row and the event.
+/// its unit event, as the last step of the booking's transaction (SQLite; PostgreSQL books in one
+/// statement). Returns the row and the event.
 async fn insert_booking<C: ConnectionTrait>(
     conn: &C,
     clock: &dyn Clock,
@@ -916,66 +1003,6 @@ async fn insert_booking<C: ConnectionTrait>(
     mut change: UnitChange,
 ) -> CoreResult<(bookings::Model, UnitEvent)> {
     let year = booking_year(draft.booking_date);
-    if conn.get_database_backend() == DbBackend::Postgres {
-        for _ in 0..2 {
-            let at = clock.now();
-            let row = conn
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    INSERT_BOOKING_PG,
-                    [
-                        year.into(),
-                        draft.project_id.into(),
-                        draft.id.into(),
-                        draft.unit_id.into(),
-                        draft.customer_id.into(),
-                        draft.marketing_id.into(),
-                        draft.booking_date.into(),
-                        draft.status.clone().into(),
-                        draft.payment_status.clone().into(),
-                        draft.payment_method.clone().into(),
-                        draft.booking_fee.into(),
-                        draft.notes.clone().into(),
-                        Uuid::now_v7().into(),
-                        change.block_number.clone().into(),
-                        change.from.as_str().into(),
-                        change.to.as_str().into(),
-                        actor.user_id.into(),
-                        at.into(),
-                    ],
-                ))
-                .await?;
-            let Some(row) = row else {
-                // The year's first booking: create its counter (gap-free from 1) and go again.
-                booking_counters::Entity::insert(booking_counters::ActiveModel {
-                    year: Set(year),
-                    last_value: Set(0),
-                })
-                .on_conflict_do_nothing_on([booking_counters::Column::Year])
-                .exec_without_returning(conn)
-                .await?;
-                continue;
-            };
-            let number: i64 = row.try_get("", "last_value")?;
-            let seq: i64 = row.try_get("", "event_seq")?;
-            let palette: Option<serde_json::Value> = row.try_get("", "palette")?;
-            draft.booking_code = row.try_get("", "booking_code")?;
-            draft.expires_at = row.try_get("", "expires_at")?;
-            if draft.booking_code != booking_code(year, number) {
-                return Err(CoreError::Internal(format!(
-                    "booking code {} does not match number {number}",
-                    draft.booking_code
-                )));
-            }
-            if let Some(info) = change.booking.as_mut() {
-                info.booking_code = draft.booking_code.clone();
-            }
-            return Ok((draft, change.into_event(seq, at, palette.as_ref())));
-        }
-        return Err(CoreError::Internal("booking counter missing".into()));
-    }
-
-    // The single-writer path (SQLite): the same steps as separate statements, in the same order.
     let number = next_booking_number(conn, year).await?;
     draft.booking_code = booking_code(year, number);
     let project = projects::Entity::find_by_id(draft.project_id)
@@ -1017,6 +1044,34 @@ async fn next_booking_number<C: ConnectionTrait>(conn: &C, year: i32) -> CoreRes
     .exec_with_returning(conn)
     .await?;
     Ok(row.last_value)
+}
+
+/// True when a booking's customer does not exist (its foreign key).
+fn is_missing_customer(err: &sea_orm::DbErr) -> bool {
+    matches!(err.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(msg)) if msg.contains("customer_id"))
+}
+
+fn unknown_customer() -> CoreError {
+    CoreError::invalid_field("customerId", "not_found", "no such customer")
+}
+
+/// The `booking.created` audit record. PostgreSQL adds `customerId` inside its statement, where
+/// the customer matched by NIK is known.
+fn booking_created_audit(b: &bookings::Model, customer_id: Option<Uuid>) -> AuditEntry<'static> {
+    let mut values = serde_json::json!({
+        "unitId": b.unit_id, "bookingFee": b.booking_fee, "status": b.status,
+    });
+    if let (Some(id), Some(map)) = (customer_id, values.as_object_mut()) {
+        map.insert("customerId".into(), serde_json::json!(id));
+    }
+    AuditEntry {
+        action: "booking.created",
+        entity_type: "booking",
+        entity_id: b.id,
+        old_values: None,
+        new_values: Some(values),
+    }
 }
 
 fn unit_not_available() -> CoreError {

@@ -86,13 +86,6 @@ pub struct ValidCustomer {
     address: Option<String>,
 }
 
-impl ValidCustomer {
-    /// The keyed hash of the NIK, if one was given.
-    pub fn ktp_hash(&self) -> Option<&str> {
-        self.ktp.as_ref().map(|(_, h)| h.as_str())
-    }
-}
-
 /// The whitelist of `GET /customers`.
 pub const CUSTOMER_LIST: ListSpec<customers::Column> = ListSpec {
     fields: &[
@@ -256,6 +249,25 @@ impl Services {
         })
     }
 
+    /// The row a validated customer becomes when created now by `actor`, with a fresh id.
+    pub(crate) fn new_customer_row(&self, actor: &ActorRef, c: ValidCustomer) -> customers::Model {
+        let now = self.clock.now();
+        customers::Model {
+            id: Uuid::now_v7(),
+            name: c.name,
+            phone: c.phone,
+            email: c.email,
+            ktp_encrypted: c.ktp.as_ref().map(|(e, _)| e.clone()),
+            ktp_hash: c.ktp.map(|(_, h)| h),
+            npwp_encrypted: c.npwp.as_ref().map(|(e, _)| e.clone()),
+            npwp_hash: c.npwp.map(|(_, h)| h),
+            address: c.address,
+            created_by: actor.user_id,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Inserts a validated customer in the caller's transaction. With `match_nik`, a customer
     /// with the same NIK is returned instead (`(model, created)`); without it, that is 409
     /// `duplicate_customer`. The caller writes [`Self::customer_created_audit`] when created.
@@ -266,23 +278,18 @@ impl Services {
         c: ValidCustomer,
         match_nik: bool,
     ) -> CoreResult<(customers::Model, bool)> {
-        let now = self.clock.now();
-        let id = Uuid::now_v7();
-        let ktp_hash = c.ktp_hash().map(str::to_owned);
-        let model = customers::Model {
-            id,
-            name: c.name,
-            phone: c.phone,
-            email: c.email,
-            ktp_encrypted: c.ktp.as_ref().map(|(e, _)| e.clone()),
-            ktp_hash: ktp_hash.clone(),
-            npwp_encrypted: c.npwp.as_ref().map(|(e, _)| e.clone()),
-            npwp_hash: c.npwp.as_ref().map(|(_, h)| h.clone()),
-            address: c.address,
-            created_by: actor.user_id,
-            created_at: now,
-            updated_at: now,
-        };
+        self.insert_customer_row(conn, self.new_customer_row(actor, c), match_nik)
+            .await
+    }
+
+    /// [`Self::insert_customer`] for a row already built by [`Self::new_customer_row`].
+    pub(crate) async fn insert_customer_row<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        model: customers::Model,
+        match_nik: bool,
+    ) -> CoreResult<(customers::Model, bool)> {
+        let ktp_hash = model.ktp_hash.clone();
         // Every column is written (`reset_all` marks them set), so the row equals `model`.
         let am = customers::ActiveModel::from(model.clone()).reset_all();
         // ON CONFLICT DO NOTHING: a concurrent insert of the same NIK neither aborts the
