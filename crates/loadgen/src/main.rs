@@ -557,6 +557,7 @@ async fn run(cli: Cli) -> Result<()> {
     let frames0 = shared.unit_frames.load(Ordering::Relaxed);
     let srv_cpu0 = procstat::cpu_sum(pids);
     let gen_cpu0 = procstat::cpu_s("self");
+    let machine0 = procstat::MachineCpu::now();
     shared.record_latency.store(true, Ordering::Relaxed);
     let t_window = Instant::now();
     let d = drive(
@@ -581,6 +582,8 @@ async fn run(cli: Cli) -> Result<()> {
     let window = t_window.elapsed();
     let srv_cpu = procstat::cpu_sum(pids) - srv_cpu0;
     let gen_cpu = procstat::cpu_s("self") - gen_cpu0;
+    // On a shared host, steal is CPU time this machine did not get: it explains spread between runs.
+    let (m_busy, m_idle, m_iowait, m_steal) = procstat::MachineCpu::now().shares_since(&machine0);
     shared.record_latency.store(false, Ordering::Relaxed);
     let frames = shared.unit_frames.load(Ordering::Relaxed) - frames0;
     let rss_after = procstat::rss_sum(pids);
@@ -605,6 +608,9 @@ async fn run(cli: Cli) -> Result<()> {
         frames as f64 / window.as_secs_f64(),
         srv_cpu / window.as_secs_f64() * 100.0,
         gen_cpu * 1e6 / frames.max(1) as f64
+    );
+    println!(
+        "machine CPU during the run: busy {m_busy:.0}%, idle {m_idle:.0}%, iowait {m_iowait:.0}%, steal {m_steal:.0}%"
     );
 
     // Storm.
@@ -725,6 +731,7 @@ async fn run(cli: Cli) -> Result<()> {
         "serverCpuS": srv_cpu,
         "serverCpuPct": srv_cpu / window.as_secs_f64() * 100.0,
         "serverUsPerFrame": us_per_frame,
+        "machineCpuPercent": {"busy": m_busy, "idle": m_idle, "iowait": m_iowait, "steal": m_steal},
         "generatorCpuS": gen_cpu,
         "generatorUsPerFrame": gen_cpu * 1e6 / frames.max(1) as f64,
         "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),

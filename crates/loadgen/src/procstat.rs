@@ -45,3 +45,50 @@ pub fn rss_sum(pids: &[String]) -> u64 {
 pub fn cpu_sum(pids: &[String]) -> f64 {
     pids.iter().map(|p| cpu_s(p)).sum()
 }
+
+/// The machine's CPU time by state since boot, in ticks (first line of `/proc/stat`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineCpu {
+    busy: u64,
+    idle: u64,
+    iowait: u64,
+    steal: u64,
+}
+
+impl MachineCpu {
+    /// Reads `/proc/stat` now (zeros if unreadable).
+    pub fn now() -> Self {
+        let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = s
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        MachineCpu {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            idle: at(3),
+            iowait: at(4),
+            steal: at(7),
+        }
+    }
+
+    /// Shares of the time since `earlier`, in percent: (busy, idle, iowait, steal). Steal is
+    /// time the hypervisor gave this machine's CPUs to other guests.
+    pub fn shares_since(&self, earlier: &MachineCpu) -> (f64, f64, f64, f64) {
+        let d = |a: u64, b: u64| a.saturating_sub(b) as f64;
+        let (busy, idle, iowait, steal) = (
+            d(self.busy, earlier.busy),
+            d(self.idle, earlier.idle),
+            d(self.iowait, earlier.iowait),
+            d(self.steal, earlier.steal),
+        );
+        let total = (busy + idle + iowait + steal).max(1.0);
+        let pct = |v: f64| 100.0 * v / total;
+        (pct(busy), pct(idle), pct(iowait), pct(steal))
+    }
+}

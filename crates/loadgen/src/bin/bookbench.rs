@@ -13,6 +13,12 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
+// Shared with the fan-out generator; this binary uses only the machine-wide CPU reading.
+#[allow(dead_code)]
+#[path = "../procstat.rs"]
+mod procstat;
+use procstat::MachineCpu;
+
 /// Command-line options.
 #[derive(Parser, Debug)]
 #[command(about = "Kavling booking throughput benchmark")]
@@ -162,7 +168,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let next = Rc::new(Cell::new(0usize));
     let latencies = Rc::new(RefCell::new(Vec::with_capacity(total)));
     let failures = Rc::new(RefCell::new(std::collections::BTreeMap::<u16, usize>::new()));
-    let measured_from = Rc::new(Cell::new(None::<Instant>));
+    let measured_from = Rc::new(Cell::new(None::<(Instant, MachineCpu)>));
     let url = api("/bookings");
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
@@ -183,7 +189,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 next.set(i + 1);
                 if i == warmup {
-                    measured_from.set(Some(Instant::now()));
+                    measured_from.set(Some((Instant::now(), MachineCpu::now())));
                 }
                 let body = json!({
                     "unitId": units[i],
@@ -208,7 +214,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    let elapsed = measured_from.get().map(|s| s.elapsed()).unwrap_or_default();
+    let elapsed = measured_from
+        .get()
+        .map(|(s, _)| s.elapsed())
+        .unwrap_or_default();
+    // Busy, idle, I/O wait and steal over the measured run: on a shared host, steal is CPU the
+    // run did not get, which explains much of the spread between runs.
+    let (busy, idle, iowait, steal) = measured_from
+        .get()
+        .map(|(_, cpu)| MachineCpu::now().shares_since(&cpu))
+        .unwrap_or_default();
     let mut lat = latencies.borrow().clone();
     lat.sort();
     let ok = lat.len();
@@ -232,12 +247,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ms(p99),
         ms(max)
     );
+    eprintln!(
+        "machine CPU during the run: busy {busy:.0}%, idle {idle:.0}%, iowait {iowait:.0}%, steal {steal:.0}%"
+    );
     println!(
         "{}",
         json!({
             "bookings": ok, "seconds": elapsed.as_secs_f64(), "bookingsPerSecond": rate,
             "p50Ms": ms(p50), "p95Ms": ms(p95), "p99Ms": ms(p99), "maxMs": ms(max),
             "concurrency": args.concurrency, "warmup": args.warmup,
+            "machineCpuPercent": {"busy": busy, "idle": idle, "iowait": iowait, "steal": steal},
             "failures": failures.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })
     );
