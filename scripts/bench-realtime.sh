@@ -5,6 +5,8 @@
 #
 # Usage: scripts/bench-realtime.sh SCENARIO [N=1000] [RATE=10] [DURATION=60]
 #   one          one Kavling instance, SQLite, in-process bus
+#   one-pg       one Kavling instance on PostgreSQL and Redis: the baseline `two` is judged
+#                against, so splitting the clients is measured apart from the database and bus
 #   two          two Kavling instances, PostgreSQL (kavling_bench_rt) + the shared Redis on 6379,
 #                clients split between them, changes made through instance A
 #   redis-outage like `two`, but on a private Redis (port 6380) that is stopped for 10 s mid-run
@@ -25,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SCENARIO=${1:?usage: $0 one|two|redis-outage|storm|floor|socketio [N] [RATE] [DURATION]}
+SCENARIO=${1:?usage: $0 one|one-pg|two|redis-outage|storm|floor|socketio [N] [RATE] [DURATION]}
 N=${2:-1000}
 RATE=${3:-10}
 DURATION=${4:-60}
@@ -106,6 +108,12 @@ one)
   kavling_admin "$DB"
   kavling_start 18100 "$DB"
   loadgen --server http://127.0.0.1:18100 --server-pid "$LAST_PID"
+  ;;
+one-pg)
+  DB=$(fresh_pg)
+  kavling_admin "$DB"
+  kavling_start 18105 "$DB" redis://127.0.0.1:6379
+  loadgen --server http://127.0.0.1:18105 --server-pid "$LAST_PID"
   ;;
 two)
   DB=$(fresh_pg)
