@@ -95,6 +95,14 @@ fresh_pg() {
   echo "${PG%/*}/$PGDB"
 }
 
+# The server's own view: its commit-to-send histogram (commit stamp to the end of the hub's
+# fan-out loop, before the sessions write), so delay before the fan-out shows apart from it.
+commit_to_send() { # PORT
+  echo "commit-to-send histogram of :$1 (le seconds → count):"
+  curl -sf -m 5 "http://127.0.0.1:$1/metrics" | grep '^kavling_realtime_commit_to_send_seconds_bucket' \
+    | sed -E 's/.*le="([^"]+)"} ([0-9]+)/  \1 \2/' | tr '\n' ' '; echo
+}
+
 loadgen() { # extra args...
   timeout "$RUN_LIMIT" taskset -c "$CLIENT_CPUS" "$BIN/kavling-loadgen" -n "$N" --rate "$RATE" \
     --duration "$DURATION" --create-project --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD" \
@@ -108,12 +116,14 @@ one)
   kavling_admin "$DB"
   kavling_start 18100 "$DB"
   loadgen --server http://127.0.0.1:18100 --server-pid "$LAST_PID"
+  commit_to_send 18100
   ;;
 one-pg)
   DB=$(fresh_pg)
   kavling_admin "$DB"
   kavling_start 18105 "$DB" redis://127.0.0.1:6379
   loadgen --server http://127.0.0.1:18105 --server-pid "$LAST_PID"
+  commit_to_send 18105
   ;;
 two)
   DB=$(fresh_pg)
@@ -121,6 +131,7 @@ two)
   kavling_start 18101 "$DB" redis://127.0.0.1:6379; A=$LAST_PID
   kavling_start 18102 "$DB" redis://127.0.0.1:6379; B=$LAST_PID
   loadgen --server http://127.0.0.1:18101 --server http://127.0.0.1:18102 --server-pid "$A" --server-pid "$B"
+  commit_to_send 18101; commit_to_send 18102
   ;;
 redis-outage)
   DB=$(fresh_pg)

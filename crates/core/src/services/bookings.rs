@@ -41,8 +41,8 @@ const BOOKING_GATE_PERMITS: usize = 2;
 /// does its claim, customer and audit rows while the other holds the counter, and at most one
 /// backend per instance waits on that row, so a commit does not wake a crowd of waiters (with 64
 /// clients and no gate most backends sat in `LWLock:LockManager`). Measured with 64 clients, in
-/// alternating runs: 1 permit 371/s, 2 permits 636-815/s, 4 653-753/s, 8 641-780/s, no gate
-/// 443/s (docs/BENCHMARKS.md). Clones share the gate.
+/// alternating runs (docs/BENCHMARKS.md): 2 permits 636–815 bookings/s, 4 659–753, 8 641–780;
+/// 1 permit (371) and no gate (443) were far behind. Clones share the gate.
 #[derive(Clone, Debug)]
 pub struct BookingGate(std::sync::Arc<tokio::sync::Semaphore>);
 
