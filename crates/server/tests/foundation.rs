@@ -356,6 +356,21 @@ async fn units_create_list_patch_compare_and_set_and_availability() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.json);
     assert_eq!(res.json["status"], "SOLD");
     assert_eq!(res.json["price"], 500_000_000i64);
+    assert_eq!(res.json["color"], "#ef4444");
+    let read = app.get(&format!("/api/v1/units/{a1}"), None).await;
+    assert_eq!(res.json, read.json);
+    // A price-only edit (no event) reads the palette for the colour.
+    let res = app
+        .patch(
+            &format!("/api/v1/units/{a1}"),
+            Some(&admin),
+            &json!({"price": 510_000_000i64}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["color"], "#ef4444");
+    let read = app.get(&format!("/api/v1/units/{a1}"), None).await;
+    assert_eq!(res.json, read.json);
     app.patch(
         &format!("/api/v1/units/{a1}"),
         Some(&admin),
@@ -430,6 +445,14 @@ async fn websocket_snapshot_then_live_events_with_seq() {
         )
         .await;
     assert_eq!(res.status, StatusCode::OK);
+    // The response is built from the transaction's own rows; it must equal a fresh read.
+    assert_eq!(res.json["status"], "BOOKED");
+    assert_eq!(res.json["color"], "#eab308");
+    assert_eq!(res.json["version"], 1);
+    let read = app
+        .get(&format!("/api/v1/units/{}", units[1].1), None)
+        .await;
+    assert_eq!(res.json, read.json);
     let ev = ws.recv().await;
     assert_eq!(ev["type"], "unit");
     assert_eq!(ev["seq"], 1);

@@ -11,7 +11,7 @@ use crate::db::{begin_snapshot, begin_write};
 use crate::domain::{BookingStatus, Palette, UnitStatus};
 use crate::entities::{bookings, projects, units};
 use crate::error::{CoreError, CoreResult, FieldError};
-use crate::events::{UnitChange, record_unit_change, set_unit_status};
+use crate::events::{UnitChange, record_unit_change, set_unit_status_returning};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 
 /// Most units accepted in one create request.
@@ -55,8 +55,14 @@ pub struct UnitView {
 impl UnitView {
     /// A view of a unit under a palette.
     pub fn new(u: units::Model, palette: &Palette) -> Self {
+        let color = palette.color(&u.status);
+        Self::with_color(u, color)
+    }
+
+    /// A view of a unit whose colour is already known (from its event).
+    pub fn with_color(u: units::Model, color: String) -> Self {
         UnitView {
-            color: palette.color(&u.status),
+            color,
             id: u.id,
             project_id: u.project_id,
             block_number: u.block_number,
@@ -464,6 +470,7 @@ impl Services {
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("unit"))?;
+        let mut latest = unit.clone();
         let current = UnitStatus::parse(&unit.status)
             .ok_or_else(|| CoreError::Internal("unknown unit status".into()))?;
         if let Some(expected) = patch.expected_status
@@ -495,19 +502,19 @@ impl Services {
                     ),
                 ));
             }
-            if !set_unit_status(&txn, now, id, current, to).await? {
-                return Err(CoreError::conflict(
-                    "status_conflict",
-                    "the unit changed meanwhile; reload and retry",
-                ));
-            }
+            latest = set_unit_status_returning(&txn, now, id, current, to)
+                .await?
+                .ok_or_else(|| {
+                    CoreError::conflict(
+                        "status_conflict",
+                        "the unit changed meanwhile; reload and retry",
+                    )
+                })?;
             event = Some((current, to));
         }
         if patch.price.is_some() || patch.unit_type.is_some() {
-            let fresh = units::Entity::find_by_id(id)
-                .one(&txn)
-                .await?
-                .ok_or(CoreError::NotFound("unit"))?;
+            // `latest` is this transaction's own view of the row (read, or returned by the claim).
+            let fresh = latest;
             let old = serde_json::json!({"price": fresh.price, "type": fresh.unit_type});
             let mut active: units::ActiveModel = fresh.into();
             if let Some(p) = patch.price {
@@ -518,6 +525,7 @@ impl Services {
             }
             active.updated_at = Set(now);
             let updated = active.update(&txn).await?;
+            latest = updated.clone();
             audit::record(
                 &txn,
                 self.clock.as_ref(),
@@ -555,7 +563,14 @@ impl Services {
         }
         txn.commit().await?;
         self.publish(&published).await;
-        self.get_unit(id).await
+        // A status change's event already carries the colour; only other edits read the palette.
+        Ok(match published.first() {
+            Some(e) => UnitView::with_color(latest, e.color.clone()),
+            None => {
+                let project = self.project(latest.project_id).await?;
+                UnitView::new(latest, &Palette::from_json(project.palette.as_ref()))
+            }
+        })
     }
 
     /// The public availability snapshot, read in one consistent transaction so `seq` matches the statuses.
