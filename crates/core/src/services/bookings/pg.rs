@@ -29,7 +29,7 @@ use crate::error::CoreResult;
 pub(super) struct BookingStatement<'a> {
     /// The booking row to insert; its code and hold are computed by the statement.
     pub draft: &'a bookings::Model,
-    /// The unit's status before (the claim's condition) and after.
+    /// The unit's status before (the claim's condition).
     pub from: &'a str,
     /// The unit's status after.
     pub to: &'a str,
@@ -241,4 +241,37 @@ fn decode(row: &QueryResult) -> CoreResult<BookedRow> {
             None => None,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The placeholders `$1..$n` a statement uses, as a sorted, deduplicated list.
+    fn placeholders(sql: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = sql
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn the_statements_use_the_placeholders_bound_for_them() {
+        // Both statements get the same fixed values. Each leaves out the ones of the other
+        // customer source: the inline one the existing customer's id ($15), the other the
+        // customer audit row ($16..$19). That is legal because sqlx declares a type for every bound
+        // value when it prepares the statement (like `PREPARE p(int, int) AS SELECT $1`).
+        let columns = customers::Column::iter().count();
+        let inline: Vec<usize> = (1..=FIXED + columns).filter(|i| *i != 15).collect();
+        assert_eq!(placeholders(&WITH_INLINE_CUSTOMER), inline);
+        let existing: Vec<usize> = (1..=FIXED).filter(|i| !(16..=19).contains(i)).collect();
+        assert_eq!(placeholders(&WITH_EXISTING_CUSTOMER), existing);
+    }
 }
