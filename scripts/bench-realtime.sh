@@ -21,7 +21,8 @@
 # not in the shipped server and adds ~1.1 KiB to every connection. The floor is built with
 # `cargo build --release` (actix-web's default features, http2 included) (FLOOR_TARGET, default
 # /root/.cache/kavling/target-floor), `npm ci` in the Socket.IO peer, psql/createdb for PostgreSQL.
-# Knobs (env): SERVER_CPUS (taskset list for servers, default 1), CLIENT_CPUS (default 0),
+# Knobs (env): SERVER_CPUS (taskset list for servers, default 1), CLIENT_CPUS (default 0), PG_OPTS
+#   (the servers' PostgreSQL URL options, default ?sslmode=disable),
 #   OUT (JSON lines, default docs/bench/realtime.jsonl), LABEL, PG (admin URL), OUTAGE_AT (s into
 #   the driving when Redis stops, default 20), OUTAGE_S (default 10).
 set -euo pipefail
@@ -41,6 +42,9 @@ SIO_DIR=$ROOT/../shared/peers/socketio
 OUT=${OUT:-$ROOT/docs/bench/realtime.jsonl}
 LABEL=${LABEL:-$SCENARIO-$N}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/postgres}
+# The servers' connection options: same host, so no TLS on loopback (libpq's default `prefer` would
+# encrypt it and spend the saturated server core on it), as in bench-bookings.sh.
+PG_OPTS=${PG_OPTS-?sslmode=disable}
 PGDB=kavling_bench_rt
 OUTAGE_AT=${OUTAGE_AT:-20}
 OUTAGE_S=${OUTAGE_S:-10}
@@ -92,7 +96,7 @@ kavling_admin() { # DATABASE_URL
 fresh_pg() {
   psql "$PG" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" > /dev/null
   psql "$PG" -qc "CREATE DATABASE $PGDB" > /dev/null
-  echo "${PG%/*}/$PGDB"
+  echo "${PG%/*}/$PGDB$PG_OPTS"
 }
 
 # The server's own view: its commit-to-send histogram (commit stamp to the end of the hub's
