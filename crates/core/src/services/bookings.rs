@@ -33,6 +33,9 @@ pub const MAX_BOOKING_FEE: i64 = 1_000_000_000_000;
 /// Expired holds cancelled per transaction by the expiry task.
 pub const EXPIRY_BATCH: u64 = 200;
 
+/// What either booking path returns: the row, its unit, its customer and the unit's event.
+type Booked = (bookings::Model, BookingUnit, customers::Model, UnitEvent);
+
 /// How many bookings of one instance may be inside PostgreSQL at once.
 const BOOKING_GATE_PERMITS: usize = 2;
 
@@ -474,7 +477,7 @@ impl Services {
         mut draft: bookings::Model,
         inline: Option<customers::Model>,
         mut change: UnitChange,
-    ) -> CoreResult<(bookings::Model, BookingUnit, customers::Model, UnitEvent)> {
+    ) -> CoreResult<Booked> {
         let year = booking_year(draft.booking_date);
         let customer_audit = inline.as_ref().map(Self::customer_created_audit);
         let statement = pg::BookingStatement {
@@ -546,7 +549,7 @@ impl Services {
         mut draft: bookings::Model,
         inline: Option<customers::Model>,
         mut change: UnitChange,
-    ) -> CoreResult<(bookings::Model, BookingUnit, customers::Model, UnitEvent)> {
+    ) -> CoreResult<Booked> {
         let txn = begin_write(&self.db).await?;
         // The claim: of many concurrent bookings exactly one sees a row change.
         let claimed = set_unit_status_returning(

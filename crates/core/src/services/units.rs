@@ -466,11 +466,11 @@ impl Services {
             ));
         }
         let txn = begin_write(&self.db).await?;
-        let unit = units::Entity::find_by_id(id)
+        // The transaction's own view of the row: as read, then as each update returns it.
+        let mut unit = units::Entity::find_by_id(id)
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("unit"))?;
-        let mut latest = unit.clone();
         let current = UnitStatus::parse(&unit.status)
             .ok_or_else(|| CoreError::Internal("unknown unit status".into()))?;
         if let Some(expected) = patch.expected_status
@@ -502,7 +502,7 @@ impl Services {
                     ),
                 ));
             }
-            latest = set_unit_status_returning(&txn, now, id, current, to)
+            unit = set_unit_status_returning(&txn, now, id, current, to)
                 .await?
                 .ok_or_else(|| {
                     CoreError::conflict(
@@ -513,10 +513,8 @@ impl Services {
             event = Some((current, to));
         }
         if patch.price.is_some() || patch.unit_type.is_some() {
-            // `latest` is this transaction's own view of the row (read, or returned by the claim).
-            let fresh = latest;
-            let old = serde_json::json!({"price": fresh.price, "type": fresh.unit_type});
-            let mut active: units::ActiveModel = fresh.into();
+            let old = serde_json::json!({"price": unit.price, "type": unit.unit_type});
+            let mut active: units::ActiveModel = unit.into();
             if let Some(p) = patch.price {
                 active.price = Set(p);
             }
@@ -524,8 +522,7 @@ impl Services {
                 active.unit_type = Set(t.trim().to_owned());
             }
             active.updated_at = Set(now);
-            let updated = active.update(&txn).await?;
-            latest = updated.clone();
+            unit = active.update(&txn).await?;
             audit::record(
                 &txn,
                 self.clock.as_ref(),
@@ -536,7 +533,7 @@ impl Services {
                     entity_id: id,
                     old_values: Some(old),
                     new_values: Some(
-                        serde_json::json!({"price": updated.price, "type": updated.unit_type}),
+                        serde_json::json!({"price": unit.price, "type": unit.unit_type}),
                     ),
                 },
             )
@@ -565,10 +562,10 @@ impl Services {
         self.publish(&published).await;
         // A status change's event already carries the colour; only other edits read the palette.
         Ok(match published.first() {
-            Some(e) => UnitView::with_color(latest, e.color.clone()),
+            Some(e) => UnitView::with_color(unit, e.color.clone()),
             None => {
-                let project = self.project(latest.project_id).await?;
-                UnitView::new(latest, &Palette::from_json(project.palette.as_ref()))
+                let project = self.project(unit.project_id).await?;
+                UnitView::new(unit, &Palette::from_json(project.palette.as_ref()))
             }
         })
     }
