@@ -30,6 +30,15 @@ async fn book(app: &TestApp, token: &str, unit: Uuid, customer: Value) -> TestRe
     .await
 }
 
+async fn book_existing(app: &TestApp, token: &str, unit: Uuid, customer: &str) -> TestResponse {
+    app.post(
+        "/api/v1/bookings",
+        Some(token),
+        &json!({"unitId": unit, "customerId": customer, "bookingFee": 0}),
+    )
+    .await
+}
+
 async fn unit_status(app: &TestApp, unit: Uuid) -> String {
     let res = app.get(&format!("/api/v1/units/{unit}"), None).await;
     assert_eq!(res.status, StatusCode::OK);
@@ -121,6 +130,106 @@ async fn fifty_concurrent_bookings_of_different_units_get_gap_free_unique_codes(
             .iter()
             .any(|r| r.json["bookingCode"] == format!("BK-{y}-001"))
     );
+}
+
+/// On PostgreSQL concurrent bookings are made in batches that share a statement; a burst that
+/// mixes winners, losers of the same unit, unknown customers and existing customers must still give
+/// each booking its own outcome, gap-free codes, and events in seq order with none missing.
+#[actix_web::test]
+async fn a_mixed_burst_gives_each_booking_its_own_outcome() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (project, units) = app.project_with_units(&admin, 50).await;
+    let existing = app
+        .post(
+            "/api/v1/customers",
+            Some(&admin),
+            &json!({"name": "Sari", "phone": "081311112222"}),
+        )
+        .await;
+    assert_eq!(existing.status, StatusCode::CREATED, "{}", existing.json);
+    let existing_id = existing.json["id"].as_str().unwrap().to_owned();
+    let mut ws = subscribe(&app, project).await;
+
+    // Units 0..30: inline customers, and units 0..10 twice (one winner each).
+    // Units 30..35: an existing customer. Units 35..40: a customer that does not exist.
+    let missing = Uuid::now_v7().to_string();
+    let mut requests = Vec::new();
+    for (i, (_, unit)) in units.iter().enumerate().take(30) {
+        requests.push(futures_util::future::Either::Left(book(
+            &app,
+            &admin,
+            *unit,
+            inline_customer(i),
+        )));
+    }
+    for (i, (_, unit)) in units.iter().enumerate().take(10) {
+        requests.push(futures_util::future::Either::Left(book(
+            &app,
+            &admin,
+            *unit,
+            inline_customer(100 + i),
+        )));
+    }
+    for (_, unit) in &units[30..35] {
+        requests.push(futures_util::future::Either::Right(book_existing(
+            &app,
+            &admin,
+            *unit,
+            &existing_id,
+        )));
+    }
+    for (_, unit) in &units[35..40] {
+        requests.push(futures_util::future::Either::Right(book_existing(
+            &app, &admin, *unit, &missing,
+        )));
+    }
+    let results = join_all(requests).await;
+
+    let mut codes = HashSet::new();
+    let mut booked_units = HashSet::new();
+    let (mut conflicts, mut unknown) = (0, 0);
+    for res in &results {
+        match res.status {
+            StatusCode::CREATED => {
+                let code = res.json["bookingCode"].as_str().unwrap();
+                codes.insert(code.rsplit('-').next().unwrap().parse::<u32>().unwrap());
+                assert!(booked_units.insert(res.json["unitId"].as_str().unwrap().to_owned()));
+            }
+            StatusCode::CONFLICT => {
+                res.assert_problem(StatusCode::CONFLICT, "unit_not_available");
+                conflicts += 1;
+            }
+            _ => {
+                res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+                assert_eq!(res.json["errors"][0]["field"], "customerId", "{}", res.json);
+                unknown += 1;
+            }
+        }
+    }
+    assert_eq!((codes.len(), conflicts, unknown), (35, 10, 5));
+    assert_eq!(codes, (1..=35).collect::<HashSet<u32>>());
+    for res in results.iter().skip(40).take(5) {
+        assert_eq!(res.json["customerId"], existing_id.as_str(), "{}", res.json);
+    }
+    for (_, unit) in &units[35..40] {
+        assert_eq!(unit_status(&app, *unit).await, "AVAILABLE");
+    }
+    // Every made booking's event, in seq order, none twice.
+    let mut seen = HashSet::new();
+    for seq in 1..=35 {
+        let f = ws.recv().await;
+        assert_eq!(f["type"], "unit", "{f}");
+        assert_eq!(f["seq"], seq, "{f}");
+        assert_eq!(f["status"], "BOOKED", "{f}");
+        assert!(seen.insert(f["unitId"].as_str().unwrap().to_owned()), "{f}");
+    }
+    assert_eq!(seen, booked_units);
+    let rows = bookings::Entity::find()
+        .count(&app.state.services.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 35);
 }
 
 #[actix_web::test]

@@ -36,36 +36,8 @@ pub const EXPIRY_BATCH: u64 = 200;
 /// What either booking path returns: the row, its unit, its customer and the unit's event.
 type Booked = (bookings::Model, BookingUnit, customers::Model, UnitEvent);
 
-/// How many bookings of one instance may be inside PostgreSQL at once.
-const BOOKING_GATE_PERMITS: usize = 2;
-
-/// Lets [`BOOKING_GATE_PERMITS`] bookings of this instance at a time into PostgreSQL, first come,
-/// first served. Every booking takes the year's counter row, held to commit. With two inside, one
-/// does its claim, customer and audit rows while the other holds the counter, and at most one
-/// backend per instance waits on that row, so a commit does not wake a crowd of waiters (with 64
-/// clients and no gate most backends sat in `LWLock:LockManager`). Measured with 64 clients, in
-/// alternating runs (docs/BENCHMARKS.md): 2 permits 636–815 bookings/s, 4 659–753, 8 641–780;
-/// 1 permit (371) and no gate (443) were far behind. Clones share the gate.
-#[derive(Clone, Debug)]
-pub struct BookingGate(std::sync::Arc<tokio::sync::Semaphore>);
-
-impl Default for BookingGate {
-    fn default() -> Self {
-        BookingGate(std::sync::Arc::new(tokio::sync::Semaphore::new(
-            BOOKING_GATE_PERMITS,
-        )))
-    }
-}
-
-impl BookingGate {
-    /// Waits for a place; the booking holds it until its statement has committed.
-    async fn enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        // The semaphore is never closed, so this only fails if it were.
-        self.0.acquire().await.ok()
-    }
-}
-
 mod pg;
+pub use pg::BookingGate;
 
 /// `POST /bookings` body.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -457,56 +429,65 @@ impl Services {
                 marketing_name: user.full_name.clone(),
             }),
         };
-        let (booking, unit, customer, event) =
+        let (booking, unit, customer, _event) =
             if self.db.get_database_backend() == DbBackend::Postgres {
-                self.book_in_one_statement(actor, draft, inline, change)
-                    .await?
+                // The gate publishes a batch's events together, in seq order.
+                self.book_in_batch(actor, draft, inline, change).await?
             } else {
-                self.book_in_transaction(actor, draft, inline, change)
-                    .await?
+                let booked = self
+                    .book_in_transaction(actor, draft, inline, change)
+                    .await?;
+                self.publish(std::slice::from_ref(&booked.3)).await;
+                booked
             };
-        self.publish(std::slice::from_ref(&event)).await;
         let customer = self.customer_view(customer, viewer.role)?;
         Ok(booking_view(booking, Some(unit), Some(customer)))
     }
 
-    /// PostgreSQL: the whole booking is one statement (see [`pg`]), under the booking gate.
-    async fn book_in_one_statement(
+    /// PostgreSQL: the booking is made in a batch statement (see [`pg`]) through the booking gate,
+    /// which also publishes its event.
+    async fn book_in_batch(
         &self,
         actor: &ActorRef,
-        mut draft: bookings::Model,
+        draft: bookings::Model,
         inline: Option<customers::Model>,
-        mut change: UnitChange,
+        change: UnitChange,
     ) -> CoreResult<Booked> {
-        let year = booking_year(draft.booking_date);
-        let customer_audit = inline.as_ref().map(Self::customer_created_audit);
-        let statement = pg::BookingStatement {
-            draft: &draft,
-            from: change.from.as_str(),
-            to: change.to.as_str(),
-            year,
+        let unit_id = draft.unit_id;
+        let item = pg::BatchItem {
+            booking_audit: booking_created_audit(&draft, None),
+            year: booking_year(draft.booking_date),
+            draft,
             event_id: Uuid::now_v7(),
             actor_id: actor.user_id,
             request_id: actor.request_id.clone(),
-            booking_audit: booking_created_audit(&draft, None),
             unit_audit: change.audit_entry(),
-            customer_audit,
+            change,
+            inline_customer: inline.map(|c| {
+                let audit = Self::customer_created_audit(&c);
+                (c, audit)
+            }),
         };
-        let permit = self.booking_gate.enter().await;
-        let booked = pg::book(&self.db, statement, inline.as_ref()).await;
-        drop(permit);
-        let row = match booked {
-            Ok(Some(row)) => row,
-            Ok(None) => return Err(self.why_not_claimed(draft.unit_id).await),
+        match self.booking_gate.book(self, item).await {
+            Ok(Some(booked)) => Ok(booked),
+            Ok(None) => Err(self.why_not_claimed(unit_id).await),
             Err(CoreError::Db(ref db)) if is_live_booking_violation(db) => {
                 // ux_bookings_live_unit: a second line of defence behind the conditional claim.
-                return Err(unit_not_available());
+                Err(unit_not_available())
             }
-            Err(CoreError::Db(ref db)) if is_missing_customer(db) => {
-                return Err(unknown_customer());
-            }
-            Err(e) => return Err(e),
-        };
+            Err(CoreError::Db(ref db)) if is_missing_customer(db) => Err(unknown_customer()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Completes a booking the batch statement made: its row, unit, customer and event.
+    async fn finish_batched(&self, item: pg::BatchItem, row: pg::BookedRow) -> CoreResult<Booked> {
+        let pg::BatchItem {
+            mut draft,
+            mut change,
+            year,
+            ..
+        } = item;
         if row.booking_code != booking_code(year, row.number) {
             return Err(CoreError::Internal(format!(
                 "booking code {} does not match number {}",
