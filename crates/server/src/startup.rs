@@ -179,6 +179,7 @@ impl Application {
                 config.auth_rate_per_second,
                 config.auth_rate_burst,
             ),
+            writes: tokio::runtime::Handle::current(),
         };
         if let Some(limiter) = &state.auth_limiter {
             crate::ratelimit::spawn_retain_recent(limiter);

@@ -24,6 +24,32 @@ pub struct AppState {
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// The login/register rate limiter shared by every worker (None: unlimited).
     pub auth_limiter: Option<crate::ratelimit::AuthLimiter>,
+    /// The runtime that runs unit status changes (the one that built the app; see [`AppState::write`]).
+    pub writes: tokio::runtime::Handle,
+}
+
+impl AppState {
+    /// Runs a change that publishes unit events on [`AppState::writes`] instead of the HTTP worker.
+    ///
+    /// A worker that serves WebSockets may have thousands of session tasks queued by a fan-out;
+    /// every round trip of a change run there (the commit included) would wait behind them, and the
+    /// next event's publish with it. The builder's runtime is otherwise quiet, so the change's
+    /// round trips and its publish go ahead at once. It is spawned, so a client that hangs up does
+    /// not cancel a change half-way.
+    pub async fn write<F, Fut, T>(&self, change: F) -> crate::error::ApiResult<T>
+    where
+        F: FnOnce(Services) -> Fut,
+        Fut: std::future::Future<Output = kavling_core::CoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.writes.spawn(change(self.services.clone()));
+        match task.await {
+            Ok(result) => Ok(result?),
+            Err(e) => {
+                Err(kavling_core::CoreError::Internal(format!("a change's task ended: {e}")).into())
+            }
+        }
+    }
 }
 
 /// A tiny readiness probe for Redis, independent of the bus's own connections.

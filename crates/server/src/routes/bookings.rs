@@ -32,13 +32,14 @@ pub async fn create(
     ctx: RequestCtx,
     body: web::Json<NewBooking>,
 ) -> ApiResult<HttpResponse> {
-    let user = state
-        .services
-        .require(&auth.0, Access::VerifiedStaff)
-        .await?;
+    let input = body.into_inner();
     let booking = state
-        .services
-        .create_booking(&ctx.actor(&user), &user, body.into_inner())
+        .write(move |services| async move {
+            let user = services.require(&auth.0, Access::VerifiedStaff).await?;
+            services
+                .create_booking(&ctx.actor(&user), &user, input)
+                .await
+        })
         .await?;
     Ok(HttpResponse::Created().json(booking))
 }
@@ -86,18 +87,14 @@ pub async fn patch(
     path: web::Path<Uuid>,
     body: web::Json<BookingPatch>,
 ) -> ApiResult<HttpResponse> {
-    let user = state
-        .services
-        .require(&auth.0, Access::VerifiedStaff)
-        .await?;
+    let (id, patch) = (path.into_inner(), body.into_inner());
     let booking = state
-        .services
-        .patch_booking(
-            &ctx.actor(&user),
-            Viewer::of(&user),
-            path.into_inner(),
-            body.into_inner(),
-        )
+        .write(move |services| async move {
+            let user = services.require(&auth.0, Access::VerifiedStaff).await?;
+            services
+                .patch_booking(&ctx.actor(&user), Viewer::of(&user), id, patch)
+                .await
+        })
         .await?;
     Ok(HttpResponse::Ok().json(booking))
 }
@@ -112,13 +109,14 @@ pub async fn cancel(
     ctx: RequestCtx,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let user = state
-        .services
-        .require(&auth.0, Access::VerifiedStaff)
-        .await?;
+    let id = path.into_inner();
     let booking = state
-        .services
-        .cancel_booking(&ctx.actor(&user), Viewer::of(&user), path.into_inner())
+        .write(move |services| async move {
+            let user = services.require(&auth.0, Access::VerifiedStaff).await?;
+            services
+                .cancel_booking(&ctx.actor(&user), Viewer::of(&user), id)
+                .await
+        })
         .await?;
     Ok(HttpResponse::Ok().json(booking))
 }

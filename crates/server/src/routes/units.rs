@@ -79,13 +79,12 @@ pub async fn patch(
     path: web::Path<Uuid>,
     body: web::Json<UnitPatch>,
 ) -> ApiResult<HttpResponse> {
-    let user = state
-        .services
-        .require(&auth.0, Access::VerifiedStaff)
-        .await?;
+    let (id, patch) = (path.into_inner(), body.into_inner());
     let unit = state
-        .services
-        .patch_unit(&ctx.actor(&user), path.into_inner(), body.into_inner())
+        .write(move |services| async move {
+            let user = services.require(&auth.0, Access::VerifiedStaff).await?;
+            services.patch_unit(&ctx.actor(&user), id, patch).await
+        })
         .await?;
     Ok(HttpResponse::Ok().json(unit))
 }
