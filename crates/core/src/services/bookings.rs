@@ -429,16 +429,13 @@ impl Services {
                 marketing_name: user.full_name.clone(),
             }),
         };
+        // Each path publishes the booking's event once it is committed.
         let (booking, unit, customer, _event) =
             if self.db.get_database_backend() == DbBackend::Postgres {
-                // The gate publishes a batch's events together, in seq order.
                 self.book_in_batch(actor, draft, inline, change).await?
             } else {
-                let booked = self
-                    .book_in_transaction(actor, draft, inline, change)
-                    .await?;
-                self.publish(std::slice::from_ref(&booked.3)).await;
-                booked
+                self.book_in_transaction(actor, draft, inline, change)
+                    .await?
             };
         let customer = self.customer_view(customer, viewer.role)?;
         Ok(booking_view(booking, Some(unit), Some(customer)))
@@ -523,7 +520,7 @@ impl Services {
     }
 
     /// The single-writer path (SQLite): one transaction of separate statements, in the same
-    /// order as the PostgreSQL statement takes its locks.
+    /// order as the PostgreSQL statement takes its locks; publishes the event after commit.
     async fn book_in_transaction(
         &self,
         actor: &ActorRef,
@@ -578,6 +575,7 @@ impl Services {
                 e => e,
             })?;
         txn.commit().await?;
+        self.publish(std::slice::from_ref(&event)).await;
         let mut unit = BookingUnit::from(unit);
         unit.status = UnitStatus::Booked.as_str().to_owned();
         Ok((booking, unit, customer, event))

@@ -43,7 +43,7 @@ use crate::events::UnitChange;
 const BOOKING_GATE_PERMITS: usize = 2;
 
 /// The most bookings one statement makes.
-pub(super) const MAX_BATCH: usize = 32;
+const MAX_BATCH: usize = 32;
 
 /// One booking's inputs to the statement (owned: it waits in the queue).
 pub(super) struct BatchItem {
@@ -96,9 +96,9 @@ pub(super) struct BookedRow {
 pub(super) type Outcome = CoreResult<Option<Booked>>;
 
 /// Queues this instance's bookings and lets [`BOOKING_GATE_PERMITS`] batches of them into
-/// PostgreSQL at once, first come, first served (see the module doc). With 64 clients and no gate
-/// most backends sat in `LWLock:LockManager`; with one booking per place the sweep in
-/// docs/BENCHMARKS.md found 2 places best. Clones share the gate.
+/// PostgreSQL at once, first come, first served (see the module doc). Without a gate, 64 clients
+/// left most backends in `LWLock:LockManager`; the sweeps in docs/BENCHMARKS.md found 2 places
+/// best, one booking per place then and batches of up to 32 now. Clones share the gate.
 #[derive(Clone, Debug, Default)]
 pub struct BookingGate(Arc<GateInner>);
 
@@ -390,7 +390,7 @@ static BATCH_SQL: LazyLock<String> = LazyLock::new(build_sql);
 
 /// Runs the batch statement on `conn` (outside any transaction: it commits by itself) and returns
 /// each booking's outcome, in order. The items must share one year and one status change.
-pub(super) async fn book_batch<C: ConnectionTrait>(
+async fn book_batch<C: ConnectionTrait>(
     conn: &C,
     items: &[&BatchItem],
 ) -> CoreResult<Vec<Option<BookedRow>>> {
