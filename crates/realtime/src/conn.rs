@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytestring::ByteString;
@@ -196,20 +196,23 @@ impl Outbox {
     /// The next item; `None` once a Close was taken (or the connection was dropped) and the
     /// queue is empty. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        std::future::poll_fn(|cx| {
-            let mut q = lock(&self.conn.queue);
-            match self.take(&mut q) {
-                Some(item) => Poll::Ready(Some(item)),
-                None if q.shut => Poll::Ready(None),
-                None => {
-                    if !q.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        q.reader = Some(cx.waker().clone());
-                    }
-                    Poll::Pending
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next item (see [`Outbox::recv`]); a pending poll wakes `cx` when one is
+    /// queued. Lets a transport drain the queue from its own poll, with no task in between.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
+        let mut q = lock(&self.conn.queue);
+        match self.take(&mut q) {
+            Some(item) => Poll::Ready(Some(item)),
+            None if q.shut => Poll::Ready(None),
+            None => {
+                if !q.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    q.reader = Some(cx.waker().clone());
                 }
+                Poll::Pending
             }
-        })
-        .await
+        }
     }
 
     /// The next item if one is queued.

@@ -11,34 +11,15 @@
 //! - after unit changes without an event (units added, renamed): `hub.refresh_units(id)`.
 //! - `/availability`: `hub.snapshot(id)`; `/metrics`: `hub.metrics().render_prometheus()`.
 //!
-//! The WebSocket session loop (actix-ws) stays thin:
-//!
-//! ```ignore
-//! let (res, mut session, stream) = actix_ws::handle(&req, body)?;
-//! let mut stream = stream.max_frame_size(64 * 1024).aggregate_continuations().max_continuation_size(64 * 1024);
-//! actix_web::rt::spawn(async move {
-//!     let (handle, mut outbound) = hub.connect();
-//!     let (mut ping, mut last_seen) = (tokio::time::interval(Duration::from_secs(20)), Instant::now());
-//!     let reason = loop { tokio::select! {
-//!         out = outbound.recv() => match out {
-//!             Some(Outbound::Text(t)) => if timeout(Duration::from_secs(10), session.text(t)).await.map_or(true, |r| r.is_err()) { break None },
-//!             Some(Outbound::Close { code, reason }) => break Some(CloseReason { code: code.into(), description: Some(reason) }),
-//!             None => break None,
-//!         },
-//!         msg = stream.recv() => { last_seen = Instant::now(); match msg {
-//!             Some(Ok(AggregatedMessage::Text(t))) => handle.handle_text(&t, staff_allowed),
-//!             Some(Ok(AggregatedMessage::Binary(_))) => handle.handle_text("", staff_allowed), // -> bad_request
-//!             Some(Ok(AggregatedMessage::Ping(b))) => { let _ = session.pong(&b).await; }
-//!             Some(Ok(AggregatedMessage::Pong(_))) => {}
-//!             Some(Ok(AggregatedMessage::Close(r))) => break r,
-//!             Some(Err(_)) | None => break None,
-//!         }},
-//!         _ = ping.tick() => if last_seen.elapsed() > Duration::from_secs(60) || session.ping(b"").await.is_err() { break None },
-//!     }};
-//!     drop(handle); // removes every subscription
-//!     let _ = session.close(reason).await;
-//! });
-//! ```
+//! The WebSocket transport stays thin (see `crates/server/src/ws.rs`):
+//! - `let (handle, outbox) = hub.connect();`
+//! - client text frames: `handle.handle_text(&text, staff_allowed)`; replies, snapshots and
+//!   events all arrive on the outbox, in order;
+//! - the socket's writer drains the outbox: `outbox.recv().await`, or `outbox.poll_recv(cx)`
+//!   from inside a response body's poll, writing each `Outbound::Text` as a text frame and
+//!   ending the connection with the code of an `Outbound::Close` (1013 slow, 1008 flooding);
+//! - dropping the handle removes every subscription; dropping the outbox stops the hub
+//!   feeding the connection.
 
 mod bus;
 mod conn;

@@ -1,15 +1,30 @@
-//! `GET /ws`: the actix-ws session loop. All protocol logic lives in the realtime hub; this loop
-//! only moves frames: client text to the hub, the hub's queued frames to the socket, pings, an
-//! idle close, and the WebSocket rules (fragments, UTF-8, close codes, size cap). The same loop
-//! serves `/ws-echo` (enabled by `KAVLING_WS_ECHO=1`), which echoes data messages back so the
-//! Autobahn protocol cases can test exactly this code.
+//! `GET /ws`: WebSocket sessions. All protocol logic lives in the realtime hub; this module only
+//! moves frames, in two halves that share the worker thread of their connection:
+//! - Outbound, the response body itself ([`WireBody`]) drains the hub's queue for this connection
+//!   and encodes its frames whenever actix-http asks for more to write. No task, channel or extra
+//!   wake-up stands between the hub and the socket: per delivered frame that is the cost of the
+//!   write and little more, which matters when one event goes to 10,000 sockets.
+//! - Inbound, a session task reads the client's frames (requests go to the hub), answers pings,
+//!   pings, closes idle connections and enforces the WebSocket rules (fragments, UTF-8, close
+//!   codes, size cap). Its own frames (pongs, pings, its Close) go to the body ahead of the hub's.
+//!
+//! The same session serves `/ws-echo` (enabled by `KAVLING_WS_ECHO=1`), which echoes data
+//! messages back so the Autobahn protocol cases can test exactly this code.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use actix_codec::Encoder;
+use actix_http::ws::Codec;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError, Session};
+use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
 use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
 use kavling_core::services::users::Access;
@@ -37,8 +52,9 @@ pub struct WsConfig {
     pub ping_every: Duration,
     /// Silence after which a connection is closed (1001).
     pub idle_timeout: Duration,
-    /// Longest wait to hand one frame to the client's socket; a client slower than this is
-    /// closed with 1013 instead of holding its session up.
+    /// Longest wait for room to queue an echoed message (`/ws-echo`); a client that reads
+    /// slower than this is closed with 1013. (On `/ws` the hub's bounded queue closes a slow
+    /// client instead: nothing there waits for the socket.)
     pub write_timeout: Duration,
     /// Largest client message in bytes (one frame or all fragments together); larger closes with 1009.
     pub max_message: usize,
@@ -73,6 +89,19 @@ async fn staff_allowed(state: &AppState, req: &HttpRequest) -> bool {
         .is_ok()
 }
 
+/// Frames the session writes itself at most queued at once; a client that does not read its
+/// pongs and pings is closed as slow beyond this.
+const OWN_FRAMES_LIMIT: usize = 64;
+/// Echoed messages wait while this many frames or bytes are queued (`/ws-echo` back-pressure).
+const ECHO_WINDOW_FRAMES: usize = 32;
+const ECHO_WINDOW_BYTES: usize = 1024 * 1024;
+/// One poll of the body encodes at most about this much of a long backlog.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// The body hands actix-http its bytes in pieces of at most this size, letting it write each
+/// before the next: its write buffer then keeps its initial 8 KiB, where one large frame (a
+/// snapshot of a big project) would grow it for the rest of the connection's life.
+const PIECE_BYTES: usize = 4 * 1024;
+
 /// `GET /ws`: upgrades to a WebSocket and runs a hub session.
 pub async fn ws(
     state: web::Data<AppState>,
@@ -80,17 +109,18 @@ pub async fn ws(
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
     let staff = staff_allowed(&state, &req).await;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let (handle, outbound) = state.hub.connect();
+    let (response, _, stream) = actix_ws::handle(&req, body)?;
+    let (handle, outbox) = state.hub.connect();
+    let own = Rc::new(RefCell::new(OwnFrames::default()));
+    let response = WireBody::install(response, own.clone(), Some(outbox));
     let mode = Mode::Hub {
         hub: state.hub.clone(),
         handle,
-        outbound,
         staff,
     };
     let config = state.ws.clone();
     let cap = config.max_message;
-    actix_web::rt::spawn(run_session(session, stream, mode, config, cap));
+    actix_web::rt::spawn(run_session(own, stream, mode, config, cap));
     Ok(response)
 }
 
@@ -101,10 +131,12 @@ pub async fn echo(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, _, stream) = actix_ws::handle(&req, body)?;
+    let own = Rc::new(RefCell::new(OwnFrames::default()));
+    let response = WireBody::install(response, own.clone(), None);
     let config = state.ws.clone();
     actix_web::rt::spawn(run_session(
-        session,
+        own,
         stream,
         Mode::Echo,
         config,
@@ -143,11 +175,10 @@ enum Data {
 
 /// What a session does with the client's data messages.
 enum Mode {
-    /// `/ws`: text goes to the hub; the hub's queued frames go to the client.
+    /// `/ws`: text goes to the hub; the hub's frames reach the client through the body.
     Hub {
         hub: Arc<Hub>,
         handle: ConnectionHandle,
-        outbound: Outbox,
         staff: bool,
     },
     /// `/ws-echo`: every text and binary message goes straight back.
@@ -158,7 +189,7 @@ impl Mode {
     /// Acts on one data message; `Err` ends the session with that close.
     async fn on_data(
         &mut self,
-        session: &mut Session,
+        own: &SharedFrames,
         data: Data,
         write_timeout: Duration,
     ) -> Result<(), Option<CloseReason>> {
@@ -172,54 +203,222 @@ impl Mode {
                 Ok(())
             }
             Mode::Echo => {
-                let sent = match data {
-                    Data::Text(text) => timeout(write_timeout, session.text(text)).await,
-                    Data::Binary(bytes) => timeout(write_timeout, session.binary(bytes)).await,
+                let msg = match data {
+                    Data::Text(text) => Message::Text(text),
+                    Data::Binary(bytes) => Message::Binary(bytes),
                 };
-                match sent {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(None),
+                let room = std::future::poll_fn(|cx| own.borrow_mut().poll_echo_room(cx));
+                match timeout(write_timeout, room).await {
+                    Ok(true) => {
+                        own.borrow_mut().push(msg);
+                        Ok(())
+                    }
+                    Ok(false) => Err(None),
                     Err(_) => Err(Some(close_reason(CLOSE_SLOW_CLIENT, "client too slow"))),
                 }
             }
         }
     }
 
-    /// The next frame the hub queued for this client (never, in echo mode).
-    async fn next_outbound(&mut self) -> Option<Outbound> {
-        match self {
-            Mode::Hub { outbound, .. } => outbound.recv().await,
-            Mode::Echo => std::future::pending().await,
+    /// Queues a control frame; a client too slow to take its own frames is closed with 1013.
+    fn control(&self, own: &SharedFrames, msg: Message) -> Result<(), Option<CloseReason>> {
+        if own.borrow().frames.len() < OWN_FRAMES_LIMIT {
+            own.borrow_mut().push(msg);
+            return Ok(());
         }
-    }
-
-    /// Once the hub closed the connection (slow, flooding), the queued Close and its code;
-    /// frames still queued before it are dropped: that client is leaving.
-    fn hub_close(&mut self) -> Option<CloseReason> {
-        let Mode::Hub {
-            handle, outbound, ..
-        } = self
-        else {
-            return None;
-        };
-        if !handle.is_closed() {
-            return None;
-        }
-        while let Some(out) = outbound.try_recv() {
-            if let Outbound::Close { code, reason } = out {
-                return Some(close_reason(code, &reason));
-            }
-        }
-        Some(close_reason(CLOSE_SLOW_CLIENT, "client too slow"))
-    }
-
-    /// Counts a client closed because its socket would not take a frame in time.
-    fn count_slow(&self) {
-        if let Mode::Hub { hub, handle, .. } = self
-            && !handle.is_closed()
-        {
+        if let Mode::Hub { hub, .. } = self {
             hub.metrics().slow_client_closes.inc();
         }
+        Err(Some(close_reason(CLOSE_SLOW_CLIENT, "client too slow")))
+    }
+}
+
+/// The frames a session writes itself (pongs, pings, echoes, its Close), shared with the body
+/// on the connection's worker thread.
+type SharedFrames = Rc<RefCell<OwnFrames>>;
+
+/// The session's own outbound frames, waiting for the body.
+#[derive(Default)]
+struct OwnFrames {
+    frames: VecDeque<Message>,
+    /// Payload bytes of `frames` (echo back-pressure).
+    bytes: usize,
+    /// The body wrote its last frame or was dropped: nothing more goes out.
+    ended: bool,
+    /// The body, waiting for frames.
+    body: Option<Waker>,
+    /// The session, waiting for room to echo.
+    session: Option<Waker>,
+}
+
+impl OwnFrames {
+    fn push(&mut self, msg: Message) {
+        self.bytes += payload_len(&msg);
+        self.frames.push_back(msg);
+        if let Some(w) = self.body.take() {
+            w.wake();
+        }
+    }
+
+    /// Ready once an echo fits in the window: `true`, or `false` if the body ended.
+    fn poll_echo_room(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.ended {
+            return Poll::Ready(false);
+        }
+        let full = self.frames.len() >= ECHO_WINDOW_FRAMES || self.bytes >= ECHO_WINDOW_BYTES;
+        if full && !self.frames.is_empty() {
+            self.session = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(true)
+    }
+
+    fn end(&mut self) {
+        self.ended = true;
+        self.frames = VecDeque::new();
+        self.bytes = 0;
+        if let Some(w) = self.session.take() {
+            w.wake();
+        }
+    }
+}
+
+fn payload_len(msg: &Message) -> usize {
+    match msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+        _ => 0,
+    }
+}
+
+/// The WebSocket response body: actix-http polls it when it can write, and it encodes the
+/// session's own frames, then the hub's queued ones, straight into the chunk it returns.
+struct WireBody {
+    own: SharedFrames,
+    /// The hub's queue for this connection (`None` on the echo route, or once drained shut).
+    hub: Option<Outbox>,
+    codec: Codec,
+    buf: BytesMut,
+    /// Encoded bytes not yet handed to actix-http.
+    unsent: Bytes,
+    /// A piece was handed out and more are unsent: let actix-http write it first.
+    write_first: bool,
+    /// A Close was encoded: the body ends once it is written.
+    closed: bool,
+    /// actix-ws's own body, never polled. It is dropped with this one (when the connection
+    /// ends, or after the Close), which is how actix-ws's `MessageStream` learns to end.
+    _stream_end_signal: BoxBody,
+}
+
+impl WireBody {
+    /// Puts a `WireBody` in place of the body of actix-ws's handshake response.
+    fn install(response: HttpResponse, own: SharedFrames, hub: Option<Outbox>) -> HttpResponse {
+        let (response, signal) = response.into_parts();
+        response
+            .set_body(WireBody {
+                own,
+                hub,
+                codec: Codec::new(),
+                buf: BytesMut::new(),
+                unsent: Bytes::new(),
+                write_first: false,
+                closed: false,
+                _stream_end_signal: signal,
+            })
+            .map_into_boxed_body()
+    }
+
+    fn encode(&mut self, msg: Message) -> Result<(), ProtocolError> {
+        if matches!(msg, Message::Close(_)) {
+            self.closed = true;
+        }
+        self.codec.encode(msg, &mut self.buf)
+    }
+
+    /// Encodes the session's queued frames; registers for more when there are none.
+    fn encode_own(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        let own = self.own.clone();
+        let mut own = own.borrow_mut();
+        let mut took = false;
+        while !self.closed && self.buf.len() < CHUNK_BYTES {
+            let Some(msg) = own.frames.pop_front() else {
+                if !own.body.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    own.body = Some(cx.waker().clone());
+                }
+                break;
+            };
+            took = true;
+            own.bytes -= payload_len(&msg);
+            self.encode(msg)?;
+        }
+        if self.closed {
+            own.end();
+        } else if took && let Some(w) = own.session.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Encodes the hub's queued frames; `poll_recv` registers for more when there are none.
+    fn encode_hub(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        while !self.closed && self.buf.len() < CHUNK_BYTES {
+            let Some(hub) = self.hub.as_mut() else { break };
+            match hub.poll_recv(cx) {
+                Poll::Ready(Some(Outbound::Text(text))) => self.encode(Message::Text(text))?,
+                Poll::Ready(Some(Outbound::Close { code, reason })) => {
+                    self.encode(Message::Close(Some(close_reason(code, &reason))))?;
+                    self.own.borrow_mut().end();
+                }
+                Poll::Ready(None) => self.hub = None,
+                Poll::Pending => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MessageBody for WireBody {
+    type Error = ProtocolError;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.unsent.is_empty() && !this.closed {
+            if let Err(e) = this.encode_own(cx).and_then(|()| this.encode_hub(cx)) {
+                return Poll::Ready(Some(Err(e)));
+            }
+            // A fresh buffer each time: an idle connection keeps none.
+            this.unsent = std::mem::take(&mut this.buf).freeze();
+        }
+        if this.unsent.is_empty() {
+            return if this.closed {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        }
+        if this.write_first {
+            // actix-http writes its buffer when the body is pending, then polls again.
+            this.write_first = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let piece = this.unsent.split_to(this.unsent.len().min(PIECE_BYTES));
+        this.write_first = !this.unsent.is_empty();
+        Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+impl Drop for WireBody {
+    fn drop(&mut self) {
+        // The connection is gone: an echo waiting for room must not wait for the timeout.
+        self.own.borrow_mut().end();
     }
 }
 
@@ -300,15 +499,6 @@ impl Assembler {
     }
 }
 
-/// Hands a control frame to the socket within the write timeout; false if that failed.
-async fn send_control(session: &mut Session, write_timeout: Duration, pong: Option<&[u8]>) -> bool {
-    let sent = match pong {
-        Some(payload) => timeout(write_timeout, session.pong(payload)).await,
-        None => timeout(write_timeout, session.ping(b"")).await,
-    };
-    matches!(sent, Ok(Ok(())))
-}
-
 /// True for codec errors raised before the bad frame is consumed: decoding again fails at
 /// the same frame, so frames queued before it can be drained safely.
 fn leaves_bad_frame_unread(e: &ProtocolError) -> bool {
@@ -327,7 +517,7 @@ fn leaves_bad_frame_unread(e: &ProtocolError) -> bool {
 
 /// Acts on one message from the client; `Err` ends the session with that close.
 async fn on_message(
-    session: &mut Session,
+    own: &SharedFrames,
     mode: &mut Mode,
     fragments: &mut Assembler,
     msg: Message,
@@ -341,13 +531,7 @@ async fn on_message(
             Ok(None) => return Ok(()),
             Err(reason) => return Err(Some(reason)),
         },
-        Message::Ping(payload) => {
-            return if send_control(session, config.write_timeout, Some(&payload)).await {
-                Ok(())
-            } else {
-                Err(None)
-            };
-        }
+        Message::Ping(payload) => return mode.control(own, Message::Pong(payload)),
         Message::Pong(_) | Message::Nop => return Ok(()),
         // Echo the code (the codec only lets valid ones through), without the reason.
         Message::Close(reason) => {
@@ -357,14 +541,14 @@ async fn on_message(
             }));
         }
     };
-    mode.on_data(session, data, config.write_timeout).await
+    mode.on_data(own, data, config.write_timeout).await
 }
 
 /// The session shared by `/ws` and `/ws-echo`. Its future lives as long as the connection, so
 /// it is kept small: a plain fn returning an `async move` block stores the session's state once,
 /// where an `async fn` would keep its arguments and the locals they move into side by side.
 fn run_session(
-    mut session: Session,
+    own: SharedFrames,
     stream: actix_ws::MessageStream,
     mut mode: Mode,
     config: WsConfig,
@@ -372,17 +556,17 @@ fn run_session(
 ) -> impl Future<Output = ()> + 'static {
     let mut stream = stream.max_frame_size(max_message);
     async move {
-        let close = session_loop(&mut session, &mut stream, &mut mode, &config, max_message).await;
-        // Dropping the mode drops the hub handle, which removes every subscription.
+        let close = session_loop(&own, &mut stream, &mut mode, &config, max_message).await;
+        // The Close goes out ahead of anything still queued. Then dropping the mode drops the
+        // hub handle, which removes every subscription (its own Close never follows ours).
+        own.borrow_mut().push(Message::Close(close));
         drop(mode);
-        // A client that stopped reading may never take the Close: do not wait for it forever.
-        let _ = timeout(config.write_timeout, session.close(close)).await;
     }
 }
 
 /// The loop of a session until it ends, with the close to send.
 async fn session_loop(
-    session: &mut Session,
+    own: &SharedFrames,
     stream: &mut actix_ws::MessageStream,
     mode: &mut Mode,
     config: &WsConfig,
@@ -407,7 +591,7 @@ async fn session_loop(
                             // Frames decoded before the bad one are still queued in the
                             // stream: act on them first, in order, then fail.
                             while let Some(Some(Ok(msg))) = stream.next().now_or_never() {
-                                let done = Box::pin(on_message(session, mode, &mut fragments, msg, config)).await;
+                                let done = Box::pin(on_message(own, mode, &mut fragments, msg, config)).await;
                                 if let Err(close) = done {
                                     break 'session close;
                                 }
@@ -417,36 +601,17 @@ async fn session_loop(
                     }
                 };
                 // Boxed: client messages are rare, and an inline future for them would make every
-                // idle session carry its ~570 bytes.
-                if let Err(close) = Box::pin(on_message(session, mode, &mut fragments, msg, config)).await {
+                // idle session carry its bytes.
+                if let Err(close) = Box::pin(on_message(own, mode, &mut fragments, msg, config)).await {
                     break close;
                 }
             }
-            out = mode.next_outbound() => match out {
-                Some(Outbound::Text(frame)) => {
-                    if let Some(close) = mode.hub_close() {
-                        break Some(close);
-                    }
-                    match timeout(config.write_timeout, session.text(frame)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break None,
-                        Err(_) => {
-                            mode.count_slow();
-                            break mode
-                                .hub_close()
-                                .or_else(|| Some(close_reason(CLOSE_SLOW_CLIENT, "client too slow")));
-                        }
-                    }
-                }
-                Some(Outbound::Close { code, reason }) => break Some(close_reason(code, &reason)),
-                None => break None,
-            },
             _ = ping.tick() => {
                 if last_heard.elapsed() >= config.idle_timeout {
                     break Some(close_reason(CLOSE_IDLE, "idle"));
                 }
-                if !send_control(session, config.write_timeout, None).await {
-                    break None;
+                if let Err(close) = mode.control(own, Message::Ping(Bytes::new())) {
+                    break close;
                 }
             }
         }
@@ -456,6 +621,92 @@ async fn session_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_codec::Decoder;
+    use actix_http::ws::Frame;
+
+    fn body_without_hub() -> (WireBody, SharedFrames) {
+        let own = SharedFrames::default();
+        let body = WireBody {
+            own: own.clone(),
+            hub: None,
+            codec: Codec::new(),
+            buf: BytesMut::new(),
+            unsent: Bytes::new(),
+            write_first: false,
+            closed: false,
+            _stream_end_signal: BoxBody::new(()),
+        };
+        (body, own)
+    }
+
+    /// Polls the body until it is pending without having woken itself, or ends.
+    fn drain(body: &mut WireBody) -> (Vec<Bytes>, bool) {
+        let woken = Arc::new(WakeFlag::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut pieces = Vec::new();
+        loop {
+            woken.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            match Pin::new(&mut *body).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(piece))) => pieces.push(piece),
+                Poll::Ready(Some(Err(e))) => panic!("body error: {e}"),
+                Poll::Ready(None) => return (pieces, true),
+                Poll::Pending if woken.0.load(std::sync::atomic::Ordering::SeqCst) => {}
+                Poll::Pending => return (pieces, false),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct WakeFlag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for WakeFlag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn decode_all(pieces: &[Bytes]) -> Vec<Frame> {
+        let mut wire = BytesMut::new();
+        for p in pieces {
+            wire.extend_from_slice(p);
+        }
+        let mut codec = Codec::new().client_mode().max_size(1 << 20);
+        let mut frames = Vec::new();
+        while let Some(frame) = codec.decode(&mut wire).unwrap() {
+            frames.push(frame);
+        }
+        assert!(wire.is_empty(), "{} bytes left over", wire.len());
+        frames
+    }
+
+    #[test]
+    fn the_body_hands_a_large_frame_over_in_small_pieces_and_ends_after_close() {
+        let (mut body, own) = body_without_hub();
+        assert_eq!(drain(&mut body), (vec![], false));
+        let big = "x".repeat(20_000);
+        own.borrow_mut().push(Message::Text(big.clone().into()));
+        own.borrow_mut()
+            .push(Message::Pong(Bytes::from_static(b"p")));
+        let (pieces, ended) = drain(&mut body);
+        assert!(!ended);
+        assert!(pieces.len() >= 5, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() <= PIECE_BYTES));
+        let frames = decode_all(&pieces);
+        assert!(
+            matches!(&frames[..], [Frame::Text(t), Frame::Pong(p)] if t[..] == *big.as_bytes() && &p[..] == b"p")
+        );
+
+        // Nothing after the Close goes out, and the body ends.
+        own.borrow_mut()
+            .push(Message::Close(Some(close_reason(CLOSE_IDLE, "idle"))));
+        own.borrow_mut().push(Message::Text("late".into()));
+        let (pieces, ended) = drain(&mut body);
+        assert!(ended);
+        let frames = decode_all(&pieces);
+        assert!(matches!(&frames[..], [Frame::Close(Some(r))] if u16::from(r.code) == CLOSE_IDLE));
+        assert!(own.borrow().ended);
+    }
 
     fn code(r: Result<Option<Data>, CloseReason>) -> u16 {
         match r {
@@ -503,7 +754,7 @@ mod tests {
     #[test]
     fn the_session_future_stays_small() {
         fn output_size<F: Future>(
-            _: impl Fn(Session, actix_ws::MessageStream, Mode, WsConfig, usize) -> F,
+            _: impl Fn(SharedFrames, actix_ws::MessageStream, Mode, WsConfig, usize) -> F,
         ) -> usize {
             std::mem::size_of::<F>()
         }
