@@ -239,6 +239,18 @@ fn spawn_event_pruning(
     })
 }
 
+/// Sends every write at once. A WebSocket frame is often a small write after another (the tail of
+/// a large frame, the next event of a burst), which Nagle's algorithm would hold until the client
+/// acknowledges the previous one: up to its delayed-ACK time, ~40 ms on Linux. The response body
+/// already gathers what is queued into one write, so this adds no packets to a busy connection.
+fn disable_nagle(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(e) = tcp.set_nodelay(true)
+    {
+        tracing::debug!(error = %e, "could not disable Nagle's algorithm on a connection");
+    }
+}
+
 fn run(
     listener: TcpListener,
     state: AppState,
@@ -267,6 +279,7 @@ fn run(
             })
             .configure(routes::configure)
     })
+    .on_connect(disable_nagle)
     .listen(listener)?
     // WebSocket sessions would hold shutdown for the full default 30 s.
     .shutdown_timeout(5);
@@ -274,4 +287,25 @@ fn run(
         server = server.workers(n);
     }
     Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        let listener = actix_web::rt::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = actix_web::rt::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(
+            !accepted.nodelay().unwrap(),
+            "the kernel's default is Nagle on"
+        );
+        disable_nagle(&accepted, &mut actix_web::dev::Extensions::new());
+        assert!(accepted.nodelay().unwrap());
+    }
 }
