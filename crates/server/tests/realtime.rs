@@ -768,6 +768,19 @@ async fn the_echo_route_runs_only_when_enabled_and_echoes_through_the_session_lo
         echo.next().await.unwrap().unwrap(),
         ws::Frame::Binary(Bytes::from_static(&[0, 159, 146, 150]))
     );
+    // A frame several times the body's 4 KiB pieces arrives whole, byte for byte, twice in a row.
+    let big: String = (0..20_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    for _ in 0..2 {
+        echo.send(ws::Message::Text(big.clone().into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            echo.next().await.unwrap().unwrap(),
+            ws::Frame::Text(Bytes::from(big.clone()))
+        );
+    }
     // Fragments are reassembled ("é" split across two of them).
     let e = "é".as_bytes();
     echo.send(ws::Message::Continuation(actix_ws::Item::FirstText(
