@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Extensions, Server};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use kavling_core::Services;
@@ -239,16 +239,35 @@ fn spawn_event_pruning(
     })
 }
 
+/// Tunes every accepted socket; see [`disable_nagle`] and [`crate::ws::WsConfig::unacked_timeout`].
+fn tune_socket(unacked_timeout: Duration) -> impl Fn(&dyn std::any::Any, &mut Extensions) {
+    move |connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            disable_nagle(tcp);
+            drop_when_unacknowledged_for(tcp, unacked_timeout);
+        }
+    }
+}
+
 /// Sends every write at once. A WebSocket frame is often a small write after another (the tail of
 /// a large frame, the next event of a burst), which Nagle's algorithm would hold until the client
 /// acknowledges the previous one: up to its delayed-ACK time, ~40 ms on Linux. The response body
 /// already gathers what is queued into one write, so this adds no packets to a busy connection.
-fn disable_nagle(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
-        && let Err(e) = tcp.set_nodelay(true)
-    {
+fn disable_nagle(tcp: &actix_web::rt::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not disable Nagle's algorithm on a connection");
     }
+}
+
+/// Lets the kernel drop the connection once sent data has gone unacknowledged (or a zero
+/// window unopened) for `timeout`, which also ends its dispatcher, session and subscriptions.
+fn drop_when_unacknowledged_for(tcp: &actix_web::rt::net::TcpStream, timeout: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+        tracing::debug!(error = %e, "could not set TCP_USER_TIMEOUT on a connection");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (tcp, timeout);
 }
 
 fn run(
@@ -258,6 +277,7 @@ fn run(
     cors_origins: Vec<String>,
 ) -> std::io::Result<Server> {
     let ws_echo = state.ws_echo;
+    let unacked_timeout = state.ws.unacked_timeout;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         let echo = web::resource("/ws-echo").route(web::get().to(crate::ws::echo));
@@ -279,7 +299,7 @@ fn run(
             })
             .configure(routes::configure)
     })
-    .on_connect(disable_nagle)
+    .on_connect(tune_socket(unacked_timeout))
     .listen(listener)?
     // WebSocket sessions would hold shutdown for the full default 30 s.
     .shutdown_timeout(5);
@@ -293,19 +313,27 @@ fn run(
 mod tests {
     use super::*;
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[actix_web::test]
-    async fn accepted_connections_send_small_writes_at_once() {
+    async fn accepted_connections_send_small_writes_at_once_and_give_up_on_a_silent_peer() {
         let listener = actix_web::rt::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let _client = actix_web::rt::net::TcpStream::connect(addr).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
+        let options = socket2::SockRef::from(&accepted);
         assert!(
             !accepted.nodelay().unwrap(),
             "the kernel's default is Nagle on"
         );
-        disable_nagle(&accepted, &mut actix_web::dev::Extensions::new());
+        assert_eq!(options.tcp_user_timeout().unwrap(), None);
+
+        tune_socket(Duration::from_secs(7))(&accepted, &mut Extensions::new());
         assert!(accepted.nodelay().unwrap());
+        assert_eq!(
+            options.tcp_user_timeout().unwrap(),
+            Some(Duration::from_secs(7))
+        );
     }
 }

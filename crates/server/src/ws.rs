@@ -58,6 +58,11 @@ pub struct WsConfig {
     pub write_timeout: Duration,
     /// Largest client message in bytes (one frame or all fragments together); larger closes with 1009.
     pub max_message: usize,
+    /// A connection whose peer acknowledges none of our bytes for this long is dropped by the
+    /// kernel (`TCP_USER_TIMEOUT`, every accepted socket): a client that stopped reading (an app
+    /// suspended in the background) would otherwise hold its buffers for ever, since its TCP
+    /// stack keeps answering the zero-window probes.
+    pub unacked_timeout: Duration,
 }
 
 impl Default for WsConfig {
@@ -67,6 +72,7 @@ impl Default for WsConfig {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
             max_message: 64 * 1024,
+            unacked_timeout: Duration::from_secs(60),
         }
     }
 }

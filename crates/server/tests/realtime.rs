@@ -612,18 +612,49 @@ async fn raw_client(port: u16) -> actix_codec::Framed<tokio::net::TcpStream, ws:
     )
 }
 
-#[actix_web::test]
-async fn a_slow_client_is_closed_while_the_others_receive_everything() {
-    let app = TestApp::spawn_with(SpawnOptions {
+/// An app whose hub closes a client as slow after 4 queued frames.
+async fn app_with_short_queues(ws: WsConfig) -> TestApp {
+    TestApp::spawn_with(SpawnOptions {
         hub: HubConfig {
             queue_capacity: 4,
             ..HubConfig::default()
         },
-        ws: WsConfig {
-            write_timeout: Duration::from_secs(2),
-            ..WsConfig::default()
-        },
+        ws,
         ..SpawnOptions::default()
+    })
+    .await
+}
+
+/// Resubscribes (a snapshot each time) without ever reading, until the hub closes the client
+/// as slow: by then its socket is full and its receive window closed.
+async fn resubscribe_until_closed_as_slow(
+    app: &TestApp,
+    client: &mut actix_codec::Framed<tokio::net::TcpStream, ws::Codec>,
+    ch: &str,
+) {
+    let metrics = app.state.hub.metrics();
+    let before = metrics.slow_client_closes.get();
+    let sub = json!({"op": "subscribe", "channel": ch}).to_string();
+    let mut sent = 0;
+    while metrics.slow_client_closes.get() == before && sent < 2000 {
+        client
+            .send(ws::Message::Text(sub.clone().into()))
+            .await
+            .unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        metrics.slow_client_closes.get() > before,
+        "not closed after {sent} snapshots"
+    );
+}
+
+#[actix_web::test]
+async fn a_slow_client_is_closed_while_the_others_receive_everything() {
+    let app = app_with_short_queues(WsConfig {
+        write_timeout: Duration::from_secs(2),
+        ..WsConfig::default()
     })
     .await;
     let (_, admin) = app.admin().await;
@@ -639,22 +670,7 @@ async fn a_slow_client_is_closed_while_the_others_receive_everything() {
     }
 
     let mut slow = raw_client(app.port).await;
-    let metrics = app.state.hub.metrics();
-    let before = metrics.slow_client_closes.get();
-    // Resubscribing sends a snapshot each time; the client never reads.
-    let sub = json!({"op": "subscribe", "channel": ch}).to_string();
-    let mut sent = 0;
-    while metrics.slow_client_closes.get() == before && sent < 2000 {
-        slow.send(ws::Message::Text(sub.clone().into()))
-            .await
-            .unwrap();
-        sent += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(
-        metrics.slow_client_closes.get() > before,
-        "not closed after {sent} snapshots"
-    );
+    resubscribe_until_closed_as_slow(&app, &mut slow, &ch).await;
 
     // The others are not slowed down: they get every event, in order.
     for n in 0..20 {
@@ -678,6 +694,64 @@ async fn a_slow_client_is_closed_while_the_others_receive_everything() {
     .await
     .expect("the slow client's stream ends");
     assert!(matches!(code, Some(1013 | 1008)), "{code:?}");
+}
+
+/// Whether the server's end of the connection from `client_port` is still in the kernel's table.
+#[cfg(target_os = "linux")]
+fn server_socket_open(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        matches!((fields.next(), fields.next()), (Some(l), Some(r)) if l.ends_with(&local) && r.ends_with(&remote))
+    })
+}
+
+/// Linux: `TCP_USER_TIMEOUT` is what gives up on the peer (see `WsConfig::unacked_timeout`).
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_dropped_once_nothing_is_acknowledged() {
+    let app = app_with_short_queues(WsConfig {
+        unacked_timeout: Duration::from_secs(2),
+        ..WsConfig::default()
+    })
+    .await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 500).await;
+    let ch = channel(project);
+    let metrics = app.state.hub.metrics();
+    let mut stuck = raw_client(app.port).await;
+    assert_eq!(metrics.connections.get(), 1);
+    resubscribe_until_closed_as_slow(&app, &mut stuck, &ch).await;
+
+    // The client is alive (its kernel answers every probe) but reads nothing. The server's
+    // socket gives up once its bytes have gone unacknowledged for 2 s; without the timeout it
+    // would stay established for as long as the client does.
+    let client_port = stuck.io_ref().local_addr().unwrap().port();
+    let dropped = tokio::time::timeout(Duration::from_secs(30), async {
+        while server_socket_open(app.port, client_port) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        dropped.is_ok(),
+        "the server still holds the stuck connection"
+    );
+    assert_eq!(metrics.connections.get(), 0);
+    // What the client finally reads ends in a reset, not in the Close queued behind its backlog.
+    let ending = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stuck.next().await {
+                Some(Ok(ws::Frame::Close(reason))) => return Some(reason),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the client's stream ends");
+    assert!(ending.is_none(), "the backlog was delivered: {ending:?}");
 }
 
 #[actix_web::test]
