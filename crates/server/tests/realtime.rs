@@ -583,8 +583,11 @@ async fn a_committed_change_whose_publish_is_lost_arrives_by_catch_up_within_2_s
     assert!(ws.recv_within(Duration::from_millis(1500)).await.is_none());
 }
 
+/// A WebSocket client on a bare socket, which reads only when the test says so.
+type RawClient = actix_codec::Framed<tokio::net::TcpStream, ws::Codec>;
+
 /// A WebSocket client on a socket with a tiny receive buffer, for a client that never reads.
-async fn raw_client(port: u16) -> actix_codec::Framed<tokio::net::TcpStream, ws::Codec> {
+async fn raw_client(port: u16) -> RawClient {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -627,11 +630,7 @@ async fn app_with_short_queues(ws: WsConfig) -> TestApp {
 
 /// Resubscribes (a snapshot each time) without ever reading, until the hub closes the client
 /// as slow: by then its socket is full and its receive window closed.
-async fn resubscribe_until_closed_as_slow(
-    app: &TestApp,
-    client: &mut actix_codec::Framed<tokio::net::TcpStream, ws::Codec>,
-    ch: &str,
-) {
+async fn resubscribe_until_closed_as_slow(app: &TestApp, client: &mut RawClient, ch: &str) {
     let metrics = app.state.hub.metrics();
     let before = metrics.slow_client_closes.get();
     let sub = json!({"op": "subscribe", "channel": ch}).to_string();
