@@ -38,10 +38,15 @@ pub struct Point {
 pub struct UnitGeometry {
     /// The unit's block number.
     pub block_number: String,
-    /// The matched element's id.
+    /// The first matched element's id.
     pub element_id: String,
-    /// Bounding box in root user coordinates.
+    /// Every element drawn for the unit, in document order.
+    pub element_ids: Vec<String>,
+    /// Bounding box in root user coordinates (the union over the unit's elements).
     pub bbox: BBox,
+    /// The lot's outline as a closed polygon (at most 64 points, root user coordinates), for
+    /// exact hit-testing of taps.
+    pub outline: Vec<Point>,
     /// Centre of the bounding box.
     pub center: Point,
 }

@@ -17,13 +17,49 @@ use std::collections::HashMap;
 
 use crate::parse::{Named, Node, Span, decode_lossy};
 
-/// A unit and the element drawn for it.
+/// How an element was matched to its unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchSource {
+    /// The element's own `id`, de-mangled.
+    Id,
+    /// A human name on the element: `data-name`, `inkscape:label` or `<title>`.
+    Label,
+    /// A `<text>` label drawn over the shape.
+    Text,
+    /// An admin's manual mapping.
+    Manual,
+}
+
+impl MatchSource {
+    /// The report's wire name: `id`, `label`, `text` or `manual`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchSource::Id => "id",
+            MatchSource::Label => "label",
+            MatchSource::Text => "text",
+            MatchSource::Manual => "manual",
+        }
+    }
+}
+
+/// An admin's mapping of one element (by id) to a block number, applied over automatic matching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManualMapping<'a> {
+    /// The element's id in the sanitized document.
+    pub element_id: &'a str,
+    /// The unit's block number.
+    pub block_number: &'a str,
+}
+
+/// A unit and one element drawn for it (a unit drawn as several shapes has several entries).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchedUnit {
     /// The unit's block number, as given to `map_units`.
     pub block_number: String,
     /// The element's `id` (or its `data-name` / `inkscape:label` when it has no id).
     pub element_id: String,
+    /// How the element was matched.
+    pub source: MatchSource,
 }
 
 /// The mapping report between a siteplan's elements and a project's units. It also remembers
@@ -42,6 +78,9 @@ pub struct Mapping {
     /// Things an admin should look at: double claims, id/data-name disagreements, ids that look
     /// like block numbers but match no unit, units that collide once normalised.
     pub warnings: Vec<String>,
+    /// Ids of closed shapes (and `use` copies) that are not part of a matched unit: what an admin
+    /// may map by hand.
+    pub unmatched_shape_ids: Vec<String>,
     /// Node index of each `matched` entry.
     pub(crate) nodes: Vec<u32>,
 }
@@ -530,6 +569,7 @@ pub(crate) fn map_units(
         mapping.matched.push(MatchedUnit {
             block_number: units[u].to_string(),
             element_id: display_id(text, named_list, node),
+            source: MatchSource::Id,
         });
         mapping.nodes.push(node);
         let n = &nodes[node as usize];

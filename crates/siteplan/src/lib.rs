@@ -66,7 +66,7 @@ use std::sync::Arc;
 pub use color::{ColorTemplate, Palette, STATUS_COLORS};
 pub use error::{SvgError, SvgErrorKind};
 pub use geometry::{BBox, Point, UnitGeometry};
-pub use ids::{Mapping, MatchedUnit};
+pub use ids::{ManualMapping, Mapping, MatchSource, MatchedUnit};
 
 /// Resource limits applied while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,7 +166,24 @@ impl Siteplan {
     /// that disagree (`id="_91" data-name="81"`), names that look like block numbers (`E5`) but
     /// match no unit, and units that become equal once normalised (those match only at ranks 1–2).
     pub fn map_units(&self, block_numbers: &[&str]) -> Mapping {
+        self.map_units_with(block_numbers, &[])
+    }
+
+    /// [`Siteplan::map_units`], then the admin's manual mappings on top (source `manual`): a
+    /// manually mapped element belongs to its unit whatever automatic matching said of it. A
+    /// manual entry whose element id is not in the document (see [`Siteplan::has_element`]) or
+    /// whose block number is not given is skipped and named in `warnings`.
+    pub fn map_units_with(&self, block_numbers: &[&str], manual: &[ManualMapping<'_>]) -> Mapping {
+        // TODO(v1.1 engine): apply `manual`.
+        let _ = manual;
         ids::map_units(&self.text, &self.nodes, &self.named, block_numbers)
+    }
+
+    /// Whether the document has a mappable element (a rendered group, shape or `use`) with this id.
+    pub fn has_element(&self, element_id: &str) -> bool {
+        self.named
+            .iter()
+            .any(|n| n.id.is_some_and(|s| &self.text[s.range()] == element_id))
     }
 
     /// Bounding box and centre of each matched unit in root user coordinates (the viewBox
@@ -184,6 +201,8 @@ impl Siteplan {
                 Some(UnitGeometry {
                     block_number: m.block_number.clone(),
                     element_id: m.element_id.clone(),
+                    element_ids: vec![m.element_id.clone()],
+                    outline: Vec::new(),
                     bbox,
                     center: Point {
                         x: bbox.x + bbox.width / 2.0,

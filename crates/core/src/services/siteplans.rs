@@ -24,6 +24,9 @@ pub struct MatchedView {
     pub block_number: String,
     /// The element's id.
     pub element_id: String,
+    /// How the element was matched: `id`, `label`, `text` or `manual`.
+    #[schema(value_type = String, example = "id")]
+    pub source: &'static str,
 }
 
 /// The mapping report of `PUT /projects/{id}/siteplan`.
@@ -38,6 +41,8 @@ pub struct MappingReport {
     pub unmatched_element_ids: Vec<String>,
     /// Block numbers with no element.
     pub units_without_element: Vec<String>,
+    /// Closed shapes (and `use` copies) not part of any unit: what an admin may map by hand.
+    pub unmatched_shape_ids: Vec<String>,
     /// Ambiguities worth a designer's look.
     pub warnings: Vec<String>,
 }
@@ -51,10 +56,12 @@ fn report(siteplan: &Siteplan, mapping: &Mapping) -> MappingReport {
             .map(|m| MatchedView {
                 block_number: m.block_number.clone(),
                 element_id: m.element_id.clone(),
+                source: m.source.as_str(),
             })
             .collect(),
         unmatched_element_ids: mapping.unmatched_element_ids.clone(),
         units_without_element: mapping.units_without_element.clone(),
+        unmatched_shape_ids: mapping.unmatched_shape_ids.clone(),
         warnings: mapping.warnings.clone(),
     }
 }
@@ -89,12 +96,16 @@ pub struct UnitGeometryView {
     pub unit_id: Uuid,
     /// Block number.
     pub block_number: String,
-    /// The matched element's id.
+    /// The first matched element's id.
     pub element_id: String,
+    /// Every element drawn for the unit.
+    pub element_ids: Vec<String>,
     /// Bounding box.
     pub bbox: BoxView,
     /// Centre of the box.
     pub center: PointView,
+    /// The lot's outline, a closed polygon of at most 64 points in viewBox coordinates.
+    pub outline: Vec<PointView>,
 }
 
 /// `GET /projects/{id}/siteplan/geometry`.
@@ -358,6 +369,7 @@ impl Services {
                         unit_id: *ids.get(g.block_number.as_str())?,
                         block_number: g.block_number.clone(),
                         element_id: g.element_id.clone(),
+                        element_ids: g.element_ids.clone(),
                         bbox: BoxView {
                             x: g.bbox.x,
                             y: g.bbox.y,
@@ -368,6 +380,11 @@ impl Services {
                             x: g.center.x,
                             y: g.center.y,
                         },
+                        outline: g
+                            .outline
+                            .iter()
+                            .map(|p| PointView { x: p.x, y: p.y })
+                            .collect(),
                     })
                 })
                 .collect(),
