@@ -253,6 +253,8 @@ impl Modify for Conventions {
         routes::siteplans::upload,
         routes::siteplans::svg,
         routes::siteplans::geometry,
+        routes::siteplans::mapping,
+        routes::siteplans::set_mapping,
         routes::kyc::submit,
         routes::kyc::document,
         routes::leads::create,

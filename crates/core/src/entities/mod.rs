@@ -11,6 +11,7 @@ pub mod lead_consents;
 pub mod leads;
 pub mod project_siteplans;
 pub mod projects;
+pub mod siteplan_mappings;
 pub mod unit_events;
 pub mod units;
 pub mod users;

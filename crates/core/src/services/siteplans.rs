@@ -1,22 +1,53 @@
 //! Siteplans: upload (parse, sanitize, map ids to units) atomically, and serve the sanitized or
 //! coloured SVG and the unit geometry from a per-project cache, so a request never re-parses.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use kavling_siteplan::{ColorTemplate, Limits, Mapping, Siteplan, UnitGeometry};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
-use serde::Serialize;
+use kavling_siteplan::{
+    ColorTemplate, Limits, ManualMapping, Mapping, MatchSource, Siteplan, UnitGeometry,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Services;
 use crate::audit::{self, ActorRef, AuditEntry};
 use crate::db::begin_write;
 use crate::domain::Palette;
-use crate::entities::{project_siteplans, projects, units};
-use crate::error::{CoreError, CoreResult};
+use crate::entities::{project_siteplans, projects, siteplan_mappings, units};
+use crate::error::{CoreError, CoreResult, FieldError};
 
-/// One matched unit in the mapping report.
+/// How a report entry was matched (`id`, `label`, `text`, `manual`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchSourceView {
+    /// The element's own id, de-mangled.
+    Id,
+    /// `data-name`, `inkscape:label` or `<title>`.
+    Label,
+    /// A `<text>` label drawn over the shape.
+    Text,
+    /// An admin's manual mapping.
+    Manual,
+}
+
+impl From<MatchSource> for MatchSourceView {
+    fn from(s: MatchSource) -> Self {
+        match s {
+            MatchSource::Id => MatchSourceView::Id,
+            MatchSource::Label => MatchSourceView::Label,
+            MatchSource::Text => MatchSourceView::Text,
+            MatchSource::Manual => MatchSourceView::Manual,
+        }
+    }
+}
+
+/// One matched element in the mapping report (a unit drawn as several shapes has several).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchedView {
@@ -24,12 +55,11 @@ pub struct MatchedView {
     pub block_number: String,
     /// The element's id.
     pub element_id: String,
-    /// How the element was matched: `id`, `label`, `text` or `manual`.
-    #[schema(value_type = String, example = "id")]
-    pub source: &'static str,
+    /// How the element was matched.
+    pub source: MatchSourceView,
 }
 
-/// The mapping report of `PUT /projects/{id}/siteplan`.
+/// The mapping report of `PUT /projects/{id}/siteplan` and `PUT /projects/{id}/siteplan/mapping`.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingReport {
@@ -43,7 +73,7 @@ pub struct MappingReport {
     pub units_without_element: Vec<String>,
     /// Closed shapes (and `use` copies) not part of any unit: what an admin may map by hand.
     pub unmatched_shape_ids: Vec<String>,
-    /// Ambiguities worth a designer's look.
+    /// Ambiguities worth a designer's look, and manual mappings dropped by a re-upload.
     pub warnings: Vec<String>,
 }
 
@@ -56,7 +86,7 @@ fn report(siteplan: &Siteplan, mapping: &Mapping) -> MappingReport {
             .map(|m| MatchedView {
                 block_number: m.block_number.clone(),
                 element_id: m.element_id.clone(),
-                source: m.source.as_str(),
+                source: m.source.into(),
             })
             .collect(),
         unmatched_element_ids: mapping.unmatched_element_ids.clone(),
@@ -65,6 +95,20 @@ fn report(siteplan: &Siteplan, mapping: &Mapping) -> MappingReport {
         warnings: mapping.warnings.clone(),
     }
 }
+
+/// `PUT /projects/{id}/siteplan/mapping` input.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingInput {
+    /// Element id → the unit's block number, or `null` to clear that element's manual mapping.
+    #[schema(value_type = HashMap<String, Option<String>>, example = json!({"kv-3f2a91c0": "A12", "path812": null}))]
+    pub elements: BTreeMap<String, Option<String>>,
+}
+
+/// Most manual mappings one request may set or clear.
+pub const MAX_MAPPING_CHANGES: usize = 10_000;
+/// Longest element id a manual mapping may name (the column's width).
+pub const MAX_ELEMENT_ID_LEN: usize = 200;
 
 /// A box in the root coordinate system.
 #[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
@@ -129,10 +173,14 @@ pub struct SiteplanBody {
 
 /// The prepared form of one project's siteplan: parsed once, rendered many times.
 struct Prepared {
+    /// `siteplan_version` of the project row: bumped by an upload and by every manual mapping
+    /// change, so every instance sees a stale entry as stale.
     version: i32,
     /// Block numbers the mapping was computed for (units may be added after an upload).
     blocks_key: u64,
+    siteplan: Siteplan,
     sanitized: Arc<str>,
+    report: MappingReport,
     template: ColorTemplate,
     geometry: Vec<UnitGeometry>,
     view_box: Option<BoxView>,
@@ -164,15 +212,69 @@ fn invalid_svg(e: kavling_siteplan::SvgError) -> CoreError {
     CoreError::bad_request("invalid_svg", e.to_string())
 }
 
+fn task_failed(e: tokio::task::JoinError) -> CoreError {
+    CoreError::Internal(format!("siteplan task failed: {e}"))
+}
+
 async fn parse_blocking(bytes: Vec<u8>) -> CoreResult<Siteplan> {
     tokio::task::spawn_blocking(move || Siteplan::parse(&bytes, &Limits::default()))
         .await
-        .map_err(|e| CoreError::Internal(format!("siteplan task failed: {e}")))?
+        .map_err(task_failed)?
         .map_err(invalid_svg)
 }
 
+/// A manual mapping as stored: the element and its unit's current block number.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ManualRow {
+    element_id: String,
+    block_number: String,
+}
+
+/// Maps units (automatic matching, then the manual rows) off the async executor: text labels
+/// over thousands of lots take tens of milliseconds.
+async fn map_blocking(
+    siteplan: Siteplan,
+    blocks: Vec<String>,
+    manual: Vec<ManualRow>,
+) -> CoreResult<(Siteplan, Mapping)> {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+        let manual: Vec<ManualMapping<'_>> = manual
+            .iter()
+            .map(|m| ManualMapping {
+                element_id: &m.element_id,
+                block_number: &m.block_number,
+            })
+            .collect();
+        let mapping = siteplan.map_units_with(&refs, &manual);
+        (siteplan, mapping)
+    })
+    .await
+    .map_err(task_failed)
+}
+
+/// Splits stored manual mappings into those whose element the drawing still has and the rest.
+fn split_surviving(
+    siteplan: &Siteplan,
+    rows: &[(Uuid, ManualRow)],
+) -> (Vec<ManualRow>, Vec<(Uuid, ManualRow)>) {
+    let mut kept = Vec::with_capacity(rows.len());
+    let mut dropped = Vec::new();
+    for (id, row) in rows {
+        if siteplan.has_element(&row.element_id) {
+            kept.push(row.clone());
+        } else {
+            dropped.push((*id, row.clone()));
+        }
+    }
+    (kept, dropped)
+}
+
+/// The units of a project: `(id, block number, status)`.
+type UnitRow = (Uuid, String, String);
+
 impl Services {
-    async fn block_numbers(&self, project_id: Uuid) -> CoreResult<Vec<(Uuid, String, String)>> {
+    async fn block_numbers(&self, project_id: Uuid) -> CoreResult<Vec<UnitRow>> {
         Ok(units::Entity::find()
             .select_only()
             .column(units::Column::Id)
@@ -184,7 +286,36 @@ impl Services {
             .await?)
     }
 
-    /// Replaces a project's siteplan. A rejected upload changes nothing.
+    /// The stored manual mappings of a project, by element id, with their units' block numbers.
+    async fn manual_rows<C: ConnectionTrait>(
+        conn: &C,
+        project_id: Uuid,
+        units: &[UnitRow],
+    ) -> CoreResult<Vec<(Uuid, ManualRow)>> {
+        let blocks: HashMap<Uuid, &str> =
+            units.iter().map(|(id, b, _)| (*id, b.as_str())).collect();
+        let rows = siteplan_mappings::Entity::find()
+            .filter(siteplan_mappings::Column::ProjectId.eq(project_id))
+            .order_by_asc(siteplan_mappings::Column::ElementId)
+            .all(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let block = blocks.get(&r.unit_id)?;
+                Some((
+                    r.id,
+                    ManualRow {
+                        element_id: r.element_id,
+                        block_number: (*block).to_owned(),
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// Replaces a project's siteplan. A rejected upload changes nothing. Manual mappings whose
+    /// element is still in the drawing are kept; the others are deleted and named in `warnings`.
     pub async fn replace_siteplan(
         &self,
         actor: &ActorRef,
@@ -202,15 +333,11 @@ impl Services {
         }
         self.project(project_id).await?;
         let siteplan = parse_blocking(svg.to_vec()).await?;
-        let blocks: Vec<String> = self
-            .block_numbers(project_id)
-            .await?
-            .into_iter()
-            .map(|(_, b, _)| b)
-            .collect();
-        let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
-        let mapping = siteplan.map_units(&refs);
-        let report = report(&siteplan, &mapping);
+        let units = self.block_numbers(project_id).await?;
+        let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
+        let manual = Self::manual_rows(&self.db, project_id, &units).await?;
+        let (kept, _) = split_surviving(&siteplan, &manual);
+        let (mut siteplan, mut mapping) = map_blocking(siteplan, blocks.clone(), kept).await?;
 
         let txn = begin_write(&self.db).await?;
         let current = project_siteplans::Entity::find_by_id(project_id)
@@ -225,6 +352,25 @@ impl Services {
         active.siteplan_version = Set(version);
         active.siteplan_updated_at = Set(Some(now));
         active.update(&txn).await?;
+        // Read again under the write lock: a mapping saved since the first read counts too.
+        let manual_now = Self::manual_rows(&txn, project_id, &units).await?;
+        let (kept_now, dropped) = split_surviving(&siteplan, &manual_now);
+        if manual_now != manual {
+            (siteplan, mapping) = map_blocking(siteplan, blocks.clone(), kept_now).await?;
+        }
+        if !dropped.is_empty() {
+            siteplan_mappings::Entity::delete_many()
+                .filter(siteplan_mappings::Column::Id.is_in(dropped.iter().map(|(id, _)| *id)))
+                .exec(&txn)
+                .await?;
+        }
+        let mut report = report(&siteplan, &mapping);
+        for (_, m) in &dropped {
+            report.warnings.push(format!(
+                "the manual mapping of element \"{}\" to unit {} was dropped: the new drawing has no such element",
+                m.element_id, m.block_number
+            ));
+        }
         audit::record(
             &txn,
             self.clock.as_ref(),
@@ -239,6 +385,7 @@ impl Services {
                     "bytes": svg.len(),
                     "matched": report.matched.len(),
                     "unitsWithoutElement": report.units_without_element.len(),
+                    "manualMappingsDropped": dropped.iter().map(|(_, m)| &m.element_id).collect::<Vec<_>>(),
                 })),
             },
         )
@@ -247,6 +394,142 @@ impl Services {
         self.siteplans
             .store(project_id, version, &blocks, siteplan, &mapping);
         Ok(report)
+    }
+
+    /// Sets (`Some(block)`) or clears (`None`) manual mappings of elements of the current
+    /// drawing, and answers the new report. Unknown element ids or block numbers: 422 naming
+    /// each; nothing changes. Every instance sees the change: it bumps `siteplan_version`.
+    pub async fn set_siteplan_mapping(
+        &self,
+        actor: &ActorRef,
+        project_id: Uuid,
+        input: &MappingInput,
+    ) -> CoreResult<MappingReport> {
+        let changes = &input.elements;
+        if changes.len() > MAX_MAPPING_CHANGES {
+            return Err(CoreError::invalid_field(
+                "elements",
+                "too_many",
+                format!("at most {MAX_MAPPING_CHANGES} elements per request"),
+            ));
+        }
+        let project = self.project(project_id).await?;
+        if project.siteplan_version == 0 {
+            return Err(CoreError::NotFound("siteplan"));
+        }
+        let units = self.block_numbers(project_id).await?;
+        let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
+        let prepared = self.prepared(&project, &blocks).await?;
+        let unit_of: HashMap<&str, Uuid> =
+            units.iter().map(|(id, b, _)| (b.as_str(), *id)).collect();
+
+        let mut errors = Vec::new();
+        let mut resolved: Vec<(&str, Option<Uuid>)> = Vec::with_capacity(changes.len());
+        for (element_id, block) in changes {
+            let field = format!("elements.{element_id}");
+            if element_id.len() > MAX_ELEMENT_ID_LEN || !prepared.siteplan.has_element(element_id) {
+                errors.push(FieldError::new(
+                    &field,
+                    "unknown_element",
+                    format!("the siteplan has no mappable element with id \"{element_id}\""),
+                ));
+                continue;
+            }
+            match block {
+                None => resolved.push((element_id, None)),
+                Some(b) => match unit_of.get(b.as_str()) {
+                    Some(unit) => resolved.push((element_id, Some(*unit))),
+                    None => errors.push(FieldError::new(
+                        &field,
+                        "unknown_unit",
+                        format!("the project has no unit with block number \"{b}\""),
+                    )),
+                },
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CoreError::Validation(errors));
+        }
+
+        let txn = begin_write(&self.db).await?;
+        // Conditional on the version the ids were checked against: a re-upload in between
+        // could have removed them.
+        let bumped = project_siteplans::Entity::update_many()
+            .col_expr(
+                project_siteplans::Column::SiteplanVersion,
+                Expr::col(project_siteplans::Column::SiteplanVersion).add(1),
+            )
+            .filter(project_siteplans::Column::Id.eq(project_id))
+            .filter(project_siteplans::Column::SiteplanVersion.eq(prepared.version))
+            .exec(&txn)
+            .await?;
+        if bumped.rows_affected == 0 {
+            return Err(CoreError::conflict(
+                "siteplan_changed",
+                "the siteplan changed while the mapping was being saved; load it again",
+            ));
+        }
+        let version = prepared.version + 1;
+        let now = self.clock.now();
+        siteplan_mappings::Entity::delete_many()
+            .filter(siteplan_mappings::Column::ProjectId.eq(project_id))
+            .filter(siteplan_mappings::Column::ElementId.is_in(resolved.iter().map(|(e, _)| *e)))
+            .exec(&txn)
+            .await?;
+        let rows: Vec<siteplan_mappings::ActiveModel> = resolved
+            .iter()
+            .filter_map(|(element_id, unit)| {
+                Some(siteplan_mappings::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    project_id: Set(project_id),
+                    element_id: Set((*element_id).to_owned()),
+                    unit_id: Set((*unit)?),
+                    created_by: Set(actor.user_id),
+                    created_at: Set(now),
+                })
+            })
+            .collect();
+        if !rows.is_empty() {
+            siteplan_mappings::Entity::insert_many(rows)
+                .exec(&txn)
+                .await?;
+        }
+        let manual = Self::manual_rows(&txn, project_id, &units).await?;
+        audit::record(
+            &txn,
+            self.clock.as_ref(),
+            actor,
+            AuditEntry {
+                action: "siteplan.mapping_changed",
+                entity_type: "project",
+                entity_id: project_id,
+                old_values: Some(serde_json::json!({"siteplanVersion": version - 1})),
+                new_values: Some(serde_json::json!({
+                    "siteplanVersion": version,
+                    "elements": changes,
+                })),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        let manual = manual.into_iter().map(|(_, m)| m).collect();
+        let (siteplan, mapping) =
+            map_blocking(prepared.siteplan.clone(), blocks.clone(), manual).await?;
+        let prepared = self
+            .siteplans
+            .store(project_id, version, &blocks, siteplan, &mapping);
+        Ok(prepared.report.clone())
+    }
+
+    /// The current mapping report of a project's siteplan (404 until one is uploaded).
+    pub async fn siteplan_mapping(&self, project_id: Uuid) -> CoreResult<MappingReport> {
+        let project = self.project(project_id).await?;
+        if project.siteplan_version == 0 {
+            return Err(CoreError::NotFound("siteplan"));
+        }
+        let units = self.block_numbers(project_id).await?;
+        let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
+        Ok(self.prepared(&project, &blocks).await?.report.clone())
     }
 
     /// The prepared siteplan for a project at its current version and unit list.
@@ -270,8 +553,13 @@ impl Services {
             .siteplan_sanitized
             .ok_or(CoreError::NotFound("siteplan"))?;
         let siteplan = parse_blocking(sanitized.into_bytes()).await?;
-        let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
-        let mapping = siteplan.map_units(&refs);
+        let units = self.block_numbers(project.id).await?;
+        let manual = Self::manual_rows(&self.db, project.id, &units)
+            .await?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        let (siteplan, mapping) = map_blocking(siteplan, blocks.to_vec(), manual).await?;
         Ok(self
             .siteplans
             .store(project.id, row.siteplan_version, blocks, siteplan, &mapping))
@@ -409,6 +697,7 @@ impl SiteplanCache {
             version,
             blocks_key: blocks_key(blocks),
             sanitized: siteplan.sanitized().into(),
+            report: report(&siteplan, mapping),
             template: siteplan.color_template(mapping),
             geometry: siteplan.geometry(mapping),
             view_box: siteplan.view_box().map(|v| BoxView {
@@ -418,6 +707,7 @@ impl SiteplanCache {
                 height: v.height,
             }),
             colored: Mutex::new(None),
+            siteplan,
         });
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(project_id, prepared.clone());

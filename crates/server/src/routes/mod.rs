@@ -94,6 +94,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(siteplans::svg)),
                 )
                 .service(
+                    web::resource("/projects/{id}/siteplan/mapping")
+                        .route(web::get().to(siteplans::mapping))
+                        .route(web::put().to(siteplans::set_mapping)),
+                )
+                .service(
                     web::resource("/projects/{id}/siteplan/geometry")
                         .route(web::get().to(siteplans::geometry)),
                 )

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use kavling_core::CoreError;
-use kavling_core::services::siteplans::{GeometryView, MappingReport};
+use kavling_core::services::siteplans::{GeometryView, MappingInput, MappingReport};
 use kavling_core::services::users::Access;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -121,4 +121,43 @@ pub async fn geometry(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.services.siteplan_geometry(path.into_inner()).await?))
+}
+
+/// `GET /projects/{id}/siteplan/mapping` (admin): the current mapping report.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 200, body = MappingReport),
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project, or no siteplan yet", body = ProblemBody)))]
+pub async fn mapping(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    state.services.require(&auth.0, Access::Admin).await?;
+    let report = state.services.siteplan_mapping(path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// `PUT /projects/{id}/siteplan/mapping` (admin): set or clear manual element → unit mappings.
+#[utoipa::path(put, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = [])),
+    request_body = MappingInput,
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses((status = 200, description = "The new mapping report", body = MappingReport),
+        (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project, or no siteplan yet", body = ProblemBody),
+        (status = 409, description = "`siteplan_changed`: a new drawing was uploaded meanwhile", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: an unknown element id (`unknown_element`) or block number (`unknown_unit`), each named in `errors`", body = ProblemBody)))]
+pub async fn set_mapping(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    body: web::Json<MappingInput>,
+) -> ApiResult<HttpResponse> {
+    let admin = state.services.require(&auth.0, Access::Admin).await?;
+    let report = state
+        .services
+        .set_siteplan_mapping(&ctx.actor(&admin), path.into_inner(), &body)
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
 }
