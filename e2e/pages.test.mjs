@@ -294,6 +294,78 @@ describe('admin console', () => {
   });
 });
 
+describe('admin click-to-map', () => {
+  test('an unmatched shape is clicked, given a unit from the searchable list, saved, and recolours live on the public page', async () => {
+    // A drawing whose second and third lots carry ids no unit matches (a drafter's leftovers).
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 120">
+  <rect id="B1" x="10" y="10" width="100" height="100" fill="#dddddd" stroke="#555555"/>
+  <rect id="lot-x" x="140" y="10" width="100" height="100" fill="#dddddd" stroke="#555555"/>
+  <rect id="lot-y" x="270" y="10" width="100" height="100" style="fill:#dddddd;stroke:#555555"/>
+</svg>`;
+    const name = `E2E Peta ${Date.now()}`;
+    const created = await apiCall('POST', '/projects', { name, location: 'Bekasi' });
+    const units = await apiCall('POST', `/projects/${created.id}/units`, [1, 2, 3].map((n) => (
+      { blockNumber: `B${n}`, type: '36/72', price: 400000000 + n })));
+    const b2 = units.find((u) => u.blockNumber === 'B2');
+
+    const { context, page, problems } = await newPage();
+    await page.goto(`${BASE}/admin`);
+    await page.locator('#kv-login-view').waitFor({ state: 'visible' });
+    await page.fill('#kv-login-email', EMAIL);
+    await page.fill('#kv-login-password', PASSWORD);
+    await page.click('#kv-login-form button[type="submit"]');
+    await page.locator('#kv-app-view').waitFor({ state: 'visible' });
+    await page.selectOption('#kv-project-select', created.id);
+
+    await page.setInputFiles('#kv-siteplan-file', { name: 'peta.svg', mimeType: 'image/svg+xml', buffer: Buffer.from(svg) });
+    await page.click('#kv-siteplan-form button[type="submit"]');
+    await page.locator('#kv-mapper').waitFor({ state: 'visible' });
+    await page.waitForSelector('#kv-map-canvas [data-map-id="lot-x"].kv-unmatched');
+    assert.equal(await page.locator('#kv-map-canvas .kv-unmatched').count(), 2);
+    assert.equal(await page.locator('#kv-report-matched strong').textContent(), '1');
+    // The drawing's own style attribute went through CSSOM: the strict CSP let it apply.
+    assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('#kv-map-canvas [id="lot-y"]')).fill), 'rgb(221, 221, 221)');
+    await shot(page, 'admin-mapper-before.png');
+
+    await page.click('#kv-map-canvas [data-map-id="lot-x"]');
+    assert.equal(await page.locator('#kv-map-element').textContent(), 'lot-x');
+    await page.fill('#kv-map-search', 'b-2');
+    await page.waitForFunction(() => document.querySelectorAll('#kv-map-unit option').length === 1);
+    assert.equal(await page.locator('#kv-map-unit').inputValue(), 'B2');
+    await page.click('#kv-map-save');
+    await page.waitForSelector('#kv-map-msg.ok');
+    await page.waitForSelector('#kv-map-canvas [data-map-id="lot-x"].kv-manual:not(.kv-unmatched)');
+    assert.equal(await page.locator('#kv-report-matched strong').textContent(), '2');
+    const report = await page.locator('#kv-siteplan-report').textContent();
+    assert.ok(report.includes('B2 ← lot-x (manual)'), report);
+    const stored = await apiCall('GET', `/projects/${created.id}/siteplan/mapping`);
+    assert.ok(stored.matched.some((m) => m.blockNumber === 'B2' && m.elementId === 'lot-x' && m.source === 'manual'));
+    await shot(page, 'admin-mapper-after.png');
+
+    // The public page draws B2 on the mapped shape and recolours it live.
+    const live = await newPage();
+    await live.page.goto(`${BASE}/projects/${created.id}`);
+    await live.page.waitForSelector('body[data-live="true"]', { state: 'attached', timeout: 10000 });
+    assert.equal(await live.page.evaluate((id) => document.querySelector(`[data-unit-id="${id}"]`)?.id, b2.id), 'lot-x');
+    assert.equal(await renderedFill(live.page, b2.id), COLORS.AVAILABLE);
+    await apiCall('PATCH', `/units/${b2.id}`, { status: 'SOLD' });
+    await live.page.waitForFunction(
+      ({ id, rgb }) => {
+        const el = document.querySelector(`[data-unit-id="${id}"]`);
+        return el && getComputedStyle(el).fill === rgb;
+      },
+      { id: b2.id, rgb: 'rgb(239, 68, 68)' },
+      { timeout: 5000, polling: 20 },
+    );
+    assert.equal(await renderedFill(live.page, b2.id), COLORS.SOLD);
+    await shot(live.page, 'live-after-manual-map.png');
+    assert.deepEqual(live.problems, []);
+    await live.context.close();
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});
+
 test('pages send a strict CSP and load only same-origin resources', async () => {
   const admin = (await fetch(`${BASE}/admin`)).headers.get('content-security-policy');
   assert.match(admin, /script-src 'self'/);

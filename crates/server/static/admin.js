@@ -1,7 +1,8 @@
 // The admin console: log in, pick or create a project, upload its siteplan and read the mapping
-// report, add units (one, or a pasted CSV/JSON list), change unit statuses, see bookings.
+// report, map the shapes automatic matching missed by clicking them, add units (one, or a pasted
+// CSV/JSON list), change unit statuses, see bookings.
 // The token lives in sessionStorage only (gone when the tab closes).
-import { api, ApiError, fetchAll, formatRupiah, formatTime, h, STATUSES, statusBadge } from './api.js';
+import { api, ApiError, fetchAll, formatRupiah, formatTime, h, importSvg, STATUSES, statusBadge } from './api.js';
 
 const TOKEN_KEY = 'kavling.token';
 const USER_KEY = 'kavling.user';
@@ -136,7 +137,7 @@ async function selectProject(id) {
   notice('kv-siteplan-msg', 'info', p && p.siteplanVersion > 0
     ? `Siteplan versi ${p.siteplanVersion} terpasang${p.siteplanUpdatedAt ? ` (${formatTime(p.siteplanUpdatedAt)})` : ''}.`
     : (p ? 'Proyek ini belum punya siteplan.' : ''));
-  await Promise.all([loadUnits(), loadBookings()]);
+  await Promise.all([loadUnits(), loadBookings(), loadMapper()]);
 }
 
 $('kv-project-select').addEventListener('change', (ev) => selectProject(ev.currentTarget.value));
@@ -170,17 +171,23 @@ function chipList(items) {
     : h('p', { class: 'muted small' }, 'Tidak ada.');
 }
 
+const SOURCE_LABELS = { id: 'id', label: 'nama', text: 'teks', manual: 'manual' };
+
 function renderReport(r) {
   const stat = (n, label, id) => h('div', { class: 'stat', id }, h('strong', {}, String(n)), h('span', { class: 'muted small' }, label));
+  const units = new Set(r.matched.map((m) => m.blockNumber));
   $('kv-siteplan-report').replaceChildren(
     h('div', { class: 'stats' },
       stat(r.elementCount, 'elemen', 'kv-report-elements'),
-      stat(r.matched.length, 'unit cocok', 'kv-report-matched'),
+      stat(units.size, 'unit cocok', 'kv-report-matched'),
       stat(r.unmatchedElementIds.length, 'elemen tanpa unit', 'kv-report-unmatched'),
       stat(r.unitsWithoutElement.length, 'unit tanpa elemen', 'kv-report-missing')),
     h('details', { open: r.matched.length <= 40 },
       h('summary', {}, `Cocok (${r.matched.length})`),
-      chipList(r.matched.map((m) => (m.elementId === m.blockNumber ? m.blockNumber : `${m.blockNumber} ← ${m.elementId}`)))),
+      chipList(r.matched.map((m) => {
+        const from = m.elementId === m.blockNumber ? m.blockNumber : `${m.blockNumber} ← ${m.elementId}`;
+        return `${from} (${SOURCE_LABELS[m.source] || m.source})`;
+      }))),
     h('details', { open: true },
       h('summary', {}, `Elemen tanpa unit (${r.unmatchedElementIds.length})`),
       chipList(r.unmatchedElementIds)),
@@ -208,9 +215,143 @@ $('kv-siteplan-form').addEventListener('submit', (ev) => {
       headers: { 'Content-Type': 'image/svg+xml' },
     });
     renderReport(report);
-    notice('kv-siteplan-msg', 'ok', `Siteplan "${file.name}" diunggah: ${report.matched.length} unit cocok.`);
+    const matchedUnits = new Set(report.matched.map((m) => m.blockNumber)).size;
+    notice('kv-siteplan-msg', 'ok', `Siteplan "${file.name}" diunggah: ${matchedUnits} unit cocok.`);
     const fresh = await call(`/projects/${state.projectId}`);
     state.projects = state.projects.map((p) => (p.id === fresh.id ? fresh : p));
+    await loadMapper(report);
+  });
+});
+
+// ---------------------------------------------------------------- click-to-map
+
+const mapper = {
+  /** The drawn siteplan's elements by id. */
+  byId: new Map(),
+  /** elementId → the report's matched entry. */
+  matched: new Map(),
+  unmatched: new Set(),
+  units: [],
+  selected: null,
+};
+
+/** `Blok A-12` → `a12`: the same loose form the server uses for ids, for searching. */
+const loose = (s) => s.toLowerCase().replace(/[\s_.\-]+/g, '');
+
+/** Loads the drawing, the report and the units, and draws the mapper (hidden without a siteplan). */
+async function loadMapper(report) {
+  const section = $('kv-mapper');
+  const p = project();
+  if (!p || !(p.siteplanVersion > 0 || report)) {
+    section.hidden = true;
+    return;
+  }
+  try {
+    const [r, svgText, units] = await Promise.all([
+      report || call(`/projects/${p.id}/siteplan/mapping`),
+      fetch(`/api/v1/projects/${p.id}/siteplan.svg`, { headers: { Accept: 'image/svg+xml' } }).then((res) => {
+        if (!res.ok) throw new Error(`siteplan HTTP ${res.status}`);
+        return res.text();
+      }),
+      fetchAll(`/projects/${p.id}/units?sort=blockNumber:asc`, { token: state.token }),
+    ]);
+    if (p.id !== state.projectId) return;
+    const svg = importSvg(svgText, { cssomStyles: true });
+    svg.setAttribute('aria-label', `Siteplan ${p.name}`);
+    mapper.byId = new Map([...svg.querySelectorAll('[id]')].map((el) => [el.getAttribute('id'), el]));
+    mapper.units = units;
+    $('kv-map-canvas').replaceChildren(svg);
+    if (!report) renderReport(r);
+    applyReport(r);
+    selectShape(null);
+    section.hidden = false;
+  } catch (e) {
+    section.hidden = false;
+    notice('kv-map-msg', 'error', `Gagal memuat siteplan untuk pemetaan: ${errorText(e)}`);
+  }
+}
+
+/** Marks the drawing from a report: unmatched shapes dashed, manual ones outlined. */
+function applyReport(r) {
+  mapper.matched = new Map(r.matched.map((m) => [m.elementId, m]));
+  mapper.unmatched = new Set(r.unmatchedShapeIds);
+  for (const [id, el] of mapper.byId) {
+    const entry = mapper.matched.get(id);
+    const candidate = mapper.unmatched.has(id) || Boolean(entry);
+    el.classList.toggle('kv-candidate', candidate);
+    el.classList.toggle('kv-unmatched', mapper.unmatched.has(id));
+    el.classList.toggle('kv-manual', Boolean(entry && entry.source === 'manual'));
+    if (candidate) el.setAttribute('data-map-id', id);
+    else el.removeAttribute('data-map-id');
+    if (entry) el.setAttribute('data-block', entry.blockNumber);
+    else el.removeAttribute('data-block');
+  }
+  renderUnitOptions();
+}
+
+function selectShape(id) {
+  if (mapper.selected) mapper.byId.get(mapper.selected)?.classList.remove('kv-selected');
+  mapper.selected = id;
+  const entry = id ? mapper.matched.get(id) : null;
+  $('kv-map-element').textContent = id || '–';
+  $('kv-map-current').textContent = !id ? 'Klik sebuah bentuk pada gambar.'
+    : entry ? `Sekarang: unit ${entry.blockNumber} (${SOURCE_LABELS[entry.source] || entry.source}).` : 'Belum terhubung ke unit.';
+  if (id) mapper.byId.get(id)?.classList.add('kv-selected');
+  $('kv-map-clear').disabled = !(entry && entry.source === 'manual');
+  renderUnitOptions();
+}
+
+/** The unit list, filtered by the search box; units without a shape first. */
+function renderUnitOptions() {
+  const q = loose($('kv-map-search').value);
+  const drawn = new Set([...mapper.matched.values()].map((m) => m.blockNumber));
+  const units = mapper.units
+    .filter((u) => !q || loose(u.blockNumber).includes(q))
+    .sort((a, b) => Number(drawn.has(a.blockNumber)) - Number(drawn.has(b.blockNumber)));
+  const select = $('kv-map-unit');
+  const keep = select.value;
+  select.replaceChildren(...units.map((u) => h('option', { value: u.blockNumber, selected: u.blockNumber === keep },
+    `${u.blockNumber}${drawn.has(u.blockNumber) ? '' : ' · belum ada bentuk'}`)));
+  if (units.length === 1) select.value = units[0].blockNumber;
+  $('kv-map-save').disabled = !mapper.selected || !select.value;
+}
+
+async function saveMapping(elementId, blockNumber) {
+  const r = await call(`/projects/${state.projectId}/siteplan/mapping`, {
+    method: 'PUT',
+    json: { elements: { [elementId]: blockNumber } },
+  });
+  renderReport(r);
+  applyReport(r);
+  selectShape(elementId);
+  return r;
+}
+
+$('kv-map-canvas').addEventListener('click', (ev) => {
+  const el = ev.target instanceof Element ? ev.target.closest('[data-map-id]') : null;
+  if (el) selectShape(el.getAttribute('data-map-id'));
+});
+$('kv-map-search').addEventListener('input', renderUnitOptions);
+$('kv-map-unit').addEventListener('change', renderUnitOptions);
+$('kv-map-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const form = ev.currentTarget;
+  busy(form, 'kv-map-msg', async () => {
+    const block = $('kv-map-unit').value;
+    if (!mapper.selected || !block) throw new Error('Pilih bentuk dan unitnya dulu.');
+    const id = mapper.selected;
+    await saveMapping(id, block);
+    notice('kv-map-msg', 'ok', `Bentuk ${id} dipetakan ke unit ${block}.`);
+    $('kv-map-search').value = '';
+    renderUnitOptions();
+  });
+});
+$('kv-map-clear').addEventListener('click', () => {
+  busy($('kv-map-form'), 'kv-map-msg', async () => {
+    const id = mapper.selected;
+    if (!id) return;
+    await saveMapping(id, null);
+    notice('kv-map-msg', 'ok', `Pemetaan manual bentuk ${id} dihapus.`);
   });
 });
 

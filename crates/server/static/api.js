@@ -14,6 +14,52 @@ export function statusInfo(key) {
   return STATUSES.find((s) => s.key === key) || { key, label: key, en: key, color: '#64748b' };
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * Parses the (server-sanitized) SVG text with DOMParser and imports the element tree (text is
+ * never assigned as HTML); nothing in it runs. With `cssomStyles`, each `style` attribute is
+ * taken off before import and its declarations set through CSSOM instead, which a page whose CSP
+ * forbids inline style attributes (the admin console) still allows; the live page's CSP lets the
+ * attributes apply as they are.
+ */
+export function importSvg(text, { cssomStyles = false } = {}) {
+  const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+  const root = doc.documentElement;
+  if (doc.getElementsByTagName('parsererror').length > 0 || root.localName !== 'svg'
+      || root.namespaceURI !== SVG_NS) {
+    throw new Error('the siteplan could not be read');
+  }
+  const styles = [];
+  if (cssomStyles) {
+    for (const el of [root, ...root.querySelectorAll('[style]')]) {
+      if (!el.hasAttribute('style')) continue;
+      styles.push(el.getAttribute('style'));
+      el.removeAttribute('style');
+      el.setAttribute('data-kv-style', String(styles.length - 1));
+    }
+  }
+  const svg = document.importNode(root, true);
+  for (const el of [svg, ...svg.querySelectorAll('[data-kv-style]')]) {
+    const i = el.getAttribute('data-kv-style');
+    if (i === null) continue;
+    el.removeAttribute('data-kv-style');
+    for (const decl of styles[Number(i)].split(';')) {
+      const colon = decl.indexOf(':');
+      if (colon > 0) el.style.setProperty(decl.slice(0, colon).trim(), decl.slice(colon + 1).trim());
+    }
+  }
+  // Scale to the card: keep the drawing's coordinate system, drop its fixed size.
+  const w = parseFloat(svg.getAttribute('width') || '');
+  const ht = parseFloat(svg.getAttribute('height') || '');
+  if (!svg.hasAttribute('viewBox') && w > 0 && ht > 0) svg.setAttribute('viewBox', `0 0 ${w} ${ht}`);
+  svg.removeAttribute('width');
+  svg.removeAttribute('height');
+  svg.setAttribute('class', 'siteplan');
+  svg.setAttribute('role', 'group');
+  return svg;
+}
+
 /** An API failure, carrying the problem+json body when there is one. */
 export class ApiError extends Error {
   constructor(status, problem, text) {

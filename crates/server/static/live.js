@@ -1,9 +1,8 @@
 // The live siteplan page: draws the project's sanitized siteplan, colours every unit by status,
 // follows the project's channel over /ws (resuming with `since` after a drop, resubscribing on a
 // seq gap) and shows a unit's block, type and price on hover, tap or keyboard focus.
-import { api, fetchAll, formatArea, formatRupiah, formatTime, h, statusInfo, STATUSES } from './api.js';
+import { api, fetchAll, formatArea, formatRupiah, formatTime, h, importSvg, statusInfo, STATUSES } from './api.js';
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Shapes whose fill is the unit's colour when the unit's element is a group. */
 const SHAPES = 'path, rect, circle, ellipse, polygon, polyline';
@@ -35,29 +34,6 @@ const state = {
 };
 
 // ---------------------------------------------------------------- drawing
-
-/**
- * Parses the (server-sanitized) SVG text with DOMParser and imports the element tree (text is
- * never assigned as HTML). The page CSP lets its `style` attributes apply, but nothing runs.
- */
-function importSvg(text) {
-  const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
-  const root = doc.documentElement;
-  if (doc.getElementsByTagName('parsererror').length > 0 || root.localName !== 'svg'
-      || root.namespaceURI !== SVG_NS) {
-    throw new Error('the siteplan could not be read');
-  }
-  const svg = document.importNode(root, true);
-  // Scale to the card: keep the drawing's coordinate system, drop its fixed size.
-  const w = parseFloat(svg.getAttribute('width') || '');
-  const ht = parseFloat(svg.getAttribute('height') || '');
-  if (!svg.hasAttribute('viewBox') && w > 0 && ht > 0) svg.setAttribute('viewBox', `0 0 ${w} ${ht}`);
-  svg.removeAttribute('width');
-  svg.removeAttribute('height');
-  svg.setAttribute('class', 'siteplan');
-  svg.setAttribute('role', 'group');
-  return svg;
-}
 
 /** Colours one unit's element (and its shapes) and refreshes its label. */
 function paint(unitId, flash = false) {

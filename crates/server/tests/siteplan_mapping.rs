@@ -432,3 +432,101 @@ async fn a_mapping_saved_through_one_instance_is_served_by_the_other() {
         .await;
     assert!(matched(&report.json).contains(&entry("A2", "shape-7", "manual")));
 }
+
+/// The hit test of docs/flutter.md ("Geometry: turning a tap into a unit"), in Rust: the smallest
+/// unit whose outline contains the point (even-odd ray casting), else none.
+fn hit(geometry: &Value, x: f64, y: f64) -> Option<String> {
+    let mut best: Option<(f64, String)> = None;
+    for u in geometry["units"].as_array()? {
+        let b = &u["bbox"];
+        let (bx, by) = (b["x"].as_f64()?, b["y"].as_f64()?);
+        let (bw, bh) = (b["width"].as_f64()?, b["height"].as_f64()?);
+        if x < bx || x > bx + bw || y < by || y > by + bh {
+            continue;
+        }
+        let pts: Vec<(f64, f64)> = u["outline"]
+            .as_array()?
+            .iter()
+            .map(|p| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap()))
+            .collect();
+        assert!(
+            (3..=64).contains(&pts.len()),
+            "an outline has 3 to 64 points: {u}"
+        );
+        let mut inside = false;
+        let mut j = pts.len() - 1;
+        for i in 0..pts.len() {
+            let (a, c) = (pts[i], pts[j]);
+            if (a.1 > y) != (c.1 > y) && x < (c.0 - a.0) * (y - a.1) / (c.1 - a.1) + a.0 {
+                inside = !inside;
+            }
+            j = i;
+        }
+        if inside && best.as_ref().is_none_or(|(area, _)| bw * bh < *area) {
+            best = Some((bw * bh, u["blockNumber"].as_str()?.to_owned()));
+        }
+    }
+    best.map(|(_, b)| b)
+}
+
+#[actix_web::test]
+async fn outlines_hit_test_taps_like_the_flutter_guide() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let res = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin),
+            &json!({"name": "Outline", "location": "Bogor"}),
+        )
+        .await;
+    let project: Uuid = res.json["id"].as_str().unwrap().parse().unwrap();
+    let units: Vec<Value> = ["C1", "C2", "C3", "C4"]
+        .iter()
+        .map(|b| json!({"blockNumber": b, "type": "36/72", "price": 1}))
+        .collect();
+    let res = app
+        .post(
+            &format!("/api/v1/projects/{project}/units"),
+            Some(&admin),
+            &Value::Array(units),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    // C1 is an L whose notch holds C2; C3 is a square turned 45°; C4 is a `<use>` of a lot symbol.
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100%" height="100%" viewBox="0 0 300 200">
+  <defs><symbol id="lot"><rect width="40" height="40"/></symbol></defs>
+  <path id="C1" d="M0 0 H100 V50 H50 V100 H0 Z" fill="#eee"/>
+  <rect id="C2" x="55" y="55" width="40" height="40" fill="#eee"/>
+  <g transform="translate(120 0)"><g transform="rotate(45 30 30)"><rect id="C3" x="10" y="10" width="40" height="40" fill="#eee"/></g></g>
+  <use id="C4" xlink:href="#lot" x="220" y="120"/>
+</svg>"##;
+    let res = put_svg(&app, project, &admin, svg).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    let geo = app
+        .get(
+            &format!("/api/v1/projects/{project}/siteplan/geometry"),
+            None,
+        )
+        .await;
+    assert_eq!(geo.status, StatusCode::OK);
+    assert_eq!(
+        geo.json["units"].as_array().unwrap().len(),
+        4,
+        "{}",
+        geo.json
+    );
+
+    assert_eq!(hit(&geo.json, 25.0, 25.0).as_deref(), Some("C1"));
+    assert_eq!(hit(&geo.json, 75.0, 25.0).as_deref(), Some("C1"));
+    // Inside C1's box but in its notch: C2, which a box test alone would not decide.
+    assert_eq!(hit(&geo.json, 75.0, 75.0).as_deref(), Some("C2"));
+    assert_eq!(hit(&geo.json, 52.0, 97.0), None, "in the notch, on no lot");
+    // The turned square: its centre, and a corner of its box that is off the lot.
+    assert_eq!(hit(&geo.json, 150.0, 30.0).as_deref(), Some("C3"));
+    assert_eq!(hit(&geo.json, 150.0, 4.0).as_deref(), Some("C3"));
+    assert_eq!(hit(&geo.json, 128.0, 6.0), None);
+    // The `<use>` copy is placed by its x/y.
+    assert_eq!(hit(&geo.json, 240.0, 140.0).as_deref(), Some("C4"));
+    assert_eq!(hit(&geo.json, 200.0, 140.0), None);
+}
