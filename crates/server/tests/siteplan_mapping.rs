@@ -530,3 +530,54 @@ async fn outlines_hit_test_taps_like_the_flutter_guide() {
     assert_eq!(hit(&geo.json, 240.0, 140.0).as_deref(), Some("C4"));
     assert_eq!(hit(&geo.json, 200.0, 140.0), None);
 }
+
+#[actix_web::test]
+async fn text_labels_map_the_shapes_under_them_and_are_never_coloured() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 4).await;
+    // Lots without meaningful ids, numbered only by text: A1 through a transform and tspans,
+    // "a-2" and "A 03" normalised like ids, and one label where two lots overlap (ambiguous, so unmapped).
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 500 100">
+  <g id="lots" fill="#dddddd">
+    <rect id="r1" x="0" y="0" width="100" height="100"/>
+    <path id="r2" d="M110 0 H210 V100 H110 Z"/>
+    <polygon id="r3" points="220,0 320,0 320,100 220,100"/>
+    <rect id="r4a" x="330" y="0" width="90" height="100"/>
+    <rect id="r4b" x="400" y="0" width="90" height="100"/>
+  </g>
+  <g id="labels" fill="#111111">
+    <g transform="translate(40 50)"><text><tspan x="0" y="0">A</tspan><tspan>1</tspan></text></g>
+    <text x="150" y="50">a-2</text>
+    <text x="260" y="50">A 03</text>
+    <text x="408" y="50" fill="#111111">A4</text>
+  </g>
+</svg>"##;
+    let res = put_svg(&app, project, &admin, svg).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    let got = matched(&res.json);
+    assert!(got.contains(&entry("A1", "r1", "text")), "{got:?}");
+    assert!(got.contains(&entry("A2", "r2", "text")), "{got:?}");
+    assert!(got.contains(&entry("A3", "r3", "text")), "{got:?}");
+    assert!(
+        !got.iter().any(|(b, _, _)| b == "A4"),
+        "a label over two lots is not guessed: {got:?}"
+    );
+    assert!(
+        res.json["warnings"].to_string().contains("A4"),
+        "the ambiguity is named: {}",
+        res.json
+    );
+
+    let svg = colored_svg(&app, project).await;
+    assert_eq!(fill_of(&svg, "r1").as_deref(), Some("#22c55e"), "{svg}");
+    assert!(
+        !svg.contains("<text fill=\"#22c55e\""),
+        "labels keep their paint: {svg}"
+    );
+    assert_eq!(
+        svg.matches("#22c55e").count(),
+        6,
+        "three lots, fill and style each: {svg}"
+    );
+}
