@@ -141,6 +141,7 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
+        unique_operation_ids(openapi);
         let lists = list_endpoints();
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_path_params = path.contains('{');
@@ -170,6 +171,21 @@ impl Modify for Conventions {
                         .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
                 });
                 let responses = &mut op.responses.responses;
+                // OpenAPI requires a description on every response; generators refuse the
+                // document without one, so a bare `(status = 200, body = X)` gets its reason phrase.
+                for (status, response) in responses.iter_mut() {
+                    if let RefOr::T(r) = response
+                        && r.description.is_empty()
+                    {
+                        r.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Success")
+                            .to_owned();
+                    }
+                }
                 // Error bodies are problem+json, not plain JSON.
                 for response in responses.values_mut() {
                     if let RefOr::T(r) = response
@@ -218,6 +234,54 @@ impl Modify for Conventions {
                     );
                 }
                 add("503", "The database is busy; retry (`busy`)");
+            }
+        }
+    }
+}
+
+/// Makes every `operationId` unique, as OpenAPI requires (generated clients name their functions
+/// after it, and a repeated one overwrites another). utoipa takes the handler's name, and several
+/// modules have a `create` or a `list`; a repeated name becomes the name plus the path's fixed
+/// segments (`create` on `/projects/{id}/units` is `createProjectsUnits`). Unique names stay.
+fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
+    use std::collections::HashMap;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in openapi.paths.paths.values() {
+        for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let suffix: String = path
+            .split('/')
+            .filter(|s| !s.is_empty() && !s.starts_with('{') && *s != "api" && *s != "v1")
+            .flat_map(|s| s.split(['-', '.', '_']))
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(id) = op.operation_id.as_mut()
+                && seen.get(id.as_str()).is_some_and(|n| *n > 1)
+            {
+                id.push_str(&suffix);
             }
         }
     }

@@ -22,6 +22,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("put", "/api/v1/projects/{id}/siteplan"),
     ("get", "/api/v1/projects/{id}/siteplan.svg"),
     ("get", "/api/v1/projects/{id}/siteplan/geometry"),
+    ("get", "/api/v1/projects/{id}/siteplan/mapping"),
+    ("put", "/api/v1/projects/{id}/siteplan/mapping"),
     ("get", "/api/v1/projects/{id}/units"),
     ("post", "/api/v1/projects/{id}/units"),
     ("get", "/api/v1/projects/{id}/availability"),
@@ -68,6 +70,24 @@ async fn openapi_document_covers_the_routes_and_docs_load_offline() {
             op["responses"].as_object().is_some_and(|r| !r.is_empty()),
             "{method} {path} has no responses"
         );
+    }
+    // OpenAPI requires a description on every response (client generators refuse it otherwise)
+    // and unique operation ids (generated clients are named after them).
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(ids.insert(id.clone()), "operationId {id} is used twice");
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
     }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
