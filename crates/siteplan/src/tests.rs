@@ -297,8 +297,9 @@ fn hrefs_are_limited_to_fragments_and_raster_data() {
         "</svg>"
     ));
     assert_eq!(forbidden(&out), None, "{out}");
-    assert!(out.contains("<use href=\"#unit\"/>"), "{out}");
-    assert!(out.contains("<use xlink:href=\"#unit2\"/>"), "{out}");
+    // v1.1: a `use` copy gets a generated id for manual mapping.
+    assert!(out.contains("<use href=\"#unit\" id=\"kv-"), "{out}");
+    assert!(out.contains("<use xlink:href=\"#unit2\" id=\"kv-"), "{out}");
     assert!(out.contains("data:image/png;base64"), "{out}");
     assert_eq!(out.matches("<a>").count(), 5, "{out}");
     assert!(out.contains("xmlns:xlink=\"http://www.w3.org/1999/xlink\""));
@@ -584,10 +585,16 @@ fn better_rank_wins_and_double_claims_warn() {
         "{:?}",
         m.warnings
     );
-    // Same rank: document order.
+    // v1.1: the same rank (Illustrator duplicates of one layer name) is a unit drawn as several
+    // shapes: all of them match, and a warning names them.
     let m = plan("<svg><rect id=\"A12_1_\"/><rect id=\"A12_2_\"/></svg>").map_units(&["A12"]);
-    assert_eq!(matched(&m), pairs(&[("A12", "A12_1_")]));
+    assert_eq!(matched(&m), pairs(&[("A12", "A12_1_"), ("A12", "A12_2_")]));
     assert_eq!(m.warnings.len(), 1);
+    assert!(
+        m.warnings[0].contains("drawn as 2 elements"),
+        "{:?}",
+        m.warnings
+    );
 }
 
 #[test]
@@ -655,10 +662,14 @@ fn mapping_survives_reparse() {
 
 #[test]
 fn render_paints_matched_elements_and_their_shapes() {
+    // v1.1: only the unit's lot shapes are painted (the group element, its text, its open
+    // path and line, its `fill="none"` outline and its label group keep their paint).
     let p = plan(concat!(
         "<svg><style>.lot{fill:#fff;stroke:#000}</style>",
-        "<g id=\"A1\"><path class=\"lot\" d=\"M0 0h1\"/><rect fill=\"#eee\" style=\"opacity:.9;fill:#ddd\"/>",
-        "<text fill=\"#333\">A1</text><line x2=\"1\"/></g>",
+        "<g id=\"A1\"><path class=\"lot\" d=\"M0 0h10v10z\"/><rect fill=\"#eee\" style=\"opacity:.9;fill:#ddd\"/>",
+        "<text fill=\"#333\">A1</text><line x2=\"1\"/><path d=\"M0 0h1\"/>",
+        "<rect width=\"9\" height=\"9\" fill=\"none\" stroke=\"#000\"/>",
+        "<g id=\"label\"><path d=\"M1 1h1v1z\"/><path d=\"M3 1h1v1z\"/></g></g>",
         "<rect id=\"A2\" class=\"lot\"/><rect id=\"road\" fill=\"#bbb\"/></svg>"
     ));
     let m = p.map_units(&["A1", "A2"]);
@@ -667,20 +678,29 @@ fn render_paints_matched_elements_and_their_shapes() {
         "A1" => Some("#ef4444"),
         _ => None,
     });
+    assert!(out.contains("<g id=\"A1\">"), "{out}");
     assert!(
-        out.contains("<g fill=\"#ef4444\" style=\"fill:#ef4444\" id=\"A1\">"),
-        "{out}"
-    );
-    assert!(
-        out.contains("<path fill=\"#ef4444\" style=\"fill:#ef4444\" class=\"lot\" d=\"M0 0h1\" stroke=\"#000\"/>"),
+        out.contains("<path fill=\"#ef4444\" style=\"fill:#ef4444\" class=\"lot\" d=\"M0 0h10v10z\" stroke=\"#000\" id=\"kv-"),
         "{out}"
     );
     assert!(
         out.contains("<rect fill=\"#ef4444\" style=\"fill:#ef4444;opacity:.9\"/>"),
         "{out}"
     );
+    assert_eq!(out.matches("#ef4444").count(), 4, "{out}");
     assert!(out.contains("<text fill=\"#333\">A1</text>"), "{out}");
-    assert!(out.contains("<line x2=\"1\"/>"), "{out}");
+    assert!(
+        out.contains("<line x2=\"1\"/><path d=\"M0 0h1\"/>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fill=\"none\" stroke=\"#000\" id=\"kv-"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<g id=\"label\"><path d=\"M1 1h1v1z\" id=\"kv-"),
+        "{out}"
+    );
     // A2 has no colour: unchanged (attribute order aside).
     assert!(
         out.contains("<rect fill=\"#fff\" id=\"A2\" class=\"lot\" stroke=\"#000\"/>"),
@@ -863,7 +883,8 @@ fn class_patching_in_place_and_shrinking() {
         assert_eq!(m.matched.len(), 3);
         assert!(m.unmatched_element_ids.is_empty());
         let r = p.color_template(&m).render(|_| Some("#22c55e"));
-        assert_eq!(r.matches("fill=\"#22c55e\"").count(), 4, "{r}");
+        // v1.1: A2's lot rect is painted, the group element itself is not.
+        assert_eq!(r.matches("fill=\"#22c55e\"").count(), 3, "{r}");
         assert_idempotent(&src);
     }
 }
