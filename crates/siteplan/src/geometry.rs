@@ -1230,57 +1230,36 @@ pub(crate) fn winding(r: &[(f64, f64)], p: (f64, f64)) -> (i32, bool) {
     (w, odd)
 }
 
-/// Douglas–Peucker on a closed ring, with a growing tolerance until at most `max` points remain.
+/// Douglas–Peucker on a closed ring down to at most `max` points: one pass ranks every point by
+/// the deviation at which DP would keep it (capped by its parent split's, so the ranking is
+/// monotone), then the `max` highest-ranked points are kept in ring order.
 pub(crate) fn simplify_ring(r: &[(f64, f64)], max: usize) -> Ring {
     let mut ring: Ring = r.to_vec();
     while ring.len() > 1 && ring.first() == ring.last() {
         ring.pop();
     }
-    if ring.len() <= max || max < 3 {
+    ring.dedup();
+    let n = ring.len();
+    if n <= max || max < 3 {
         return ring;
     }
-    let (mut minx, mut miny, mut maxx, mut maxy) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for &(x, y) in &ring {
-        minx = minx.min(x);
-        miny = miny.min(y);
-        maxx = maxx.max(x);
-        maxy = maxy.max(y);
-    }
-    let diag = ((maxx - minx).powi(2) + (maxy - miny).powi(2))
-        .sqrt()
-        .max(1e-9);
-    let mut eps = diag * 1e-4;
-    for _ in 0..40 {
-        let s = dp_closed(&ring, eps);
-        if s.len() <= max {
-            return s;
-        }
-        eps *= 1.6;
-    }
-    // Pathological input: keep evenly spaced points.
-    let step = ring.len().div_ceil(max);
-    ring.iter().step_by(step.max(1)).copied().collect()
-}
-
-fn dp_closed(ring: &[(f64, f64)], eps: f64) -> Ring {
-    // Split at the point farthest from the first and simplify both open halves.
-    let n = ring.len();
+    // Split at the point farthest from the first, rank both open halves.
     let far = (1..n)
         .max_by(|&a, &b| dist2(ring[0], ring[a]).total_cmp(&dist2(ring[0], ring[b])))
         .unwrap_or(0);
+    let mut rank = vec![0.0f64; n + 1];
+    rank[0] = f64::INFINITY;
+    rank[far] = f64::INFINITY;
+    rank[n] = f64::INFINITY;
+    let mut closed: Ring = ring.clone();
+    closed.push(ring[0]);
+    dp_rank(&closed, 0, far, &mut rank);
+    dp_rank(&closed, far, n, &mut rank);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| rank[b].total_cmp(&rank[a]));
     let mut keep = vec![false; n];
-    keep[0] = true;
-    keep[far] = true;
-    dp_open(ring, 0, far, eps, &mut keep);
-    let mut second: Ring = ring[far..].to_vec();
-    second.push(ring[0]);
-    let mut keep2 = vec![false; second.len()];
-    let last = second.len() - 1;
-    dp_open(&second, 0, last, eps, &mut keep2);
-    for (k, &kept) in keep2.iter().enumerate().take(last) {
-        if kept {
-            keep[far + k] = true;
-        }
+    for &i in order.iter().take(max) {
+        keep[i] = true;
     }
     ring.iter()
         .zip(&keep)
@@ -1293,16 +1272,16 @@ fn dist2(a: (f64, f64), b: (f64, f64)) -> f64 {
     (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)
 }
 
-fn dp_open(pts: &[(f64, f64)], first: usize, last: usize, eps: f64, keep: &mut [bool]) {
-    let mut stack = vec![(first, last)];
-    while let Some((a, b)) = stack.pop() {
+fn dp_rank(pts: &[(f64, f64)], first: usize, last: usize, rank: &mut [f64]) {
+    let mut stack = vec![(first, last, f64::INFINITY)];
+    while let Some((a, b, cap)) = stack.pop() {
         if b <= a + 1 {
             continue;
         }
         let (p, q) = (pts[a], pts[b]);
         let (dx, dy) = (q.0 - p.0, q.1 - p.1);
         let len = (dx * dx + dy * dy).sqrt();
-        let mut best = (0.0f64, a);
+        let mut best = (-1.0f64, a + 1);
         for (i, &r) in pts.iter().enumerate().take(b).skip(a + 1) {
             let d = if len == 0.0 {
                 dist2(p, r).sqrt()
@@ -1313,11 +1292,12 @@ fn dp_open(pts: &[(f64, f64)], first: usize, last: usize, eps: f64, keep: &mut [
                 best = (d, i);
             }
         }
-        if best.0 > eps {
-            keep[best.1] = true;
-            stack.push((a, best.1));
-            stack.push((best.1, b));
+        let d = best.0.min(cap);
+        if let Some(slot) = rank.get_mut(best.1) {
+            *slot = d;
         }
+        stack.push((a, best.1, d));
+        stack.push((best.1, b, d));
     }
 }
 

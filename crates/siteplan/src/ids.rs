@@ -156,6 +156,23 @@ fn strip_figma_dup(s: &str) -> Option<&str> {
     .then_some(prefix)
 }
 
+/// Whether `variant` is `name` with only a design tool's duplicate suffix removed (after its
+/// escapes are undone): Illustrator's `_N_`, Figma's `_N`.
+fn is_dup_of(name: &str, variant: &str) -> bool {
+    let d = decode_ai_escapes(name);
+    let d = d.as_ref();
+    let lead = strip_lead_underscore(d);
+    [
+        strip_ai_dup(d),
+        strip_figma_dup(d),
+        lead.and_then(strip_figma_dup),
+        strip_ai_dup(d).and_then(strip_lead_underscore),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|x| x == variant)
+}
+
 /// Rank-2 candidates for a name, most specific first.
 fn export_variants(s: &str) -> Vec<String> {
     let d = decode_ai_escapes(s);
@@ -672,7 +689,10 @@ pub(crate) fn map_units(
             'rank2: for (n, src) in names.ordered() {
                 for v in export_variants(n) {
                     if let Some(&u) = units.exact.get(v.as_str()) {
-                        found = Some((u, 2, src));
+                        // A duplicate suffix (`A12_1_`, `A12_2`) is the same name drawn again:
+                        // it ranks with the exact name, so the copies match together.
+                        let rank = if is_dup_of(n, &v) { 1 } else { 2 };
+                        found = Some((u, rank, src));
                         break 'rank2;
                     }
                 }

@@ -5,7 +5,8 @@
 //! Ambiguities are warnings, never guesses: the innermost of nested shapes is the candidate (a
 //! lot inside a block outline inside a background), two overlapping shapes that are not nested
 //! match nothing, a shape holding labels of two units matches neither, and a unit whose label
-//! lies in two shapes matches neither.
+//! lies in two shapes matches neither. A background (a shape whose box covers half the drawing
+//! or more and holds other shapes) never takes a label.
 
 use std::borrow::Cow;
 
@@ -251,6 +252,10 @@ pub(crate) fn text_content(text: &str, node: &Node) -> String {
         };
         let tag = &rest[lt..lt + gt + 1];
         rest = &rest[lt + gt + 1..];
+        // Each tspan is a piece of its own (often a line of its own): keep the words apart.
+        if tag.starts_with("<tspan") && !out.is_empty() && !out.ends_with(char::is_whitespace) {
+            out.push(' ');
+        }
         if tag.starts_with("</") {
             if depth == 0 {
                 break;
@@ -503,6 +508,48 @@ pub(crate) fn match_text_labels(
             shapes.push(s);
         }
     }
+    // A background (a box over half the drawing or more, with other shapes on it) never takes a
+    // label: it would catch every label whose lot is not drawn as a closed shape.
+    let area_of = |b: [f64; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
+    let drawing = match doc.view_box {
+        Some(v) => v.width * v.height,
+        None => {
+            let mut u = [
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY,
+            ];
+            for s in &shapes {
+                u = [
+                    u[0].min(s.bbox[0]),
+                    u[1].min(s.bbox[1]),
+                    u[2].max(s.bbox[2]),
+                    u[3].max(s.bbox[3]),
+                ];
+            }
+            area_of(u)
+        }
+    };
+    let big: Vec<usize> = (0..shapes.len())
+        .filter(|&i| area_of(shapes[i].bbox) >= drawing * 0.5)
+        .collect();
+    let within =
+        |o: [f64; 4], b: [f64; 4]| o[0] >= b[0] && o[1] >= b[1] && o[2] <= b[2] && o[3] <= b[3];
+    let backgrounds: Vec<usize> = big
+        .into_iter()
+        .filter(|&i| {
+            shapes
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && within(o.bbox, shapes[i].bbox))
+        })
+        .collect();
+    let mut k = 0;
+    shapes.retain(|_| {
+        k += 1;
+        !backgrounds.contains(&(k - 1))
+    });
     if shapes.is_empty() {
         return Vec::new();
     }
@@ -639,11 +686,12 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
             filled.push(i as u32);
         }
     }
-    let paths = filled
-        .iter()
-        .filter(|&&i| nodes[i as usize].kind == Kind::Path)
-        .count();
-    if paths >= 2 || filled.is_empty() && closed.len() > 1 {
+    let is_path = |i: &u32| nodes[*i as usize].kind == Kind::Path;
+    let paths = filled.iter().filter(|i| is_path(i)).count();
+    // Sizes are only measured when a path could be a glyph: several paths, or one drawn above
+    // another shape (a lot is drawn first, its decorations over it).
+    let glyph_possible = paths >= 2 || (paths == 1 && filled.first().is_some_and(|f| !is_path(f)));
+    if glyph_possible || filled.is_empty() && closed.len() > 1 {
         let areas: Vec<(u32, f64)> = (if filled.is_empty() { &closed } else { &filled })
             .iter()
             .map(|&i| {

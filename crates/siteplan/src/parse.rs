@@ -944,7 +944,8 @@ impl<'a> Pass<'a> {
                     let positive = || parse_length(raw).is_some_and(|v| v > 0.0);
                     match (kind, key) {
                         (Kind::Path, "d") => {
-                            closes = raw.as_bytes().iter().any(|&b| b == b'z' || b == b'Z');
+                            // `Z` usually ends the data: search from the end.
+                            closes = raw.bytes().rev().any(|b| b == b'z' || b == b'Z');
                         }
                         (Kind::Polyline, "points") => closes = points_closed(raw),
                         (Kind::Polygon, "points") => {

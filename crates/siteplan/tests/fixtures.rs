@@ -155,13 +155,15 @@ fn figma() {
             ("A12", "Blok A No 12"),
             ("A13", "A13_2"),
             ("A14", "A14"),
+            ("A14", "A14_2"),
             ("A15", "A 15"),
             ("A16", "Unit-A16")
         ]
     );
-    // A14 was duplicated in Figma: reported, the exact id wins.
+    // A14 was duplicated in Figma (`A14_2`). v1.1: the unit is drawn twice, both copies match,
+    // and the warning names them.
     assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
-    assert!(m.warnings[0].contains("A14"));
+    assert!(m.warnings[0].contains("A14") && m.warnings[0].contains("drawn as 2"));
     assert_eq!(m.unmatched_element_ids, ["Jalan", "Taman"]);
 }
 
@@ -343,4 +345,28 @@ fn fuzz_regressions_do_not_panic() {
             assert_eq!(again.sanitized(), plan.sanitized());
         }
     }
+}
+
+#[test]
+fn synthetic_text_labelled_siteplan_maps_every_lot_by_text() {
+    let svg = kavling_siteplan::synth::generate_text_labelled_siteplan(300);
+    let units = kavling_siteplan::synth::block_numbers(300);
+    let refs = refs(&units);
+    let plan = Siteplan::parse(svg.as_bytes(), &Limits::default()).unwrap();
+    let m = plan.map_units(&refs);
+    assert_eq!(m.matched.len(), 300, "{:?}", m.units_without_element);
+    assert!(m.matched.iter().all(
+        |u| u.source == kavling_siteplan::MatchSource::Text && u.element_id.starts_with("kv-")
+    ));
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    // The background and the block outlines are left for the admin.
+    assert_eq!(
+        m.unmatched_shape_ids.len(),
+        1 + 3,
+        "{:?}",
+        m.unmatched_shape_ids
+    );
+    let again = Siteplan::parse(plan.sanitized().as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(again.sanitized(), plan.sanitized());
+    assert_eq!(again.map_units(&refs), m);
 }
