@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Siteplan engine benchmarks on a synthetic 5,000-unit (about 10 MB) Illustrator-style siteplan.
 //!
-//! Targets: parse + sanitize + map at ≥ 200 MB/s (≤ 50 ms), coloured render ≤ 5 ms.
+//! Targets: parse + sanitize + map at ≥ 200 MB/s (≤ 50 ms), coloured render ≤ 5 ms, and (v1.1)
+//! a 5,000-lot drawing labelled only by `<text>` parsed, sanitized and mapped in ≤ 150 ms.
 //! svg-hush (Cloudflare's sanitizer) runs on the same input as a side-by-side reference.
 //!
 //! Every benchmark runs twice: `wall/...` with wall-clock time (criterion's default) and
@@ -15,7 +16,7 @@ use std::time::Duration;
 use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kavling_siteplan::synth::{block_numbers, generate_siteplan};
+use kavling_siteplan::synth::{block_numbers, generate_siteplan, generate_text_labelled_siteplan};
 use kavling_siteplan::{Limits, Palette, Siteplan};
 
 const UNITS: usize = 5_000;
@@ -117,6 +118,28 @@ fn engine<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     g.bench_function("geometry", |b| {
         b.iter(|| black_box(plan.geometry(&mapping)))
     });
+    g.finish();
+
+    // v1.1: 5,000 lots labelled only by `<text>` (target ≤ 150 ms for parse + sanitize + map).
+    let text_svg = generate_text_labelled_siteplan(UNITS);
+    let plan = Siteplan::parse(text_svg.as_bytes(), &limits).unwrap();
+    assert_eq!(plan.map_units(&refs).matched.len(), UNITS);
+    eprintln!(
+        "text-labelled input: {} bytes, {} units",
+        text_svg.len(),
+        UNITS
+    );
+    let mut g = c.benchmark_group(format!("{clock}/siteplan_text_labels_5000"));
+    g.throughput(Throughput::Bytes(text_svg.len() as u64));
+    g.sample_size(20);
+    g.bench_function("parse_sanitize_map", |b| {
+        b.iter(|| {
+            let plan = Siteplan::parse(black_box(text_svg.as_bytes()), &limits).unwrap();
+            let mapping = plan.map_units(&refs);
+            black_box((plan, mapping))
+        })
+    });
+    g.bench_function("map_units", |b| b.iter(|| black_box(plan.map_units(&refs))));
     g.finish();
 }
 

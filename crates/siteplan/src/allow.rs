@@ -44,15 +44,6 @@ impl Kind {
                 | Kind::Use
         )
     }
-
-    /// Elements that get the unit colour when they are, or are inside, a matched element.
-    /// `line` is left out on purpose: fill has no effect on it, and lines are usually decorations.
-    pub(crate) fn is_fillable_shape(self) -> bool {
-        matches!(
-            self,
-            Kind::Path | Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polyline | Kind::Polygon
-        )
-    }
 }
 
 /// What the sanitizer does with an element.

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use crate::css::{split_decl, split_decls};
-use crate::ids::Mapping;
-use crate::parse::{NONE, Node, decode_lossy, for_each_attr, push_escaped};
+use crate::geometry::Transforms;
+use crate::ids::{Doc, Mapping};
+use crate::labels::lot_shapes;
+use crate::parse::{NONE, decode_lossy, for_each_attr, push_escaped};
 
 /// The contract's status colours, in the order AVAILABLE, BOOKED, SOLD, MAINTENANCE.
 pub const STATUS_COLORS: [(&str, &str); 4] = [
@@ -88,24 +90,22 @@ pub struct ColorTemplate {
 }
 
 impl ColorTemplate {
-    pub(crate) fn build(text: Arc<String>, nodes: &[Node], mapping: &Mapping) -> ColorTemplate {
+    pub(crate) fn build(text: Arc<String>, doc: Doc<'_>, mapping: &Mapping) -> ColorTemplate {
         let t = text.as_str();
-        let mut unit_of = vec![NONE; nodes.len()];
-        for (i, &n) in mapping.nodes.iter().enumerate() {
-            if let Some(u) = unit_of.get_mut(n as usize) {
-                *u = i as u32;
-            }
-        }
-        // Innermost matched ancestor-or-self owns an element's colour.
+        let nodes = doc.nodes;
+        let mut xf = Transforms::new(doc.text, nodes, doc.view_box);
+        // Each entry paints its lot shape(s); where entries overlap (an element mapped by hand
+        // inside an automatic group), the innermost matched element wins.
         let mut owner = vec![NONE; nodes.len()];
-        for i in 0..nodes.len() {
-            owner[i] = if unit_of[i] != NONE {
-                unit_of[i]
-            } else if nodes[i].parent != NONE {
-                owner[nodes[i].parent as usize]
-            } else {
-                NONE
-            };
+        let mut owner_node = vec![NONE; nodes.len()];
+        for (i, &n) in mapping.nodes.iter().enumerate() {
+            for s in lot_shapes(doc, &mut xf, n) {
+                let s = s as usize;
+                if s < owner.len() && (owner_node[s] == NONE || owner_node[s] < n) {
+                    owner[s] = i as u32;
+                    owner_node[s] = n;
+                }
+            }
         }
         let mut pieces = Vec::new();
         let mut lits = String::new();
@@ -118,10 +118,6 @@ impl ColorTemplate {
         for (i, nd) in nodes.iter().enumerate() {
             let unit = owner[i];
             if unit == NONE {
-                continue;
-            }
-            let paint = unit_of[i] != NONE || (nd.kind.is_fillable_shape() && !nd.hidden);
-            if !paint {
                 continue;
             }
             let mut fill = (0u32, 0u32);
@@ -187,8 +183,14 @@ impl ColorTemplate {
 
     /// Renders the siteplan with each matched unit painted in `color_of(block_number)`.
     /// A unit without a colour (or with a colour that is not a plain CSS colour) keeps its
-    /// original paint. Sets `fill` and `style="fill:…"` on the matched element and on every
-    /// shape inside it (path, rect, circle, ellipse, polygon, polyline; not text or lines).
+    /// original paint. Sets `fill` and `style="fill:…"` on each unit's lot shape(s) only: a
+    /// matched shape or `use` itself; for a matched group, its filled closed shapes that are not
+    /// text, not inside a text-like group (`Labels`, `text`, `nomor`, ...), not glyph-like (a
+    /// path under 4 % of the largest shape's box area) and not `fill="none"` strokes, else its
+    /// largest closed shape. The group element itself is not painted, so labels, glyphs and
+    /// lines that inherit their paint keep it. A `use` is painted on the `use` element: the
+    /// referenced shapes show the colour only where they do not set a fill of their own (a
+    /// symbol whose shapes carry `fill` keeps it).
     pub fn render<'c>(&self, color_of: impl Fn(&str) -> Option<&'c str>) -> String {
         let mut out = String::new();
         self.render_into(&mut out, color_of);

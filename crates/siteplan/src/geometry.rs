@@ -58,6 +58,11 @@ pub(crate) struct Affine([f64; 6]);
 impl Affine {
     pub(crate) const IDENTITY: Affine = Affine([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
 
+    /// A translation.
+    pub(crate) fn translate(x: f64, y: f64) -> Affine {
+        Affine([1.0, 0.0, 0.0, 1.0, x, y])
+    }
+
     /// `self × o`: apply `o` first, then `self`.
     pub(crate) fn then(self, o: Affine) -> Affine {
         let [a, b, c, d, e, f] = self.0;
@@ -72,7 +77,7 @@ impl Affine {
         ])
     }
 
-    fn apply(self, x: f64, y: f64) -> (f64, f64) {
+    pub(crate) fn apply(self, x: f64, y: f64) -> (f64, f64) {
         let [a, b, c, d, e, f] = self.0;
         (a * x + c * y + e, b * x + d * y + f)
     }
@@ -595,12 +600,16 @@ pub(crate) fn path_bbox(acc: &mut Acc, m: Affine, d: &str) {
 
 /// The attributes geometry needs, decoded.
 #[derive(Default)]
-struct ShapeAttrs {
+pub(crate) struct ShapeAttrs {
     transform: Option<String>,
     d: Option<String>,
     points: Option<String>,
     nums: [Option<f64>; 11],
     x2y2: [Option<f64>; 2],
+    view_box: Option<String>,
+    width_raw: Option<String>,
+    height_raw: Option<String>,
+    par: Option<String>,
 }
 
 const NUM_ATTRS: [&str; 11] = [
@@ -617,6 +626,18 @@ impl ShapeAttrs {
                 "transform" => s.transform = Some(val()),
                 "d" => s.d = Some(val()),
                 "points" => s.points = Some(val()),
+                "viewBox" if node.kind == Kind::Svg => s.view_box = Some(val()),
+                "preserveAspectRatio" if node.kind == Kind::Svg => s.par = Some(val()),
+                "width" if node.kind == Kind::Svg => {
+                    let v = val();
+                    s.nums[2] = parse_length(&v);
+                    s.width_raw = Some(v);
+                }
+                "height" if node.kind == Kind::Svg => {
+                    let v = val();
+                    s.nums[3] = parse_length(&v);
+                    s.height_raw = Some(v);
+                }
                 "x2" => x2y2[0] = parse_length(&val()),
                 "y2" => x2y2[1] = parse_length(&val()),
                 _ => {
@@ -639,8 +660,15 @@ impl ShapeAttrs {
     }
 }
 
-/// The transform a node applies to its content (its own `transform`; nested `svg` x/y).
-fn own_transform(text: &str, node: &Node, attrs: Option<&ShapeAttrs>) -> Affine {
+/// The transform a node applies to its content: its own `transform`; for a nested `svg` its
+/// x/y and its `viewBox` mapped into its `width`×`height` viewport
+/// (`xMidYMid meet`, the default; percentages taken of the root's viewBox, missing sizes as 100%).
+pub(crate) fn own_transform_in(
+    text: &str,
+    node: &Node,
+    attrs: Option<&ShapeAttrs>,
+    root: Option<crate::ViewBox>,
+) -> Affine {
     let owned;
     let a = match attrs {
         Some(a) => a,
@@ -655,25 +683,41 @@ fn own_transform(text: &str, node: &Node, attrs: Option<&ShapeAttrs>) -> Affine 
         .map_or(Affine::IDENTITY, parse_transform);
     if node.kind == Kind::Svg {
         m = m.then(Affine([1.0, 0.0, 0.0, 1.0, a.num("x"), a.num("y")]));
-    }
-    m
-}
-
-/// The transform from a node's content to root user space (the root's own transform excluded).
-fn ctm(text: &str, nodes: &[Node], node: u32) -> Affine {
-    let mut chain = Vec::new();
-    let mut n = node;
-    while n != NONE {
-        let nd = &nodes[n as usize];
-        if nd.parent == NONE {
-            break;
+        if let Some(vb) = &a.view_box {
+            let n = numbers(vb);
+            if let [minx, miny, vw, vh] = n[..]
+                && vw > 0.0
+                && vh > 0.0
+            {
+                let size = |v: &Option<String>, full: f64| -> f64 {
+                    match v.as_deref().map(str::trim) {
+                        Some(s) if s.ends_with('%') => s
+                            .trim_end_matches('%')
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|p| p.is_finite())
+                            .map_or(full, |p| full * p / 100.0),
+                        Some(s) => parse_length(s).unwrap_or(full),
+                        None => full,
+                    }
+                };
+                let (rw, rh) = root.map_or((vw, vh), |r| (r.width, r.height));
+                let w = size(&a.width_raw, rw);
+                let h = size(&a.height_raw, rh);
+                let none = a.par.as_deref().is_some_and(|p| p.trim() == "none");
+                let (sx, sy) = if none {
+                    (w / vw, h / vh)
+                } else {
+                    let s = (w / vw).min(h / vh);
+                    (s, s)
+                };
+                let tx = if none { 0.0 } else { (w - vw * sx) / 2.0 } - minx * sx;
+                let ty = if none { 0.0 } else { (h - vh * sy) / 2.0 } - miny * sy;
+                if sx.is_finite() && sy.is_finite() && sx > 0.0 && sy > 0.0 {
+                    m = m.then(Affine([sx, 0.0, 0.0, sy, tx, ty]));
+                }
+            }
         }
-        chain.push(n);
-        n = nd.parent;
-    }
-    let mut m = Affine::IDENTITY;
-    for &n in chain.iter().rev() {
-        m = m.then(own_transform(text, &nodes[n as usize], None));
     }
     m
 }
@@ -720,38 +764,572 @@ fn shape_bbox(acc: &mut Acc, kind: Kind, a: &ShapeAttrs, m: Affine) {
     }
 }
 
-/// Bounding box of a node and its rendered descendants, in root user space.
-pub(crate) fn node_bbox(text: &str, nodes: &[Node], node: u32) -> Option<BBox> {
+/// Stroke paint state inherited down a subtree: whether a stroke is drawn, and its width.
+#[derive(Clone, Copy)]
+struct StrokeState {
+    on: bool,
+    width: f64,
+}
+
+fn stroke_of(text: &str, node: &Node, parent: StrokeState) -> StrokeState {
+    let stroke = crate::labels::own_property(text, node, "stroke");
+    let width = crate::labels::own_property(text, node, "stroke-width")
+        .and_then(|w| parse_length(&w))
+        .filter(|w| *w >= 0.0);
+    StrokeState {
+        on: match stroke.as_deref() {
+            None | Some("inherit") => parent.on,
+            Some(s) => s != "none" && s != "transparent",
+        },
+        width: width.unwrap_or(parent.width),
+    }
+}
+
+/// Bounding box of a node and its rendered descendants, in root user space, with half the
+/// stroke width added around stroked shapes and `use` copies resolved.
+pub(crate) fn node_bbox(
+    doc: crate::ids::Doc<'_>,
+    xf: &mut Transforms<'_>,
+    node: u32,
+) -> Option<BBox> {
+    let text = doc.text;
+    let nodes = doc.nodes;
     let n = nodes.get(node as usize)?;
     let parent_m = if n.parent == NONE {
         Affine::IDENTITY
     } else {
-        ctm(text, nodes, n.parent)
+        xf.content(n.parent)
     };
+    // The stroke inherited from above the subtree.
+    let mut chain = Vec::new();
+    let mut p = n.parent;
+    while let Some(pn) = nodes.get(p as usize) {
+        chain.push(pn);
+        p = pn.parent;
+    }
+    let mut inherited = StrokeState {
+        on: false,
+        width: 1.0,
+    };
+    for pn in chain.iter().rev() {
+        inherited = stroke_of(text, pn, inherited);
+    }
     let first = node as usize;
-    let mut content: Vec<Affine> = Vec::with_capacity(n.end as usize - first);
+    let end = (n.end as usize).min(nodes.len());
+    let mut content: Vec<Affine> = Vec::with_capacity(end - first);
+    let mut strokes: Vec<StrokeState> = Vec::with_capacity(end - first);
     let mut acc = Acc::new();
-    for (i, nd) in nodes.iter().enumerate().take(n.end as usize).skip(first) {
-        let pm = if i == first {
-            parent_m
+    let mut rings = Vec::new();
+    for (i, nd) in nodes.iter().enumerate().take(end).skip(first) {
+        let (pm, ps) = if i == first {
+            (parent_m, inherited)
         } else {
-            content[nd.parent as usize - first]
+            let k = (nd.parent as usize).wrapping_sub(first);
+            (
+                content.get(k).copied().unwrap_or(parent_m),
+                strokes.get(k).copied().unwrap_or(inherited),
+            )
         };
         let attrs = ShapeAttrs::read(text, nd);
         let own = if nd.parent == NONE {
             Affine::IDENTITY
         } else {
-            own_transform(text, nd, Some(&attrs))
+            own_transform_in(text, nd, Some(&attrs), doc.view_box)
         };
         let m = pm.then(own);
+        let st = stroke_of(text, nd, ps);
         content.push(m);
+        strokes.push(st);
         // Shapes inside defs, clipPath, etc. are not drawn where they stand.
         if nd.hidden && !(i == first && n.hidden) {
             continue;
         }
-        shape_bbox(&mut acc, nd.kind, &attrs, m);
+        let mut one = Acc::new();
+        if nd.kind == Kind::Use {
+            rings.clear();
+            crate::labels::node_rings(doc, xf, i as u32, &mut rings);
+            for r in &rings {
+                for &pt in r {
+                    one.add(pt);
+                }
+            }
+        } else {
+            shape_bbox(&mut one, nd.kind, &attrs, m);
+        }
+        if let Some(b) = one.bbox() {
+            let [a, bb, c, d, _, _] = m.0;
+            let scale = (a * d - bb * c).abs().sqrt();
+            let half = if st.on && nd.kind != Kind::Text && nd.kind != Kind::Image {
+                st.width * scale / 2.0
+            } else {
+                0.0
+            };
+            acc.add((b.x - half, b.y - half));
+            acc.add((b.x + b.width + half, b.y + b.height + half));
+        }
     }
     acc.bbox()
+}
+
+/// A closed ring of points in final coordinates.
+pub(crate) type Ring = Vec<(f64, f64)>;
+
+/// Segments per cubic or quadratic Bézier when flattening.
+const CURVE_STEPS: usize = 8;
+
+/// An arc's centre parametrisation: centre, axis vectors, start angle, sweep.
+type ArcCenter = ((f64, f64), (f64, f64), (f64, f64), f64, f64);
+
+/// Centre parametrisation of an SVG arc in local coordinates (SVG 1.1, appendix F.6.5).
+/// `None` for a degenerate arc (drawn as a line).
+fn arc_center(
+    p0: (f64, f64),
+    (rx, ry, phi_deg): (f64, f64, f64),
+    large: bool,
+    sweep: bool,
+    p1: (f64, f64),
+) -> Option<ArcCenter> {
+    let (mut rx, mut ry) = (rx.abs(), ry.abs());
+    if p0 == p1 || rx == 0.0 || ry == 0.0 {
+        return None;
+    }
+    let (sin_phi, cos_phi) = phi_deg.to_radians().sin_cos();
+    let dx2 = (p0.0 - p1.0) / 2.0;
+    let dy2 = (p0.1 - p1.1) / 2.0;
+    let x1p = cos_phi * dx2 + sin_phi * dy2;
+    let y1p = -sin_phi * dx2 + cos_phi * dy2;
+    let lambda = (x1p * x1p) / (rx * rx) + (y1p * y1p) / (ry * ry);
+    if lambda > 1.0 {
+        let s = lambda.sqrt();
+        rx *= s;
+        ry *= s;
+    }
+    let num = rx * rx * ry * ry - rx * rx * y1p * y1p - ry * ry * x1p * x1p;
+    let den = rx * rx * y1p * y1p + ry * ry * x1p * x1p;
+    let mut coef = if den == 0.0 {
+        0.0
+    } else {
+        (num / den).max(0.0).sqrt()
+    };
+    if large == sweep {
+        coef = -coef;
+    }
+    let cxp = coef * rx * y1p / ry;
+    let cyp = -coef * ry * x1p / rx;
+    let cx = cos_phi * cxp - sin_phi * cyp + (p0.0 + p1.0) / 2.0;
+    let cy = sin_phi * cxp + cos_phi * cyp + (p0.1 + p1.1) / 2.0;
+    let angle = |ux: f64, uy: f64, vx: f64, vy: f64| (ux * vy - uy * vx).atan2(ux * vx + uy * vy);
+    let ux = (x1p - cxp) / rx;
+    let uy = (y1p - cyp) / ry;
+    let vx = (-x1p - cxp) / rx;
+    let vy = (-y1p - cyp) / ry;
+    let t1 = angle(1.0, 0.0, ux, uy);
+    let mut dt = angle(ux, uy, vx, vy).rem_euclid(TAU);
+    if !sweep && dt > 0.0 {
+        dt -= TAU;
+    }
+    Some((
+        (cx, cy),
+        (rx * cos_phi, rx * sin_phi),
+        (-ry * sin_phi, ry * cos_phi),
+        t1,
+        dt,
+    ))
+}
+
+/// Flattens a path's `d` into rings (curves and arcs sampled), each subpath closed implicitly
+/// as filling does. Stops at the first error, keeping what came before, like a renderer.
+pub(crate) fn path_rings(m: Affine, d: &str, out: &mut Vec<Ring>) {
+    let mut p = NumParser::new(d);
+    let mut ring: Ring = Vec::new();
+    let mut cur = (0.0f64, 0.0f64);
+    let mut start = cur;
+    let mut last_c: Option<(f64, f64)> = None;
+    let mut last_q: Option<(f64, f64)> = None;
+    let push = |ring: &mut Ring, pt: (f64, f64)| {
+        let q = m.apply(pt.0, pt.1);
+        if q.0.is_finite() && q.1.is_finite() && ring.last() != Some(&q) {
+            ring.push(q);
+        }
+    };
+    let flush = |ring: &mut Ring, out: &mut Vec<Ring>| {
+        if ring.len() >= 3 {
+            out.push(std::mem::take(ring));
+        } else {
+            ring.clear();
+        }
+    };
+    'cmds: while let Some(cmd) = p.command() {
+        let rel = cmd.is_ascii_lowercase();
+        let up = cmd.to_ascii_uppercase();
+        let mut first = true;
+        loop {
+            if !first && (up == b'Z' || !p.at_number()) {
+                break;
+            }
+            let b = if rel { cur } else { (0.0, 0.0) };
+            match up {
+                b'M' => {
+                    let Some((x, y)) = p.pair() else { break 'cmds };
+                    cur = (b.0 + x, b.1 + y);
+                    if first {
+                        flush(&mut ring, out);
+                        start = cur;
+                    }
+                    push(&mut ring, cur);
+                    last_c = None;
+                    last_q = None;
+                }
+                b'L' | b'H' | b'V' => {
+                    match up {
+                        b'L' => {
+                            let Some((x, y)) = p.pair() else { break 'cmds };
+                            cur = (b.0 + x, b.1 + y);
+                        }
+                        b'H' => {
+                            let Some(x) = p.number() else { break 'cmds };
+                            cur.0 = if rel { cur.0 + x } else { x };
+                        }
+                        _ => {
+                            let Some(y) = p.number() else { break 'cmds };
+                            cur.1 = if rel { cur.1 + y } else { y };
+                        }
+                    }
+                    push(&mut ring, cur);
+                    last_c = None;
+                    last_q = None;
+                }
+                b'C' | b'S' => {
+                    let c1 = if up == b'C' {
+                        let Some((x, y)) = p.pair() else { break 'cmds };
+                        (b.0 + x, b.1 + y)
+                    } else {
+                        last_c.map_or(cur, |c| (2.0 * cur.0 - c.0, 2.0 * cur.1 - c.1))
+                    };
+                    let Some((x2, y2)) = p.pair() else {
+                        break 'cmds;
+                    };
+                    let Some((x, y)) = p.pair() else { break 'cmds };
+                    let c2 = (b.0 + x2, b.1 + y2);
+                    let end = (b.0 + x, b.1 + y);
+                    for k in 1..=CURVE_STEPS {
+                        let t = k as f64 / CURVE_STEPS as f64;
+                        let u = 1.0 - t;
+                        let f = |a: f64, b1: f64, c: f64, d: f64| {
+                            u * u * u * a
+                                + 3.0 * u * u * t * b1
+                                + 3.0 * u * t * t * c
+                                + t * t * t * d
+                        };
+                        push(
+                            &mut ring,
+                            (f(cur.0, c1.0, c2.0, end.0), f(cur.1, c1.1, c2.1, end.1)),
+                        );
+                    }
+                    last_c = Some(c2);
+                    last_q = None;
+                    cur = end;
+                }
+                b'Q' | b'T' => {
+                    let c1 = if up == b'Q' {
+                        let Some((x, y)) = p.pair() else { break 'cmds };
+                        (b.0 + x, b.1 + y)
+                    } else {
+                        last_q.map_or(cur, |c| (2.0 * cur.0 - c.0, 2.0 * cur.1 - c.1))
+                    };
+                    let Some((x, y)) = p.pair() else { break 'cmds };
+                    let end = (b.0 + x, b.1 + y);
+                    for k in 1..=CURVE_STEPS {
+                        let t = k as f64 / CURVE_STEPS as f64;
+                        let u = 1.0 - t;
+                        let f = |a: f64, b1: f64, c: f64| u * u * a + 2.0 * u * t * b1 + t * t * c;
+                        push(&mut ring, (f(cur.0, c1.0, end.0), f(cur.1, c1.1, end.1)));
+                    }
+                    last_q = Some(c1);
+                    last_c = None;
+                    cur = end;
+                }
+                b'A' => {
+                    let (Some(rx), Some(ry), Some(phi)) = (p.number(), p.number(), p.number())
+                    else {
+                        break 'cmds;
+                    };
+                    let (Some(large), Some(sweep)) = (p.flag(), p.flag()) else {
+                        break 'cmds;
+                    };
+                    let Some((x, y)) = p.pair() else { break 'cmds };
+                    let end = (b.0 + x, b.1 + y);
+                    if let Some((c, u, v, t1, dt)) =
+                        arc_center(cur, (rx, ry, phi), large, sweep, end)
+                    {
+                        let steps = ((dt.abs() / TAU * 32.0).ceil() as usize).clamp(2, 32);
+                        for k in 1..steps {
+                            let t = t1 + dt * k as f64 / steps as f64;
+                            let (st, ct) = t.sin_cos();
+                            push(
+                                &mut ring,
+                                (c.0 + u.0 * ct + v.0 * st, c.1 + u.1 * ct + v.1 * st),
+                            );
+                        }
+                    }
+                    push(&mut ring, end);
+                    cur = end;
+                    last_c = None;
+                    last_q = None;
+                }
+                b'Z' => {
+                    cur = start;
+                    flush(&mut ring, out);
+                    last_c = None;
+                    last_q = None;
+                }
+                _ => break 'cmds,
+            }
+            first = false;
+            if ring.len() > 100_000 {
+                break 'cmds;
+            }
+        }
+    }
+    flush(&mut ring, out);
+}
+
+/// Rings of one element's own shape under `m` (rect corners, 32-gon ellipses, points lists).
+pub(crate) fn shape_rings(text: &str, node: &Node, m: Affine, out: &mut Vec<Ring>) {
+    let a = ShapeAttrs::read(text, node);
+    match node.kind {
+        Kind::Path => {
+            if let Some(d) = &a.d {
+                path_rings(m, d, out);
+            }
+        }
+        Kind::Rect => {
+            let (x, y, w, h) = (a.num("x"), a.num("y"), a.num("width"), a.num("height"));
+            if w > 0.0 && h > 0.0 {
+                out.push(
+                    [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+                        .iter()
+                        .map(|&(px, py)| m.apply(px, py))
+                        .collect(),
+                );
+            }
+        }
+        Kind::Circle | Kind::Ellipse => {
+            let (rx, ry) = if node.kind == Kind::Circle {
+                (a.num("r"), a.num("r"))
+            } else {
+                (a.num("rx"), a.num("ry"))
+            };
+            if rx > 0.0 && ry > 0.0 {
+                let (cx, cy) = (a.num("cx"), a.num("cy"));
+                out.push(
+                    (0..32)
+                        .map(|k| {
+                            let t = TAU * k as f64 / 32.0;
+                            m.apply(cx + rx * t.cos(), cy + ry * t.sin())
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Kind::Polyline | Kind::Polygon => {
+            if let Some(p) = &a.points {
+                let mut ring: Ring = numbers(p)
+                    .chunks_exact(2)
+                    .map(|xy| m.apply(xy[0], xy[1]))
+                    .collect();
+                if ring.len() > 1 && ring.first() == ring.last() {
+                    ring.pop();
+                }
+                if ring.len() >= 3 {
+                    out.push(ring);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The content transform of every node, computed on demand and remembered.
+pub(crate) struct Transforms<'a> {
+    text: &'a str,
+    nodes: &'a [Node],
+    root: Option<crate::ViewBox>,
+    content: Vec<Option<Affine>>,
+}
+
+impl<'a> Transforms<'a> {
+    pub(crate) fn new(text: &'a str, nodes: &'a [Node], root: Option<crate::ViewBox>) -> Self {
+        Transforms {
+            text,
+            nodes,
+            root,
+            content: vec![None; nodes.len()],
+        }
+    }
+
+    /// The transform from a node's content to root user space (the root's own transform
+    /// excluded, as the viewBox space is what the report uses).
+    pub(crate) fn content(&mut self, node: u32) -> Affine {
+        let mut chain = Vec::new();
+        let mut n = node;
+        let mut base = Affine::IDENTITY;
+        while let Some(nd) = self.nodes.get(n as usize) {
+            if let Some(Some(m)) = self.content.get(n as usize) {
+                base = *m;
+                break;
+            }
+            if nd.parent == NONE {
+                self.content[n as usize] = Some(Affine::IDENTITY);
+                break;
+            }
+            chain.push(n);
+            n = nd.parent;
+        }
+        for &c in chain.iter().rev() {
+            base = base.then(own_transform_in(
+                self.text,
+                &self.nodes[c as usize],
+                None,
+                self.root,
+            ));
+            self.content[c as usize] = Some(base);
+        }
+        base
+    }
+}
+
+/// Signed area of a ring (shoelace).
+pub(crate) fn ring_area(r: &[(f64, f64)]) -> f64 {
+    let n = r.len();
+    let mut s = 0.0;
+    for i in 0..n {
+        let (x0, y0) = r[i];
+        let (x1, y1) = r[(i + 1) % n];
+        s += x0 * y1 - x1 * y0;
+    }
+    s / 2.0
+}
+
+/// Winding number of a ring around `p`, and whether a ray from `p` crosses it an odd number of times.
+pub(crate) fn winding(r: &[(f64, f64)], p: (f64, f64)) -> (i32, bool) {
+    let n = r.len();
+    let mut w = 0i32;
+    let mut odd = false;
+    for i in 0..n {
+        let (x0, y0) = r[i];
+        let (x1, y1) = r[(i + 1) % n];
+        if (y0 <= p.1) != (y1 <= p.1) {
+            let x = x0 + (p.1 - y0) / (y1 - y0) * (x1 - x0);
+            if x > p.0 {
+                odd = !odd;
+                w += if y1 > y0 { 1 } else { -1 };
+            }
+        }
+    }
+    (w, odd)
+}
+
+/// Douglas–Peucker on a closed ring down to at most `max` points: one pass ranks every point by
+/// the deviation at which DP would keep it (capped by its parent split's, so the ranking is
+/// monotone), then the `max` highest-ranked points are kept in ring order.
+pub(crate) fn simplify_ring(r: &[(f64, f64)], max: usize) -> Ring {
+    let mut ring: Ring = r.to_vec();
+    while ring.len() > 1 && ring.first() == ring.last() {
+        ring.pop();
+    }
+    ring.dedup();
+    let n = ring.len();
+    if n <= max || max < 3 {
+        return ring;
+    }
+    // Split at the point farthest from the first, rank both open halves.
+    let far = (1..n)
+        .max_by(|&a, &b| dist2(ring[0], ring[a]).total_cmp(&dist2(ring[0], ring[b])))
+        .unwrap_or(0);
+    let mut rank = vec![0.0f64; n + 1];
+    rank[0] = f64::INFINITY;
+    rank[far] = f64::INFINITY;
+    rank[n] = f64::INFINITY;
+    let mut closed: Ring = ring.clone();
+    closed.push(ring[0]);
+    dp_rank(&closed, 0, far, &mut rank);
+    dp_rank(&closed, far, n, &mut rank);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| rank[b].total_cmp(&rank[a]));
+    let mut keep = vec![false; n];
+    for &i in order.iter().take(max) {
+        keep[i] = true;
+    }
+    ring.iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+fn dist2(a: (f64, f64), b: (f64, f64)) -> f64 {
+    (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)
+}
+
+fn dp_rank(pts: &[(f64, f64)], first: usize, last: usize, rank: &mut [f64]) {
+    let mut stack = vec![(first, last, f64::INFINITY)];
+    while let Some((a, b, cap)) = stack.pop() {
+        if b <= a + 1 {
+            continue;
+        }
+        let (p, q) = (pts[a], pts[b]);
+        let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+        let len = (dx * dx + dy * dy).sqrt();
+        let mut best = (-1.0f64, a + 1);
+        for (i, &r) in pts.iter().enumerate().take(b).skip(a + 1) {
+            let d = if len == 0.0 {
+                dist2(p, r).sqrt()
+            } else {
+                ((r.0 - p.0) * dy - (r.1 - p.1) * dx).abs() / len
+            };
+            if d > best.0 {
+                best = (d, i);
+            }
+        }
+        let d = best.0.min(cap);
+        if let Some(slot) = rank.get_mut(best.1) {
+            *slot = d;
+        }
+        stack.push((a, best.1, d));
+        stack.push((best.1, b, d));
+    }
+}
+
+/// Convex hull (monotone chain) of points.
+pub(crate) fn convex_hull(mut pts: Vec<(f64, f64)>) -> Ring {
+    pts.retain(|p| p.0.is_finite() && p.1.is_finite());
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    pts.dedup();
+    if pts.len() < 3 {
+        return pts;
+    }
+    let cross = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let mut lower: Ring = Vec::new();
+    for &p in &pts {
+        while lower.len() >= 2 && cross(lower[lower.len() - 2], lower[lower.len() - 1], p) <= 0.0 {
+            lower.pop();
+        }
+        lower.push(p);
+    }
+    let mut upper: Ring = Vec::new();
+    for &p in pts.iter().rev() {
+        while upper.len() >= 2 && cross(upper[upper.len() - 2], upper[upper.len() - 1], p) <= 0.0 {
+            upper.pop();
+        }
+        upper.push(p);
+    }
+    lower.pop();
+    upper.pop();
+    lower.extend(upper);
+    lower
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::parse::{Named, Node, Span, decode_lossy};
+use crate::allow::Kind;
+use crate::parse::{NONE, Named, Node, Span, decode_lossy, is_generated_id};
 
 /// How an element was matched to its unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,6 +156,23 @@ fn strip_figma_dup(s: &str) -> Option<&str> {
     .then_some(prefix)
 }
 
+/// Whether `variant` is `name` with only a design tool's duplicate suffix removed (after its
+/// escapes are undone): Illustrator's `_N_`, Figma's `_N`.
+fn is_dup_of(name: &str, variant: &str) -> bool {
+    let d = decode_ai_escapes(name);
+    let d = d.as_ref();
+    let lead = strip_lead_underscore(d);
+    [
+        strip_ai_dup(d),
+        strip_figma_dup(d),
+        lead.and_then(strip_figma_dup),
+        strip_ai_dup(d).and_then(strip_lead_underscore),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|x| x == variant)
+}
+
 /// Rank-2 candidates for a name, most specific first.
 fn export_variants(s: &str) -> Vec<String> {
     let d = decode_ai_escapes(s);
@@ -255,7 +273,7 @@ fn normal_variants(s: &str) -> Vec<String> {
 }
 
 /// Whether a name looks like a block number (`E5`, `AB12`, `12`, `C3A`) once normalised.
-fn looks_like_block(s: &str) -> bool {
+pub(crate) fn looks_like_block(s: &str) -> bool {
     let n = normalise(&decode_ai_escapes(s));
     let b = n.as_bytes();
     let letters = b.iter().take_while(|c| c.is_ascii_lowercase()).count();
@@ -291,7 +309,7 @@ fn is_tool_generated(id: &str) -> bool {
     if let Some(rest) = id.strip_prefix("Layer_") {
         return rest.bytes().all(|b| b.is_ascii_digit() || b == b'_');
     }
-    if id.starts_with("_x3C_") {
+    if id.starts_with("_x3C_") || is_generated_id(id) {
         return true;
     }
     let figma = id.trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == '_');
@@ -304,13 +322,13 @@ fn is_tool_generated(id: &str) -> bool {
 /// Collects warnings up to [`MAX_WARNINGS`]; past that only counts them, so a hostile file with
 /// half a million look-alike ids does not format half a million messages.
 #[derive(Default)]
-struct Warnings {
+pub(crate) struct Warnings {
     list: Vec<String>,
     dropped: usize,
 }
 
 impl Warnings {
-    fn add(&mut self, message: impl FnOnce() -> String) {
+    pub(crate) fn add(&mut self, message: impl FnOnce() -> String) {
         if self.list.len() < MAX_WARNINGS {
             self.list.push(message());
         } else {
@@ -331,6 +349,7 @@ struct Claim {
     unit: u32,
     rank: u8,
     node: u32,
+    source: MatchSource,
 }
 
 /// Names of one element, decoded and trimmed.
@@ -338,6 +357,7 @@ struct Names<'t> {
     id: Option<Cow<'t, str>>,
     data_name: Option<Cow<'t, str>>,
     label: Option<Cow<'t, str>>,
+    title: Option<Cow<'t, str>>,
 }
 
 fn name_at(text: &str, s: Option<Span>) -> Option<Cow<'_, str>> {
@@ -360,14 +380,21 @@ impl<'t> Names<'t> {
             id: name_at(text, n.id),
             data_name: name_at(text, n.data_name),
             label: name_at(text, n.label),
+            title: name_at(text, n.title),
         }
     }
 
-    /// Human-typed names first.
-    fn ordered(&self) -> impl Iterator<Item = &str> {
-        [&self.data_name, &self.label, &self.id]
-            .into_iter()
-            .filter_map(|n| n.as_deref())
+    /// Human-typed names first, each with the source it stands for; generated ids name nothing.
+    fn ordered(&self) -> impl Iterator<Item = (&str, MatchSource)> {
+        let id = self.id.as_deref().filter(|i| !is_generated_id(i));
+        [
+            (self.data_name.as_deref(), MatchSource::Label),
+            (self.label.as_deref(), MatchSource::Label),
+            (self.title.as_deref(), MatchSource::Label),
+            (id, MatchSource::Id),
+        ]
+        .into_iter()
+        .filter_map(|(n, s)| n.map(|n| (n, s)))
     }
 
     fn display(&self) -> String {
@@ -375,6 +402,7 @@ impl<'t> Names<'t> {
             .as_deref()
             .or(self.data_name.as_deref())
             .or(self.label.as_deref())
+            .or(self.title.as_deref())
             .unwrap_or("")
             .to_string()
     }
@@ -410,86 +438,270 @@ fn names_agree(id: &str, data_name: &str) -> bool {
         .any(|c| normalise(c) == dn || strip_lead_underscore(c).is_some_and(|x| normalise(x) == dn))
 }
 
-/// Computes the mapping report.
-pub(crate) fn map_units(
-    text: &str,
-    nodes: &[Node],
-    named_list: &[Named],
-    block_numbers: &[&str],
-) -> Mapping {
-    let mut warnings = Warnings::default();
+/// Everything mapping, colouring and geometry read of a parsed document.
+#[derive(Clone, Copy)]
+pub(crate) struct Doc<'a> {
+    pub text: &'a str,
+    pub nodes: &'a [Node],
+    pub named: &'a [Named],
+    pub index: &'a IdIndex,
+    pub view_box: Option<crate::ViewBox>,
+}
 
-    // Units, deduplicated, in the given order.
-    let mut units: Vec<&str> = Vec::with_capacity(block_numbers.len());
-    let mut exact: FxMap<&str, u32> = FxMap::default();
-    exact.reserve(block_numbers.len());
-    for &b in block_numbers {
-        if !exact.contains_key(b) {
-            exact.insert(b, units.len() as u32);
-            units.push(b);
+/// Element ids (decoded) to nodes, sorted by hash: O(log n) look-ups, built once per document.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdIndex {
+    /// (hash of the decoded id, index into `named`), sorted.
+    entries: Vec<(u32, u32)>,
+}
+
+impl IdIndex {
+    pub(crate) fn build(text: &str, named: &[Named]) -> IdIndex {
+        let mut entries: Vec<(u32, u32)> = named
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let id = decode_lossy(&text[n.id?.range()]);
+                Some((crate::parse::tag_hash(id.as_bytes()), i as u32))
+            })
+            .collect();
+        entries.sort_unstable();
+        IdIndex { entries }
+    }
+
+    /// The first element (document order) with this id.
+    pub(crate) fn find(&self, text: &str, named: &[Named], id: &str) -> Option<u32> {
+        let h = crate::parse::tag_hash(id.as_bytes());
+        let from = self.entries.partition_point(|e| e.0 < h);
+        self.entries
+            .get(from..)?
+            .iter()
+            .take_while(|e| e.0 == h)
+            .filter_map(|e| named.get(e.1 as usize))
+            .find(|n| n.id.is_some_and(|s| decode_lossy(&text[s.range()]) == id))
+            .map(|n| n.node)
+    }
+}
+
+/// Whether a node may be mapped to a unit: a rendered group, shape or `use`, not the root.
+pub(crate) fn is_mappable(nodes: &[Node], node: u32) -> bool {
+    nodes
+        .get(node as usize)
+        .is_some_and(|n| n.kind.is_candidate() && !n.hidden && !n.in_text && n.parent != NONE)
+}
+
+/// Words that name a group of text labels or outlined glyphs (first word of its name).
+const TEXT_WORDS: &[&str] = &[
+    "text",
+    "texts",
+    "label",
+    "labels",
+    "teks",
+    "nomor",
+    "number",
+    "numbers",
+    "txt",
+    "glyphs",
+    "lettering",
+    "angka",
+];
+
+/// Whether a group's name says it holds labels (`Labels`, `text`, `Nomor kavling`, `number 12`).
+pub(crate) fn is_text_like_name(name: &str) -> bool {
+    let first: String = name
+        .trim()
+        .chars()
+        .take_while(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    TEXT_WORDS.contains(&first.as_str())
+}
+
+/// Whether a node's own names mark it as a text-like group.
+pub(crate) fn node_text_like(text: &str, nodes: &[Node], named: &[Named], node: u32) -> bool {
+    if nodes.get(node as usize).is_none_or(|n| n.kind != Kind::G) {
+        return false;
+    }
+    let Ok(i) = named.binary_search_by_key(&node, |n| n.node) else {
+        return false;
+    };
+    let names = Names::of(text, &named[i]);
+    names.ordered().any(|(n, _)| is_text_like_name(n))
+}
+
+/// Lookup tables of the units being mapped.
+pub(crate) struct Units<'b> {
+    pub list: Vec<&'b str>,
+    exact: FxMap<&'b str, u32>,
+    normal: FxMap<String, u32>,
+    /// Normalised with the leading zeros of number runs dropped (`a03` → `a3`), built on demand.
+    no_zeros: Option<FxMap<String, u32>>,
+}
+
+/// `a03b007` → `a3b7`.
+fn drop_leading_zeros(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut started = false;
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c.is_ascii_digit() {
+            let next_digit = it.peek().is_some_and(char::is_ascii_digit);
+            if c == '0' && !started && next_digit {
+                continue;
+            }
+            started = true;
+        } else {
+            started = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl<'b> Units<'b> {
+    fn new(block_numbers: &[&'b str], warnings: &mut Warnings) -> Units<'b> {
+        let mut list: Vec<&str> = Vec::with_capacity(block_numbers.len());
+        let mut exact: FxMap<&str, u32> = FxMap::default();
+        exact.reserve(block_numbers.len());
+        for &b in block_numbers {
+            if !exact.contains_key(b) {
+                exact.insert(b, list.len() as u32);
+                list.push(b);
+            }
+        }
+        let mut normal: FxMap<String, u32> = FxMap::default();
+        normal.reserve(list.len());
+        for (i, u) in list.iter().enumerate() {
+            let n = normalise(u);
+            if n.is_empty() {
+                continue;
+            }
+            match normal.get_mut(&n) {
+                Some(existing) if *existing != AMBIGUOUS => {
+                    warnings.add(|| {
+                        format!(
+                            "units {} and {} look the same once spaces, dashes and case are ignored; \
+                             only exact or export-escaped ids match them",
+                            list[*existing as usize], u
+                        )
+                    });
+                    *existing = AMBIGUOUS;
+                }
+                Some(_) => {}
+                None => {
+                    normal.insert(n, i as u32);
+                }
+            }
+        }
+        Units {
+            list,
+            exact,
+            normal,
+            no_zeros: None,
         }
     }
-    let mut normal: FxMap<String, u32> = FxMap::default();
-    normal.reserve(units.len());
-    for (i, u) in units.iter().enumerate() {
-        let n = normalise(u);
-        if n.is_empty() {
-            continue;
+
+    /// The unit a text label names: exact, normalised, or normalised without leading zeros when
+    /// that is unambiguous. `Err(())` when the label could be several units.
+    pub(crate) fn for_label(&mut self, label: &str) -> Result<Option<u32>, ()> {
+        if let Some(&u) = self.exact.get(label) {
+            return Ok(Some(u));
         }
-        match normal.get_mut(&n) {
-            Some(existing) if *existing != AMBIGUOUS => {
-                warnings.add(|| {
-                    format!(
-                        "units {} and {} look the same once spaces, dashes and case are ignored; \
-                     only exact or export-escaped ids match them",
-                        units[*existing as usize], u
-                    )
-                });
-                *existing = AMBIGUOUS;
+        let n = normalise(label);
+        match self.normal.get(&n) {
+            Some(&AMBIGUOUS) => return Err(()),
+            Some(&u) => return Ok(Some(u)),
+            None => {}
+        }
+        let normal = &self.normal;
+        let nz = self.no_zeros.get_or_insert_with(|| {
+            let mut m: FxMap<String, u32> = FxMap::default();
+            for (k, &u) in normal {
+                let z = drop_leading_zeros(k);
+                match m.get_mut(&z) {
+                    Some(e) => *e = AMBIGUOUS,
+                    None => {
+                        m.insert(z, u);
+                    }
+                }
             }
-            Some(_) => {}
-            None => {
-                normal.insert(n, i as u32);
-            }
+            m
+        });
+        match nz.get(&drop_leading_zeros(&n)) {
+            Some(&AMBIGUOUS) => Err(()),
+            Some(&u) => Ok(Some(u)),
+            None => Ok(None),
         }
     }
+}
+
+/// One element drawn for a unit.
+#[derive(Clone, Copy)]
+struct Hit {
+    unit: u32,
+    node: u32,
+    source: MatchSource,
+}
+
+/// Computes the mapping report: names, then text labels, then manual mappings.
+pub(crate) fn map_units(
+    doc: Doc<'_>,
+    block_numbers: &[&str],
+    manual: &[ManualMapping<'_>],
+) -> Mapping {
+    let Doc {
+        text,
+        nodes,
+        named: named_list,
+        ..
+    } = doc;
+    let mut warnings = Warnings::default();
+    let mut units = Units::new(block_numbers, &mut warnings);
 
     let mut claims: Vec<Claim> = Vec::new();
     let mut unclaimed: Vec<usize> = Vec::new();
     for (ni, named) in named_list.iter().enumerate() {
-        let node = &nodes[named.node as usize];
-        if !node.kind.is_candidate() || node.hidden || node.parent == crate::parse::NONE {
+        if !is_mappable(nodes, named.node) {
             continue;
         }
         let names = Names::of(text, named);
+        if names.ordered().next().is_none() {
+            // Only a generated id: nothing to match, nothing to report.
+            unclaimed.push(ni);
+            continue;
+        }
         if let (Some(id), Some(dn)) = (names.id.as_deref(), names.data_name.as_deref())
+            && !is_generated_id(id)
             && !names_agree(id, dn)
         {
             warnings.add(|| format!(
                 "element id \"{id}\" has data-name \"{dn}\", which disagrees; data-name is used first"
             ));
         }
-        let mut found: Option<(u32, u8)> = None;
-        for n in names.ordered() {
-            if let Some(&u) = exact.get(n) {
-                found = Some((u, 1));
+        let mut found: Option<(u32, u8, MatchSource)> = None;
+        for (n, src) in names.ordered() {
+            if let Some(&u) = units.exact.get(n) {
+                found = Some((u, 1, src));
                 break;
             }
         }
         if found.is_none() {
-            'rank2: for n in names.ordered() {
+            'rank2: for (n, src) in names.ordered() {
                 for v in export_variants(n) {
-                    if let Some(&u) = exact.get(v.as_str()) {
-                        found = Some((u, 2));
+                    if let Some(&u) = units.exact.get(v.as_str()) {
+                        // A duplicate suffix (`A12_1_`, `A12_2`) is the same name drawn again:
+                        // it ranks with the exact name, so the copies match together.
+                        let rank = if is_dup_of(n, &v) { 1 } else { 2 };
+                        found = Some((u, rank, src));
                         break 'rank2;
                     }
                 }
             }
         }
         if found.is_none() {
-            'rank3: for n in names.ordered() {
+            'rank3: for (n, src) in names.ordered() {
                 for v in normal_variants(n) {
-                    match normal.get(&v) {
+                    match units.normal.get(&v) {
                         Some(&AMBIGUOUS) => {
                             warnings.add(|| {
                                 format!(
@@ -501,7 +713,7 @@ pub(crate) fn map_units(
                             break 'rank3;
                         }
                         Some(&u) => {
-                            found = Some((u, 3));
+                            found = Some((u, 3, src));
                             break 'rank3;
                         }
                         None => {}
@@ -510,18 +722,21 @@ pub(crate) fn map_units(
             }
         }
         match found {
-            Some((unit, rank)) => claims.push(Claim {
+            Some((unit, rank, source)) => claims.push(Claim {
                 unit,
                 rank,
                 node: named.node,
+                source,
             }),
             None => unclaimed.push(ni),
         }
     }
 
-    // Resolve claims unit by unit.
+    // Resolve claims unit by unit: an ancestor beats its descendants silently; among the rest
+    // every claim at the best rank is kept (a unit drawn as several shapes: duplicate suffixes,
+    // a data-name repeated on siblings), worse ranks lose.
     claims.sort_by_key(|c| (c.unit, c.node));
-    let mut winner: Vec<u32> = vec![crate::parse::NONE; units.len()];
+    let mut hits: Vec<Hit> = Vec::new();
     let mut i = 0;
     while i < claims.len() {
         let unit = claims[i].unit;
@@ -537,49 +752,92 @@ pub(crate) fn map_units(
             }
             j += 1;
         }
-        if let Some(best) = tops.iter().min_by_key(|c| (c.rank, c.node)) {
-            winner[unit as usize] = best.node;
-            if tops.len() > 1 {
-                let ids: Vec<String> = tops
-                    .iter()
-                    .map(|c| format!("\"{}\"", display_id(text, named_list, c.node)))
-                    .collect();
-                warnings.add(|| {
-                    format!(
-                        "unit {} is claimed by {} elements ({}); using \"{}\"",
-                        units[unit as usize],
-                        tops.len(),
-                        ids.join(", "),
-                        display_id(text, named_list, best.node)
-                    )
-                });
-            }
+        let best_rank = tops.iter().map(|c| c.rank).min().unwrap_or(u8::MAX);
+        let winners: Vec<&Claim> = tops
+            .iter()
+            .copied()
+            .filter(|c| c.rank == best_rank)
+            .collect();
+        for w in &winners {
+            hits.push(Hit {
+                unit,
+                node: w.node,
+                source: w.source,
+            });
+        }
+        let quote = |cs: &[&Claim]| {
+            cs.iter()
+                .map(|c| format!("\"{}\"", display_id(text, named_list, c.node)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if winners.len() < tops.len() {
+            warnings.add(|| {
+                format!(
+                    "unit {} is claimed by {} elements ({}); using {}",
+                    units.list[unit as usize],
+                    tops.len(),
+                    quote(&tops),
+                    quote(&winners)
+                )
+            });
+        } else if winners.len() > 1 {
+            warnings.add(|| {
+                format!(
+                    "unit {} is drawn as {} elements ({}); all of them are used",
+                    units.list[unit as usize],
+                    winners.len(),
+                    quote(&winners)
+                )
+            });
         }
         i = j;
     }
 
+    // Text labels for the units still without an element.
+    let mut has_hit = vec![false; units.list.len()];
+    for h in &hits {
+        has_hit[h.unit as usize] = true;
+    }
+    let mut covered = vec![false; nodes.len()];
+    mark_covered(nodes, hits.iter().map(|h| h.node), &mut covered);
+    let texts =
+        crate::labels::match_text_labels(doc, &mut units, &has_hit, &covered, &mut warnings);
+    for (unit, node) in texts {
+        hits.push(Hit {
+            unit,
+            node,
+            source: MatchSource::Text,
+        });
+    }
+
+    apply_manual(doc, &units, manual, &mut hits, &mut warnings);
+
+    // Report: units in the given order, each unit's elements in document order.
+    hits.sort_by_key(|h| (h.unit, h.node));
+    hits.dedup_by_key(|h| (h.unit, h.node));
     let mut mapping = Mapping::default();
     let mut covered = vec![false; nodes.len()];
+    mark_covered(nodes, hits.iter().map(|h| h.node), &mut covered);
     let mut contains_match = vec![false; nodes.len()];
-    for (u, &node) in winner.iter().enumerate() {
-        if node == crate::parse::NONE {
-            mapping.units_without_element.push(units[u].to_string());
-            continue;
-        }
+    let mut has_hit = vec![false; units.list.len()];
+    for h in &hits {
+        has_hit[h.unit as usize] = true;
         mapping.matched.push(MatchedUnit {
-            block_number: units[u].to_string(),
-            element_id: display_id(text, named_list, node),
-            source: MatchSource::Id,
+            block_number: units.list[h.unit as usize].to_string(),
+            element_id: display_id(text, named_list, h.node),
+            source: h.source,
         });
-        mapping.nodes.push(node);
-        let n = &nodes[node as usize];
-        for c in &mut covered[node as usize..n.end as usize] {
-            *c = true;
-        }
-        let mut p = n.parent;
-        while p != crate::parse::NONE && !contains_match[p as usize] {
+        mapping.nodes.push(h.node);
+        let mut p = nodes[h.node as usize].parent;
+        while p != NONE && !contains_match[p as usize] {
             contains_match[p as usize] = true;
             p = nodes[p as usize].parent;
+        }
+    }
+    for (u, name) in units.list.iter().enumerate() {
+        if !has_hit[u] {
+            mapping.units_without_element.push(name.to_string());
         }
     }
 
@@ -590,13 +848,13 @@ pub(crate) fn map_units(
             continue;
         }
         let names = Names::of(text, named);
-        let human = names.data_name.is_some() || names.label.is_some();
+        let human = names.data_name.is_some() || names.label.is_some() || names.title.is_some();
         if let Some(id) = names.id.as_deref()
             && (human || !is_tool_generated(id))
         {
             mapping.unmatched_element_ids.push(id.to_string());
         }
-        if let Some(n) = names.ordered().find(|n| looks_like_block(n))
+        if let Some((n, _)) = names.ordered().find(|(n, _)| looks_like_block(n))
             && names
                 .id
                 .as_deref()
@@ -612,10 +870,132 @@ pub(crate) fn map_units(
         }
     }
 
+    mapping.unmatched_shape_ids = unmatched_shapes(doc, &covered, &contains_match);
     mapping.warnings = warnings.finish();
     mapping
 }
 
+/// Marks each node and its descendants.
+fn mark_covered(nodes: &[Node], roots: impl Iterator<Item = u32>, covered: &mut [bool]) {
+    for node in roots {
+        let Some(n) = nodes.get(node as usize) else {
+            continue;
+        };
+        if covered[node as usize] {
+            continue;
+        }
+        for c in covered
+            .get_mut(node as usize..n.end as usize)
+            .into_iter()
+            .flatten()
+        {
+            *c = true;
+        }
+    }
+}
+
+/// Manual mappings on top: the element goes to its unit (taken from any other unit, split out
+/// of an automatic group, its own automatic descendants dropped), and a unit mapped by hand
+/// keeps only its manual elements.
+fn apply_manual(
+    doc: Doc<'_>,
+    units: &Units<'_>,
+    manual: &[ManualMapping<'_>],
+    hits: &mut Vec<Hit>,
+    warnings: &mut Warnings,
+) {
+    let mut manual_hits: Vec<Hit> = Vec::new();
+    for m in manual {
+        let node = doc
+            .index
+            .find(doc.text, doc.named, m.element_id)
+            .filter(|&n| is_mappable(doc.nodes, n));
+        let Some(node) = node else {
+            warnings.add(|| {
+                format!(
+                    "manual mapping of element \"{}\" skipped: no such element in the siteplan",
+                    m.element_id
+                )
+            });
+            continue;
+        };
+        let Some(&unit) = units.exact.get(m.block_number) else {
+            warnings.add(|| {
+                format!(
+                    "manual mapping of element \"{}\" skipped: no unit \"{}\"",
+                    m.element_id, m.block_number
+                )
+            });
+            continue;
+        };
+        manual_hits.push(Hit {
+            unit,
+            node,
+            source: MatchSource::Manual,
+        });
+    }
+    if manual_hits.is_empty() {
+        return;
+    }
+    let nodes = doc.nodes;
+    let manual_units: Vec<u32> = manual_hits.iter().map(|h| h.unit).collect();
+    hits.retain(|h| {
+        !manual_units.contains(&h.unit)
+            && !manual_hits.iter().any(|m| {
+                let end = nodes.get(m.node as usize).map_or(m.node + 1, |n| n.end);
+                h.node >= m.node && h.node < end
+            })
+    });
+    hits.extend(manual_hits);
+}
+
+/// Ids of rendered closed shapes and `use` copies outside every matched unit, not painted
+/// `fill="none"`, not inside a text-like group: what an admin may click to map by hand.
+fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> Vec<String> {
+    let Doc {
+        text, nodes, named, ..
+    } = doc;
+    let mut text_like = vec![false; nodes.len()];
+    let mut out = Vec::new();
+    let mut ni = 0usize;
+    for (i, n) in nodes.iter().enumerate() {
+        let parent_tl =
+            n.parent != NONE && text_like.get(n.parent as usize).copied().unwrap_or(false);
+        let own = n.kind == Kind::G && node_text_like(text, nodes, named, i as u32);
+        text_like[i] = parent_tl || own;
+        while ni < named.len() && (named[ni].node as usize) < i {
+            ni += 1;
+        }
+        if !matches!(
+            n.kind,
+            Kind::Path
+                | Kind::Rect
+                | Kind::Circle
+                | Kind::Ellipse
+                | Kind::Polygon
+                | Kind::Polyline
+                | Kind::Use
+        ) || n.hidden
+            || n.in_text
+            || n.parent == NONE
+            || covered[i]
+            || contains_match[i]
+            || text_like[i]
+        {
+            continue;
+        }
+        let Some(nm) = named.get(ni).filter(|nm| nm.node as usize == i) else {
+            continue;
+        };
+        let Some(id) = nm.id else {
+            continue;
+        };
+        if crate::labels::is_closed(text, n) && !crate::labels::fill_none(text, nodes, i as u32) {
+            out.push(decode_lossy(&text[id.range()]).into_owned());
+        }
+    }
+    out
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,11 +57,12 @@ mod css;
 mod error;
 mod geometry;
 mod ids;
+mod labels;
 mod parse;
 #[doc(hidden)]
 pub mod synth;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use color::{ColorTemplate, Palette, STATUS_COLORS};
 pub use error::{SvgError, SvgErrorKind};
@@ -107,6 +108,8 @@ pub struct Siteplan {
     nodes: Vec<parse::Node>,
     named: Vec<parse::Named>,
     view_box: Option<ViewBox>,
+    /// Element ids to nodes, built on first use (parsing alone does not pay for it).
+    index: OnceLock<ids::IdIndex>,
 }
 
 impl std::fmt::Debug for Siteplan {
@@ -129,6 +132,7 @@ impl Siteplan {
             nodes: p.nodes,
             named: p.named,
             view_box: p.view_box,
+            index: OnceLock::new(),
         })
     }
 
@@ -174,16 +178,27 @@ impl Siteplan {
     /// manual entry whose element id is not in the document (see [`Siteplan::has_element`]) or
     /// whose block number is not given is skipped and named in `warnings`.
     pub fn map_units_with(&self, block_numbers: &[&str], manual: &[ManualMapping<'_>]) -> Mapping {
-        // TODO(v1.1 engine): apply `manual`.
-        let _ = manual;
-        ids::map_units(&self.text, &self.nodes, &self.named, block_numbers)
+        ids::map_units(self.doc(), block_numbers, manual)
+    }
+
+    fn doc(&self) -> ids::Doc<'_> {
+        ids::Doc {
+            text: &self.text,
+            nodes: &self.nodes,
+            named: &self.named,
+            index: self
+                .index
+                .get_or_init(|| ids::IdIndex::build(&self.text, &self.named)),
+            view_box: self.view_box,
+        }
     }
 
     /// Whether the document has a mappable element (a rendered group, shape or `use`) with this id.
     pub fn has_element(&self, element_id: &str) -> bool {
-        self.named
-            .iter()
-            .any(|n| n.id.is_some_and(|s| &self.text[s.range()] == element_id))
+        let doc = self.doc();
+        doc.index
+            .find(doc.text, doc.named, element_id)
+            .is_some_and(|n| ids::is_mappable(doc.nodes, n))
     }
 
     /// Bounding box and centre of each matched unit in root user coordinates (the viewBox
@@ -192,30 +207,12 @@ impl Siteplan {
     /// width (like `getBBox()`). Text (needs font metrics) and `use` (needs its reference) are not
     /// measured; a unit drawn only with those is left out.
     pub fn geometry(&self, mapping: &Mapping) -> Vec<UnitGeometry> {
-        mapping
-            .matched
-            .iter()
-            .zip(&mapping.nodes)
-            .filter_map(|(m, &node)| {
-                let bbox = geometry::node_bbox(&self.text, &self.nodes, node)?;
-                Some(UnitGeometry {
-                    block_number: m.block_number.clone(),
-                    element_id: m.element_id.clone(),
-                    element_ids: vec![m.element_id.clone()],
-                    outline: Vec::new(),
-                    bbox,
-                    center: Point {
-                        x: bbox.x + bbox.width / 2.0,
-                        y: bbox.y + bbox.height / 2.0,
-                    },
-                })
-            })
-            .collect()
+        labels::unit_geometry(self.doc(), mapping)
     }
 
     /// Precomputes the splice points for colouring the mapping's units.
     pub fn color_template(&self, mapping: &Mapping) -> ColorTemplate {
-        ColorTemplate::build(Arc::clone(&self.text), &self.nodes, mapping)
+        ColorTemplate::build(Arc::clone(&self.text), self.doc(), mapping)
     }
 }
 

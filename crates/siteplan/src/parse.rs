@@ -62,6 +62,8 @@ pub(crate) struct Node {
     pub kind: Kind,
     /// Inside (or itself) defs, symbol, clipPath, mask, marker, pattern, gradient, filter.
     pub hidden: bool,
+    /// Inside (or itself) a `text`, `tspan` or `textPath`.
+    pub in_text: bool,
 }
 
 /// The naming attributes of an element (decoded lazily from the sanitized text).
@@ -71,6 +73,100 @@ pub(crate) struct Named {
     pub id: Option<Span>,
     pub data_name: Option<Span>,
     pub label: Option<Span>,
+    /// Text content of the element's `<title>` child.
+    pub title: Option<Span>,
+}
+
+/// Prefix of the ids generated for id-less shapes.
+pub(crate) const GENERATED_PREFIX: &str = "kv-";
+
+/// Whether an id has the form the sanitizer generates (`kv-` and 8 hex digits, maybe `-N`).
+pub(crate) fn is_generated_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix(GENERATED_PREFIX) else {
+        return false;
+    };
+    let (hex, dup) = match rest.get(8..) {
+        Some("") => (rest, None),
+        Some(tail) => (rest.get(..8).unwrap_or(""), tail.strip_prefix('-')),
+        None => return false,
+    };
+    hex.len() == 8
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && dup.is_none_or(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A 32-bit hash of a start tag for generated ids: FNV-1a over 64-bit words in four lanes
+/// (so long path data hashes at memory speed), folded and finished with a 64-bit mixer.
+/// Part of the stored-id format: changing it changes every generated id.
+pub(crate) fn tag_hash(bytes: &[u8]) -> u32 {
+    const BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut lanes = [BASIS, BASIS ^ 1, BASIS ^ 2, BASIS ^ 3];
+    let mut chunks = bytes.chunks_exact(32);
+    for c in &mut chunks {
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&c[k * 8..k * 8 + 8]);
+            *lane = (*lane ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
+        }
+    }
+    let mut h = BASIS;
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    for lane in lanes {
+        h = (h ^ lane).wrapping_mul(PRIME);
+        h ^= h >> 29;
+    }
+    h ^= bytes.len() as u64;
+    // fmix64 (MurmurHash3): FNV's multiply only carries low bits upwards.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h ^ (h >> 32)) as u32
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by precomputed hashes.
+pub(crate) type HashKeyed<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdentityHasher>>;
+
+/// Whether a `points` list closes on itself (first point repeated at the end).
+pub(crate) fn points_closed(points: &str) -> bool {
+    let n = crate::geometry::numbers(&decode_lossy(points));
+    let pairs = n.len() / 2;
+    if pairs < 4 {
+        return false;
+    }
+    let last = 2 * (pairs - 1);
+    match (n.first(), n.get(1), n.get(last), n.get(last + 1)) {
+        (Some(a), Some(b), Some(c), Some(d)) => (a - c).abs() < 1e-9 && (b - d).abs() < 1e-9,
+        _ => false,
+    }
 }
 
 /// Result of the pass.
@@ -468,6 +564,8 @@ struct Pass<'a> {
     /// Resolved class rules per class list, valid for the current stylesheet.
     inline_cache: HashMap<String, Vec<Inline>>,
     view_box: Option<ViewBox>,
+    /// How many id-less shapes got each generated hash so far (for `-2`, `-3` suffixes).
+    generated: HashKeyed<u32>,
 }
 
 impl<'a> Pass<'a> {
@@ -493,6 +591,7 @@ impl<'a> Pass<'a> {
             attr_buf: Vec::new(),
             inline_cache: HashMap::new(),
             view_box: None,
+            generated: HashKeyed::default(),
         }
     }
 
@@ -643,6 +742,9 @@ impl<'a> Pass<'a> {
         };
         match frame.what {
             FrameWhat::Kept { node, name } => {
+                if name == "title" {
+                    self.attach_title(node);
+                }
                 self.out.push_str("</");
                 self.out.push_str(name);
                 self.out.push('>');
@@ -786,6 +888,8 @@ impl<'a> Pass<'a> {
         };
         let hidden =
             kind == Kind::Hidden || self.nodes.get(parent as usize).is_some_and(|p| p.hidden);
+        let in_text =
+            kind == Kind::Text || self.nodes.get(parent as usize).is_some_and(|p| p.in_text);
         let tag_start = self.out.len();
         self.out.push('<');
         self.out.push_str(canon);
@@ -813,8 +917,13 @@ impl<'a> Pass<'a> {
             id: None,
             data_name: None,
             label: None,
+            title: None,
         };
         let mut class = None;
+        // Whether the shape draws a closed area: a path's data closes it, a polyline returns to
+        // its start, a rect/circle/ellipse has a size, a polygon has points, a use a reference.
+        let mut closes = false;
+        let mut sizes = [false; 2];
         let mut style_mask = 0u64;
         let pres_start = self.pres_spans.len();
         let (mut vb, mut width, mut height) = (None, None, None);
@@ -832,6 +941,21 @@ impl<'a> Pass<'a> {
                         continue;
                     }
                     let span = self.write_attr(key, raw, pos)?;
+                    let positive = || parse_length(raw).is_some_and(|v| v > 0.0);
+                    match (kind, key) {
+                        (Kind::Path, "d") => {
+                            // `Z` usually ends the data: search from the end.
+                            closes = raw.bytes().rev().any(|b| b == b'z' || b == b'Z');
+                        }
+                        (Kind::Polyline, "points") => closes = points_closed(raw),
+                        (Kind::Polygon, "points") => {
+                            closes = crate::geometry::numbers(raw).len() >= 6;
+                        }
+                        (Kind::Rect, "width") | (Kind::Ellipse, "rx") => sizes[0] = positive(),
+                        (Kind::Rect, "height") | (Kind::Ellipse, "ry") => sizes[1] = positive(),
+                        (Kind::Circle, "r") => closes = positive(),
+                        _ => {}
+                    }
                     if is_root {
                         let v = &self.out[span.range()];
                         match key {
@@ -880,6 +1004,7 @@ impl<'a> Pass<'a> {
                     let dec = decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
                     if href_ok(&dec, allows_data) {
                         self.write_attr(key, raw, pos)?;
+                        closes |= kind == Kind::Use;
                     }
                 }
                 AttrKind::Presentation(prop) => {
@@ -916,6 +1041,15 @@ impl<'a> Pass<'a> {
             version = self.sheet.decls.len() as u32;
             self.inline_classes(class_span, style_mask, pres_start, &mut named);
         }
+        let shape = match kind {
+            Kind::Rect => sizes[0] && sizes[1],
+            Kind::Ellipse => sizes[0] || sizes[1],
+            Kind::Path | Kind::Polyline | Kind::Polygon | Kind::Circle | Kind::Use => closes,
+            _ => false,
+        };
+        if shape && named.id.is_none() && !hidden && !in_text && !is_root {
+            named.id = Some(self.generate_id(tag_start));
+        }
         self.out.push_str(if empty { "/>" } else { ">" });
         self.nodes.push(Node {
             tag_start: tag_start as u32,
@@ -924,6 +1058,7 @@ impl<'a> Pass<'a> {
             end: node + 1,
             kind,
             hidden,
+            in_text,
         });
         if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
             self.named.push(named);
@@ -951,6 +1086,62 @@ impl<'a> Pass<'a> {
             self.root_done = true;
         }
         Ok(())
+    }
+
+    /// Appends ` id="kv-XXXXXXXX"` (hash of the tag written so far: name and sanitized
+    /// attributes), with `-N` for the N-th exact duplicate; returns the value's span.
+    fn generate_id(&mut self, tag_start: usize) -> Span {
+        let h = tag_hash(self.out.as_bytes().get(tag_start..).unwrap_or(&[]));
+        let n = self.generated.entry(u64::from(h)).or_insert(0);
+        *n += 1;
+        let n = *n;
+        self.out.push_str(" id=\"");
+        let start = self.out.len();
+        self.out.push_str(GENERATED_PREFIX);
+        use std::fmt::Write;
+        let _ = write!(self.out, "{h:08x}");
+        if n > 1 {
+            let _ = write!(self.out, "-{n}");
+        }
+        let len = self.out.len() - start;
+        self.out.push('"');
+        Span {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    /// Records a closing `<title>`'s text as a name of its parent element.
+    fn attach_title(&mut self, title_node: u32) {
+        let Some(t) = self.nodes.get(title_node as usize) else {
+            return;
+        };
+        let (parent, start) = (t.parent, t.tag_end);
+        let end = self.out.len() as u32;
+        if parent == NONE || end <= start || self.out[start as usize..].trim().is_empty() {
+            return;
+        }
+        let span = Span {
+            start,
+            len: end - start,
+        };
+        match self.named.binary_search_by_key(&parent, |n| n.node) {
+            Ok(i) => {
+                if let Some(n) = self.named.get_mut(i) {
+                    n.title.get_or_insert(span);
+                }
+            }
+            Err(i) => self.named.insert(
+                i,
+                Named {
+                    node: parent,
+                    id: None,
+                    data_name: None,
+                    label: None,
+                    title: Some(span),
+                },
+            ),
+        }
     }
 
     /// Inlines the class rules known so far into the start tag being written (it is at the end
@@ -1147,9 +1338,14 @@ impl<'a> Pass<'a> {
             n.tag_end = map(n.tag_end);
         }
         for named in &mut self.named {
-            for s in [&mut named.id, &mut named.data_name, &mut named.label]
-                .into_iter()
-                .flatten()
+            for s in [
+                &mut named.id,
+                &mut named.data_name,
+                &mut named.label,
+                &mut named.title,
+            ]
+            .into_iter()
+            .flatten()
             {
                 s.start = map(s.start);
             }

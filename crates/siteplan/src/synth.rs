@@ -129,6 +129,89 @@ pub fn generate_siteplan(units: usize) -> String {
     s
 }
 
+/// A siteplan of `units` lots labelled only by text, the way CAD exports and hand-drawn plans
+/// come: no meaningful ids (no ids at all), one background rect under everything, one outline
+/// rect per block around its lots (so every label lies in nested shapes), lots as closed `<path>`
+/// or `<rect>` (every third one rotated by a `transform`), lot numbers as `<text><tspan>` over
+/// them in varied spellings (`A12`, `A 12`, `Blok A No 12`, `A-012`), positioned by
+/// `transform="translate(...)"`. The block numbers are [`block_numbers`].
+pub fn generate_text_labelled_siteplan(units: usize) -> String {
+    let blocks = units.div_ceil(PER_BLOCK).max(1);
+    let cols = (blocks as f64).sqrt().ceil() as usize;
+    let block_w = 25.0 * 40.0 + 60.0;
+    let block_h = 4.0 * 90.0 + 80.0;
+    let width = cols as f64 * block_w;
+    let height = blocks.div_ceil(cols) as f64 * block_h;
+    let mut s = String::with_capacity(units * 320 + 4096);
+    let _ = write!(
+        s,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" height=\"100%\" viewBox=\"0 0 {width} {height}\">\n\
+         <rect width=\"{width}\" height=\"{height}\" fill=\"#eeeeee\"/>\n"
+    );
+    let mut unit = 0usize;
+    for b in 0..blocks {
+        let name = block_name(b);
+        let bx = (b % cols) as f64 * block_w;
+        let by = (b / cols) as f64 * block_h;
+        let _ = writeln!(
+            s,
+            "<g transform=\"translate({bx},{by})\">\n\
+             <rect x=\"5\" y=\"5\" width=\"{}\" height=\"{}\" fill=\"#dddddd\" stroke=\"#999999\"/>\n\
+             <path d=\"M0,210 H{}\" stroke=\"#777777\" fill=\"none\"/>",
+            block_w - 20.0,
+            block_h - 10.0,
+            block_w - 20.0
+        );
+        for i in 0..PER_BLOCK {
+            if unit >= units {
+                break;
+            }
+            unit += 1;
+            let n = i + 1;
+            let x = 20.0 + (i % 25) as f64 * 40.0;
+            let y = 20.0 + (i / 25) as f64 * 90.0 + if i / 25 >= 2 { 60.0 } else { 0.0 };
+            match i % 3 {
+                0 => {
+                    let _ = writeln!(
+                        s,
+                        "<rect x=\"{x}\" y=\"{y}\" width=\"38\" height=\"80\" fill=\"#ffffff\" stroke=\"#333333\" stroke-width=\"0.5\"/>"
+                    );
+                }
+                1 => {
+                    let _ = writeln!(
+                        s,
+                        "<path d=\"M{x},{y} h38 v80 h-38 Z\" fill=\"#ffffff\" stroke=\"#333333\"/>"
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        s,
+                        "<path transform=\"rotate(3 {} {})\" d=\"M{x},{y} l38,0 0,80 -38,0 z\" fill=\"#ffffff\" stroke=\"#333333\"/>",
+                        x + 19.0,
+                        y + 40.0
+                    );
+                }
+            }
+            let label = match i % 4 {
+                0 => format!("{name}{n}"),
+                1 => format!("{name} {n}"),
+                2 => format!("Blok {name} No {n}"),
+                _ => format!("{name}-{n:03}"),
+            };
+            let _ = writeln!(
+                s,
+                "<text transform=\"translate({} {})\" font-size=\"9\" text-anchor=\"middle\"><tspan x=\"0\" y=\"0\">{label}</tspan></text>",
+                x + 19.0,
+                y + 44.0
+            );
+        }
+        s.push_str("</g>\n");
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 /// A lot boundary traced the way a designer's pen tool leaves it: many short segments of every
 /// command kind, relative and absolute, with Illustrator's number formatting.
 fn lot_outline(x: f64, y: f64, w: f64, h: f64, seed: usize) -> String {

@@ -297,8 +297,9 @@ fn hrefs_are_limited_to_fragments_and_raster_data() {
         "</svg>"
     ));
     assert_eq!(forbidden(&out), None, "{out}");
-    assert!(out.contains("<use href=\"#unit\"/>"), "{out}");
-    assert!(out.contains("<use xlink:href=\"#unit2\"/>"), "{out}");
+    // v1.1: a `use` copy gets a generated id for manual mapping.
+    assert!(out.contains("<use href=\"#unit\" id=\"kv-"), "{out}");
+    assert!(out.contains("<use xlink:href=\"#unit2\" id=\"kv-"), "{out}");
     assert!(out.contains("data:image/png;base64"), "{out}");
     assert_eq!(out.matches("<a>").count(), 5, "{out}");
     assert!(out.contains("xmlns:xlink=\"http://www.w3.org/1999/xlink\""));
@@ -577,17 +578,25 @@ fn rank_three_normalised() {
 fn better_rank_wins_and_double_claims_warn() {
     let p = plan("<svg><rect id=\"A-12\"/><rect id=\"A12_1_\"/><rect id=\"A12\"/></svg>");
     let m = p.map_units(&["A12"]);
-    assert_eq!(matched(&m), pairs(&[("A12", "A12")]));
+    // v1.1: `A12_1_` is Illustrator's duplicate of the layer `A12` (the unit drawn twice), so it
+    // ranks with the exact name and both match; the normalised `A-12` loses.
+    assert_eq!(matched(&m), pairs(&[("A12", "A12"), ("A12", "A12_1_")]));
     assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
     assert!(
         m.warnings[0].contains("claimed by 3 elements"),
         "{:?}",
         m.warnings
     );
-    // Same rank: document order.
+    // v1.1: the same rank (Illustrator duplicates of one layer name) is a unit drawn as several
+    // shapes: all of them match, and a warning names them.
     let m = plan("<svg><rect id=\"A12_1_\"/><rect id=\"A12_2_\"/></svg>").map_units(&["A12"]);
-    assert_eq!(matched(&m), pairs(&[("A12", "A12_1_")]));
+    assert_eq!(matched(&m), pairs(&[("A12", "A12_1_"), ("A12", "A12_2_")]));
     assert_eq!(m.warnings.len(), 1);
+    assert!(
+        m.warnings[0].contains("drawn as 2 elements"),
+        "{:?}",
+        m.warnings
+    );
 }
 
 #[test]
@@ -655,10 +664,14 @@ fn mapping_survives_reparse() {
 
 #[test]
 fn render_paints_matched_elements_and_their_shapes() {
+    // v1.1: only the unit's lot shapes are painted (the group element, its text, its open
+    // path and line, its `fill="none"` outline and its label group keep their paint).
     let p = plan(concat!(
         "<svg><style>.lot{fill:#fff;stroke:#000}</style>",
-        "<g id=\"A1\"><path class=\"lot\" d=\"M0 0h1\"/><rect fill=\"#eee\" style=\"opacity:.9;fill:#ddd\"/>",
-        "<text fill=\"#333\">A1</text><line x2=\"1\"/></g>",
+        "<g id=\"A1\"><path class=\"lot\" d=\"M0 0h10v10z\"/><rect fill=\"#eee\" style=\"opacity:.9;fill:#ddd\"/>",
+        "<text fill=\"#333\">A1</text><line x2=\"1\"/><path d=\"M0 0h1\"/>",
+        "<rect width=\"9\" height=\"9\" fill=\"none\" stroke=\"#000\"/>",
+        "<g id=\"label\"><path d=\"M1 1h1v1z\"/><path d=\"M3 1h1v1z\"/></g></g>",
         "<rect id=\"A2\" class=\"lot\"/><rect id=\"road\" fill=\"#bbb\"/></svg>"
     ));
     let m = p.map_units(&["A1", "A2"]);
@@ -667,20 +680,29 @@ fn render_paints_matched_elements_and_their_shapes() {
         "A1" => Some("#ef4444"),
         _ => None,
     });
+    assert!(out.contains("<g id=\"A1\">"), "{out}");
     assert!(
-        out.contains("<g fill=\"#ef4444\" style=\"fill:#ef4444\" id=\"A1\">"),
-        "{out}"
-    );
-    assert!(
-        out.contains("<path fill=\"#ef4444\" style=\"fill:#ef4444\" class=\"lot\" d=\"M0 0h1\" stroke=\"#000\"/>"),
+        out.contains("<path fill=\"#ef4444\" style=\"fill:#ef4444\" class=\"lot\" d=\"M0 0h10v10z\" stroke=\"#000\" id=\"kv-"),
         "{out}"
     );
     assert!(
         out.contains("<rect fill=\"#ef4444\" style=\"fill:#ef4444;opacity:.9\"/>"),
         "{out}"
     );
+    assert_eq!(out.matches("#ef4444").count(), 4, "{out}");
     assert!(out.contains("<text fill=\"#333\">A1</text>"), "{out}");
-    assert!(out.contains("<line x2=\"1\"/>"), "{out}");
+    assert!(
+        out.contains("<line x2=\"1\"/><path d=\"M0 0h1\"/>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fill=\"none\" stroke=\"#000\" id=\"kv-"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<g id=\"label\"><path d=\"M1 1h1v1z\" id=\"kv-"),
+        "{out}"
+    );
     // A2 has no colour: unchanged (attribute order aside).
     assert!(
         out.contains("<rect fill=\"#fff\" id=\"A2\" class=\"lot\" stroke=\"#000\"/>"),
@@ -863,7 +885,8 @@ fn class_patching_in_place_and_shrinking() {
         assert_eq!(m.matched.len(), 3);
         assert!(m.unmatched_element_ids.is_empty());
         let r = p.color_template(&m).render(|_| Some("#22c55e"));
-        assert_eq!(r.matches("fill=\"#22c55e\"").count(), 4, "{r}");
+        // v1.1: A2's lot rect is painted, the group element itself is not.
+        assert_eq!(r.matches("fill=\"#22c55e\"").count(), 3, "{r}");
         assert_idempotent(&src);
     }
 }
@@ -966,4 +989,330 @@ fn reference_scan_window_may_end_inside_a_character() {
         );
         let _ = Siteplan::parse(s.as_bytes(), &Limits::default());
     }
+}
+
+// ---- v1.1: sources, generated ids, text labels, manual mappings, outlines -----------------
+
+fn sources(m: &Mapping) -> Vec<(String, String, &'static str)> {
+    let mut v: Vec<_> = m
+        .matched
+        .iter()
+        .map(|u| {
+            (
+                u.block_number.clone(),
+                u.element_id.clone(),
+                u.source.as_str(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn match_sources_name_where_the_match_came_from() {
+    let p = plan(concat!(
+        "<svg xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\">",
+        "<rect id=\"A1\" width=\"5\" height=\"5\"/>",
+        "<rect id=\"x1\" data-name=\"A2\" width=\"5\" height=\"5\"/>",
+        "<rect id=\"rect77\" inkscape:label=\"Blok A No 3\" width=\"5\" height=\"5\"/>",
+        "<g id=\"g9\"><title> A4 </title><rect x=\"20\" width=\"5\" height=\"5\"/></g>",
+        "<rect id=\"_x35_\" x=\"30\" width=\"5\" height=\"5\"/>",
+        "<rect id=\"lot6\" x=\"40\" width=\"10\" height=\"10\"/><text x=\"42\" y=\"6\">A6</text>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A1", "A2", "A3", "A4", "5", "A6"]);
+    assert_eq!(
+        sources(&m),
+        [
+            ("5".into(), "_x35_".into(), "id"),
+            ("A1".into(), "A1".into(), "id"),
+            ("A2".into(), "x1".into(), "label"),
+            ("A3".into(), "rect77".into(), "label"),
+            ("A4".into(), "g9".into(), "label"),
+            ("A6".into(), "lot6".into(), "text"),
+        ]
+    );
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(m.warnings[0].contains("\"x1\" has data-name \"A2\""));
+}
+
+#[test]
+fn id_less_shapes_get_stable_generated_ids() {
+    let src = concat!(
+        "<svg><defs><rect id=\"d\" width=\"1\" height=\"1\"/><rect width=\"2\" height=\"2\"/></defs>",
+        "<rect width=\"3\" height=\"3\"/><rect width=\"3\" height=\"3\"/><circle r=\"2\"/>",
+        "<path d=\"M0 0h4v4z\"/><path d=\"M0 0h4\"/><polyline points=\"0,0 1,0 1,1 0,0\"/>",
+        "<polyline points=\"0,0 1,0 1,1\"/><rect width=\"0\" height=\"3\"/><use href=\"#d\"/>",
+        "<text><tspan>t</tspan></text><g><ellipse rx=\"1\" ry=\"2\"/></g></svg>"
+    );
+    let a = plan(src);
+    let out = a.sanitized();
+    assert_eq!(out.matches(" id=\"kv-").count(), 7, "{out}");
+    let at = out.find("id=\"kv-").unwrap() + 4;
+    let id = &out[at..at + 11];
+    assert!(out.contains(&format!("id=\"{id}-2\"")), "{out}");
+    // Not inside defs, not on open paths or polylines, not on degenerate rects or text.
+    assert!(
+        out.contains(
+            "<defs><rect id=\"d\" width=\"1\" height=\"1\"/><rect width=\"2\" height=\"2\"/></defs>"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("<path d=\"M0 0h4\"/>"), "{out}");
+    assert!(out.contains("<polyline points=\"0,0 1,0 1,1\"/>"), "{out}");
+    assert!(out.contains("<rect width=\"0\" height=\"3\"/>"), "{out}");
+    assert!(out.contains("<text><tspan>t</tspan></text>"), "{out}");
+    // Same input, same ids; an edit elsewhere leaves them alone; sanitizing again changes nothing.
+    assert_eq!(plan(src).sanitized(), out);
+    let edited = plan(&src.replace("<circle r=\"2\"/>", "<circle r=\"5\"/>"));
+    assert!(edited.sanitized().contains(&format!("id=\"{id}\"")));
+    assert_idempotent(src);
+    assert!(a.has_element(id));
+    assert!(a.has_element(&format!("{id}-2")));
+    assert!(!a.has_element("d"), "inside defs: not mappable");
+    assert!(!a.has_element("kv-00000000"));
+    // Generated ids name nothing: not matched, not reported as unmatched element ids.
+    let m = a.map_units(&["A1"]);
+    assert!(m.unmatched_element_ids.is_empty(), "{m:?}");
+    assert_eq!(m.unmatched_shape_ids.len(), 7, "{m:?}");
+}
+
+#[test]
+fn text_labels_map_the_innermost_shape() {
+    let p = plan(concat!(
+        "<svg viewBox=\"0 0 1000 1000\">",
+        // A background and a block outline under the lots: the innermost shape takes the label.
+        "<rect width=\"1000\" height=\"1000\" fill=\"#eee\"/>",
+        "<rect x=\"10\" y=\"10\" width=\"500\" height=\"200\" fill=\"#ddd\"/>",
+        "<g transform=\"translate(20 20)\">",
+        "<path id=\"p1\" d=\"M0 0h50v80h-50z\" fill=\"#fff\"/>",
+        "<path id=\"p2\" d=\"M60 0h50v80h-50z\" fill=\"#fff\"/>",
+        "<circle id=\"c3\" cx=\"145\" cy=\"40\" r=\"25\" fill=\"#fff\"/>",
+        "</g>",
+        "<text x=\"30\" y=\"60\">A-1</text>",
+        "<text transform=\"translate(80 60)\"><tspan x=\"5\" y=\"0\">Blok A</tspan> <tspan>No 2</tspan></text>",
+        "<g transform=\"scale(2)\"><text x=\"82.5\" y=\"30\">A03</text></g>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A1", "A2", "A3"]);
+    assert_eq!(
+        sources(&m),
+        [
+            ("A1".into(), "p1".into(), "text"),
+            ("A2".into(), "p2".into(), "text"),
+            ("A3".into(), "c3".into(), "text"),
+        ]
+    );
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(m.unmatched_shape_ids.len(), 2, "{m:?}");
+    // Labels are never coloured.
+    let out = p.color_template(&m).render(|_| Some("#22c55e"));
+    assert_eq!(out.matches("#22c55e").count(), 6, "{out}");
+    assert!(out.contains("<text x=\"30\" y=\"60\">A-1</text>"), "{out}");
+}
+
+#[test]
+fn text_label_ambiguities_are_warnings_not_guesses() {
+    let p = plan(concat!(
+        "<svg viewBox=\"0 0 400 100\">",
+        // Two overlapping lots, neither inside the other: B1's label is in both.
+        "<rect id=\"left\" x=\"0\" y=\"0\" width=\"60\" height=\"60\"/>",
+        "<rect id=\"right\" x=\"40\" y=\"0\" width=\"60\" height=\"60\"/>",
+        "<text x=\"50\" y=\"30\">B1</text>",
+        // Two units' labels in one lot.
+        "<rect id=\"two\" x=\"120\" y=\"0\" width=\"60\" height=\"60\"/>",
+        "<text x=\"125\" y=\"20\">B2</text><text x=\"125\" y=\"40\">B3</text>",
+        // One unit's label in two lots.
+        "<rect id=\"first\" x=\"200\" y=\"0\" width=\"40\" height=\"40\"/>",
+        "<rect id=\"second\" x=\"250\" y=\"0\" width=\"40\" height=\"40\"/>",
+        "<text x=\"210\" y=\"20\">B4</text><text x=\"260\" y=\"20\">B4</text>",
+        // A label that names no unit; one inside a hole (even-odd) of a ring-shaped lot.
+        "<text x=\"310\" y=\"20\">E9</text>",
+        "<path id=\"ring\" fill-rule=\"evenodd\" d=\"M300 50h90v45h-90z M320 60h20v20h-20z\"/>",
+        "<text x=\"330\" y=\"70\">B5</text><text x=\"305\" y=\"90\">B6</text>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["B1", "B2", "B3", "B4", "B5", "B6"]);
+    assert_eq!(sources(&m), [("B6".into(), "ring".into(), "text")]);
+    let w = m.warnings.join("\n");
+    assert!(
+        w.contains("\"B1\" lies in 2 overlapping shapes (\"left\", \"right\")"),
+        "{w}"
+    );
+    assert!(
+        w.contains("shape \"two\" holds the text labels of several units (B2, B3)"),
+        "{w}"
+    );
+    assert!(
+        w.contains("unit B4's text label lies in 2 shapes (\"first\", \"second\")"),
+        "{w}"
+    );
+    assert!(
+        w.contains("text label \"E9\" looks like a block number"),
+        "{w}"
+    );
+    assert_eq!(m.warnings.len(), 4, "{w}");
+    assert_eq!(m.units_without_element, ["B1", "B2", "B3", "B4", "B5"]);
+}
+
+#[test]
+fn labels_find_use_copies_and_nested_svg_viewboxes() {
+    let p = plan(concat!(
+        "<svg width=\"100%\" height=\"100%\" viewBox=\"0 0 200 200\">",
+        "<defs><symbol id=\"lot\"><rect width=\"20\" height=\"30\"/></symbol></defs>",
+        "<use href=\"#lot\" x=\"10\" y=\"10\"/>",
+        "<use xlink:href=\"#lot\" transform=\"translate(50 10)\"/>",
+        "<svg x=\"100\" y=\"100\" width=\"50\" height=\"50\" viewBox=\"0 0 10 10\">",
+        "<rect id=\"tiny\" width=\"4\" height=\"4\"/></svg>",
+        "<text x=\"15\" y=\"20\">C1</text><text x=\"55\" y=\"20\">C2</text>",
+        "<text x=\"110\" y=\"110\">C3</text>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["C1", "C2", "C3"]);
+    assert_eq!(m.matched.len(), 3, "{m:?}");
+    assert!(m.matched.iter().all(|u| u.source == MatchSource::Text));
+    assert_eq!(m.matched[2].element_id, "tiny");
+    let g = p.geometry(&m);
+    let c2 = &g[1];
+    assert!(
+        near(c2.bbox.x, 50.0) && near(c2.bbox.y, 10.0) && near(c2.bbox.width, 20.0),
+        "{c2:?}"
+    );
+    assert_eq!(c2.outline.len(), 4);
+    let c3 = &g[2];
+    assert!(
+        near(c3.bbox.x, 100.0) && near(c3.bbox.width, 20.0),
+        "{c3:?}"
+    );
+    // The use is painted on the `use` element.
+    let out = p.color_template(&m).render(|_| Some("#22c55e"));
+    assert!(
+        out.contains("<use fill=\"#22c55e\" style=\"fill:#22c55e\" href=\"#lot\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn manual_mappings_override_automatic_ones() {
+    let p = plan(concat!(
+        "<svg><g id=\"A1\"><rect id=\"lotA1\" width=\"9\" height=\"9\"/><rect id=\"house\" width=\"3\" height=\"3\"/></g>",
+        "<rect id=\"A2\" x=\"20\" width=\"9\" height=\"9\"/><rect x=\"40\" width=\"9\" height=\"9\"/>",
+        "<rect id=\"A3\" x=\"60\" width=\"9\" height=\"9\"/></svg>"
+    ));
+    let loose = p.map_units(&["A1"]).unmatched_shape_ids;
+    let free = loose.iter().find(|i| i.starts_with("kv-")).unwrap().clone();
+    assert!(p.has_element(&free) && p.has_element("house") && p.has_element("A1"));
+    let manual = [
+        ManualMapping {
+            element_id: "A2",
+            block_number: "A3",
+        },
+        ManualMapping {
+            element_id: "house",
+            block_number: "A4",
+        },
+        ManualMapping {
+            element_id: &free,
+            block_number: "A2",
+        },
+        ManualMapping {
+            element_id: "nope",
+            block_number: "A1",
+        },
+        ManualMapping {
+            element_id: "A3",
+            block_number: "Z9",
+        },
+    ];
+    let m = p.map_units_with(&["A1", "A2", "A3", "A4"], &manual);
+    assert_eq!(
+        sources(&m),
+        [
+            ("A1".into(), "A1".into(), "id"),
+            ("A2".into(), free.clone(), "manual"),
+            ("A3".into(), "A2".into(), "manual"),
+            ("A4".into(), "house".into(), "manual"),
+        ]
+    );
+    let w = m.warnings.join("\n");
+    assert!(w.contains("\"nope\" skipped: no such element"), "{w}");
+    assert!(w.contains("\"A3\" skipped: no unit \"Z9\""), "{w}");
+    // The rect A3 lost its unit to the manual mapping and is free to map again.
+    assert_eq!(m.unmatched_shape_ids, ["A3"]);
+    // The house is split out of A1's group: it takes A4's colour, the lot keeps A1's.
+    let out = p.color_template(&m).render(|bn| match bn {
+        "A1" => Some("#111111"),
+        "A4" => Some("#444444"),
+        _ => None,
+    });
+    assert!(
+        out.contains("<rect fill=\"#444444\" style=\"fill:#444444\" id=\"house\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("<rect fill=\"#111111\" style=\"fill:#111111\" id=\"lotA1\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn unmatched_shapes_skip_strokes_labels_and_units() {
+    let p = plan(concat!(
+        "<svg><g id=\"A1\"><rect id=\"in\" width=\"9\" height=\"9\"/></g>",
+        "<rect id=\"free\" width=\"9\" height=\"9\"/><rect id=\"stroke\" width=\"9\" height=\"9\" fill=\"none\"/>",
+        "<g fill=\"none\"><circle id=\"ring\" r=\"3\"/></g>",
+        "<g id=\"Labels\"><path id=\"glyph\" d=\"M0 0h1v1z\"/></g><use id=\"copy\" href=\"#free\"/>",
+        "<path id=\"open\" d=\"M0 0h9\"/></svg>"
+    ));
+    let m = p.map_units(&["A1"]);
+    assert_eq!(m.unmatched_shape_ids, ["free", "copy"]);
+}
+
+#[test]
+fn outlines_are_closed_polygons_of_at_most_64_points() {
+    let p = plan(concat!(
+        "<svg viewBox=\"0 0 100 100\"><rect id=\"A1\" x=\"10\" y=\"10\" width=\"20\" height=\"10\" transform=\"rotate(90 20 15)\"/>",
+        "<circle id=\"A2\" cx=\"50\" cy=\"50\" r=\"10\" stroke=\"#000\" stroke-width=\"2\"/>",
+        "<path id=\"A3\" d=\"M0 80 C 10 60 30 60 40 80 A 20 20 0 0 1 0 80 Z\"/>",
+        "<g id=\"A4\"><rect x=\"60\" y=\"0\" width=\"30\" height=\"30\" fill=\"#fff\"/><rect x=\"62\" y=\"2\" width=\"5\" height=\"5\"/></g>",
+        "<rect id=\"A5_1_\" x=\"0\" y=\"0\" width=\"5\" height=\"5\"/><rect id=\"A5_2_\" x=\"90\" y=\"90\" width=\"5\" height=\"5\"/>",
+        "</svg>"
+    ));
+    let m = p.map_units(&["A1", "A2", "A3", "A4", "A5"]);
+    let g = p.geometry(&m);
+    assert_eq!(g.len(), 5);
+    let a1 = &g[0];
+    assert_eq!(a1.outline.len(), 4);
+    assert!(
+        near(a1.bbox.width, 10.0) && near(a1.bbox.height, 20.0),
+        "{a1:?}"
+    );
+    let a2 = &g[1];
+    assert!(
+        (24..=32).contains(&a2.outline.len()),
+        "{}",
+        a2.outline.len()
+    );
+    // The stroke (width 2) adds 1 on each side.
+    assert!(near(a2.bbox.x, 39.0) && near(a2.bbox.width, 22.0), "{a2:?}");
+    let a3 = &g[2];
+    assert!(a3.outline.len() <= 64 && a3.outline.len() >= 8, "{a3:?}");
+    assert_ne!(a3.outline.first(), a3.outline.last());
+    // A group's outline is its largest lot shape.
+    let a4 = &g[3];
+    assert_eq!(a4.outline.len(), 4);
+    assert!(
+        a4.outline
+            .iter()
+            .any(|p| near(p.x, 90.0) && near(p.y, 30.0)),
+        "{a4:?}"
+    );
+    // One geometry per unit: A5 drawn twice, box over both.
+    let a5 = &g[4];
+    assert_eq!(a5.element_ids, ["A5_1_", "A5_2_"]);
+    assert!(
+        near(a5.bbox.width, 95.0) && near(a5.bbox.height, 95.0),
+        "{a5:?}"
+    );
 }

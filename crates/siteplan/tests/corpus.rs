@@ -1,0 +1,309 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! v1.1 corpus: drawings in the styles real siteplans arrive in (written for these tests), each
+//! with its exact expected mapping, warnings, colouring and outlines.
+
+use std::path::Path;
+
+use kavling_siteplan::{Limits, Mapping, Siteplan, UnitGeometry};
+
+fn load(name: &str) -> Siteplan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/siteplans")
+        .join(name);
+    let bytes = std::fs::read(path).unwrap();
+    let plan =
+        Siteplan::parse(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let again = Siteplan::parse(plan.sanitized().as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(
+        plan.sanitized(),
+        again.sanitized(),
+        "{name} is not idempotent"
+    );
+    plan
+}
+
+/// (block, element id, source), sorted.
+fn matched(m: &Mapping) -> Vec<(String, String, &'static str)> {
+    let mut v: Vec<_> = m
+        .matched
+        .iter()
+        .map(|u| {
+            (
+                u.block_number.clone(),
+                u.element_id.clone(),
+                u.source.as_str(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn expect(v: &[(&str, &str, &'static str)]) -> Vec<(String, String, &'static str)> {
+    let mut v: Vec<_> = v
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+        .collect();
+    v.sort();
+    v
+}
+
+fn inside(poly: &[kavling_siteplan::Point], x: f64, y: f64) -> bool {
+    let mut odd = false;
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
+        if (a.y <= y) != (b.y <= y) && x < a.x + (y - a.y) / (b.y - a.y) * (b.x - a.x) {
+            odd = !odd;
+        }
+    }
+    odd
+}
+
+fn geo<'g>(g: &'g [UnitGeometry], bn: &str) -> &'g UnitGeometry {
+    g.iter().find(|u| u.block_number == bn).unwrap()
+}
+
+/// The start tag of the element with this id in `out`.
+fn tag_of<'o>(out: &'o str, id: &str) -> &'o str {
+    let at = out.find(&format!("id=\"{id}\"")).unwrap();
+    let start = out[..at].rfind('<').unwrap();
+    let end = start + out[start..].find('>').unwrap();
+    &out[start..=end]
+}
+
+/// Paints every unit, checks the render parses, and returns it.
+fn paint_all(p: &Siteplan, m: &Mapping) -> String {
+    let out = p.color_template(m).render(|_| Some("#22c55e"));
+    let again = Siteplan::parse(out.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(again.element_count(), p.element_count());
+    out
+}
+
+/// Each unit's outline is a closed polygon of at most 64 points holding its label's anchor.
+fn outlines_hold(g: &[UnitGeometry], anchors: &[(&str, f64, f64)]) {
+    for u in g {
+        assert!(u.outline.len() >= 3 && u.outline.len() <= 64, "{u:?}");
+        assert_ne!(u.outline.first(), u.outline.last(), "{u:?}");
+    }
+    for &(bn, x, y) in anchors {
+        let u = geo(g, bn);
+        assert!(
+            inside(&u.outline, x, y),
+            "{bn}: ({x},{y}) not in {:?}",
+            u.outline
+        );
+        let b = u.bbox;
+        assert!(
+            x > b.x && x < b.x + b.width && y > b.y && y < b.y + b.height,
+            "{u:?}"
+        );
+    }
+}
+
+#[test]
+fn autocad_export_maps_by_text_through_the_flip() {
+    let p = load("autocad-dwg-export.svg");
+    let m = p.map_units(&["1", "2", "3", "4", "5", "6", "7"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("1", "kv-602c9c07", "text"),
+            ("2", "kv-ae26f252", "text"),
+            ("3", "kv-349b5df6", "text"),
+            ("4", "kv-3b5649f6", "text"),
+            ("5", "kv-3a0f8c29", "text"),
+            // "06": the leading zero is dropped since that names exactly one unit.
+            ("6", "kv-ad3fa0d5", "text"),
+        ])
+    );
+    assert_eq!(m.units_without_element, ["7"]);
+    assert_eq!(
+        m.warnings,
+        ["text label \"KAV 9\" looks like a block number but no such unit exists"]
+    );
+    // Every shape is `fill="none"` (CAD linework): none is offered for click-to-map.
+    assert!(m.unmatched_shape_ids.is_empty());
+    let out = paint_all(&p, &m);
+    assert_eq!(out.matches("fill=\"#22c55e\"").count(), 6, "{out}");
+    assert!(tag_of(&out, "kv-602c9c07").starts_with("<polyline fill=\"#22c55e\""));
+    assert!(tag_of(&out, "kv-3b5649f6").starts_with("<path fill=\"#22c55e\""));
+    assert!(out.contains("<text transform=\"matrix(1,0,0,-1,512020,9120228)\">1</text>"));
+    let g = p.geometry(&m);
+    // viewBox coordinates: world x 512010 → 10, world y 9120260 → 40; stroke 0.25 included.
+    let one = geo(&g, "1").bbox;
+    assert_eq!(
+        (one.x, one.y, one.width, one.height),
+        (9.875, 39.875, 28.25, 60.25)
+    );
+    let anchors: Vec<(&str, f64, f64)> = ["1", "2", "3", "4", "5", "6"]
+        .iter()
+        .enumerate()
+        .map(|(i, bn)| (*bn, 20.0 + 30.0 * i as f64, 72.0))
+        .collect();
+    outlines_hold(&g, &anchors);
+    // The arc-cornered lot 6 is flattened, not boxed.
+    assert!(geo(&g, "6").outline.len() > 4);
+}
+
+#[test]
+fn text_only_labels_over_a_raster_background() {
+    let p = load("text-labels-raster.svg");
+    assert!(p.sanitized().contains("data:image/png;base64,"));
+    assert!(p.sanitized().contains("clip-path=\"url(#frame)\""));
+    let m = p.map_units(&["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A9", "B1", "B2"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            // <tspan>A</tspan><tspan>01</tspan>
+            ("A1", "kv-79a66bef", "text"),
+            // <tspan>Blok A</tspan><tspan>No 2</tspan>
+            ("A2", "kv-c39dd152", "text"),
+            ("A3", "kv-39d37aa4", "text"),
+            ("A4", "kv-10f1a2bc", "text"),
+            // The lot with a courtyard (even-odd hole); its label is on the solid part.
+            ("A5", "kv-2b50c81e", "text"),
+            ("A6", "kv-828779bb", "text"),
+            // Lots in a nested <svg> scaled 2x by its viewBox.
+            ("B1", "kv-d770a795", "text"),
+            ("B2", "kv-e5899cf5", "text"),
+        ])
+    );
+    // A7's label lies where two lots overlap; A9's lies in A5's courtyard (no shape there; the
+    // full-size background never takes labels).
+    assert_eq!(m.units_without_element, ["A7", "A9"]);
+    assert_eq!(
+        m.warnings,
+        [
+            "text label \"Z 99\" looks like a block number but no such unit exists",
+            "text label \"A7\" lies in 2 overlapping shapes (\"kv-5c4e7801\", \"kv-d7a8d453\"); it was not matched",
+        ]
+    );
+    assert_eq!(
+        m.unmatched_shape_ids,
+        ["kv-96af9d83", "kv-5c4e7801", "kv-d7a8d453", "kv-1fce29f4"]
+    );
+    let out = paint_all(&p, &m);
+    assert_eq!(out.matches("fill=\"#22c55e\"").count(), 8, "{out}");
+    assert!(out.contains("<text x=\"210\" y=\"95\">A-3</text>"), "{out}");
+    assert!(!tag_of(&out, "kv-96af9d83").contains("22c55e"));
+    let g = p.geometry(&m);
+    let b1 = geo(&g, "B1").bbox;
+    assert_eq!(
+        (b1.x, b1.y, b1.width, b1.height),
+        (359.0, 49.0, 82.0, 102.0)
+    );
+    outlines_hold(
+        &g,
+        &[
+            ("A1", 70.0, 95.0),
+            ("A2", 140.0, 95.0),
+            ("A3", 210.0, 95.0),
+            ("A4", 280.0, 95.0),
+            ("A5", 70.0, 265.0),
+            ("A6", 140.0, 235.0),
+            ("B1", 400.0, 100.0),
+            ("B2", 500.0, 100.0),
+        ],
+    );
+}
+
+#[test]
+fn use_copies_of_one_lot_symbol() {
+    let p = load("use-symbol.svg");
+    let m = p.map_units(&["C1", "C2", "C3", "C4", "C5", "C6"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("C1", "kv-b1c7f8b7", "text"),
+            ("C2", "kv-dcd4b8ca", "text"),
+            ("C3", "kv-dcaad781", "text"),
+            ("C4", "C4", "id"),
+            ("C5", "kv-97b3c441", "text"),
+        ])
+    );
+    assert_eq!(m.units_without_element, ["C6"]);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    // The background and the unlabelled copy in the second row.
+    assert_eq!(m.unmatched_shape_ids, ["kv-6f512db6", "kv-79b43f4f"]);
+    assert!(p.has_element("kv-79b43f4f") && !p.has_element("lot"));
+    let out = paint_all(&p, &m);
+    // The fill goes on each `use`; the symbol's lot rect has no fill of its own and shows it,
+    // its house rect keeps its own fill (documented: shapes that set a fill keep it).
+    assert_eq!(out.matches("<use fill=\"#22c55e\"").count(), 5, "{out}");
+    assert!(
+        out.contains("<rect x=\"10\" y=\"10\" width=\"20\" height=\"25\" fill=\"#c69c6d\"/>"),
+        "{out}"
+    );
+    let g = p.geometry(&m);
+    let c3 = geo(&g, "C3").bbox;
+    assert_eq!((c3.x, c3.y, c3.width, c3.height), (110.0, 20.0, 40.0, 70.0));
+    outlines_hold(
+        &g,
+        &[
+            ("C1", 30.0, 80.0),
+            ("C2", 75.0, 80.0),
+            ("C3", 120.0, 80.0),
+            ("C4", 175.0, 55.0),
+            ("C5", 215.0, 80.0),
+        ],
+    );
+}
+
+#[test]
+fn figma_groups_with_outlined_labels() {
+    let p = load("figma-outlined.svg");
+    let m = p.map_units(&["A1", "A2", "A3", "A4"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("A1", "A1", "id"),
+            ("A2", "A2", "id"),
+            ("A3", "A3", "id"),
+            // Figma's `_2`: the unit is drawn as two groups, both match.
+            ("A4", "A4", "id"),
+            ("A4", "A4_2", "id"),
+        ])
+    );
+    assert_eq!(
+        m.warnings,
+        ["unit A4 is drawn as 2 elements (\"A4\", \"A4_2\"); all of them are used"]
+    );
+    assert_eq!(m.unmatched_shape_ids, ["Background", "Jalan"]);
+    let out = paint_all(&p, &m);
+    // Lots painted; outlined glyphs (a path inside the group, a "Label" group, small vectors),
+    // the dashed line and the groups themselves keep their paint.
+    for lot in [
+        "Rectangle 1",
+        "Rectangle 2",
+        "Vector",
+        "Rectangle 4",
+        "Rectangle 5",
+    ] {
+        assert!(
+            tag_of(&out, lot).contains("fill=\"#22c55e\""),
+            "{lot}: {out}"
+        );
+    }
+    for keep in ["A1_2", "Vector_2", "Vector_3", "Vector_4"] {
+        assert!(
+            tag_of(&out, keep).contains("fill=\"#333333\""),
+            "{keep}: {out}"
+        );
+    }
+    assert_eq!(out.matches("fill=\"#22c55e\"").count(), 5, "{out}");
+    assert!(
+        out.contains("<g id=\"A1\">") && out.contains("<g id=\"Label\">"),
+        "{out}"
+    );
+    let g = p.geometry(&m);
+    assert_eq!(geo(&g, "A4").element_ids, ["A4", "A4_2"]);
+    outlines_hold(
+        &g,
+        &[
+            ("A1", 40.0, 60.0),
+            ("A2", 110.0, 60.0),
+            ("A3", 180.0, 60.0),
+            ("A4", 250.0, 60.0),
+        ],
+    );
+}
