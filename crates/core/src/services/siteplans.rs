@@ -270,12 +270,53 @@ fn split_surviving(
     (kept, dropped)
 }
 
+/// Compares block numbers with their digit runs as numbers: `A2` < `A10` < `B1`.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digit, run))
+        })
+    }
+    let mut x = runs(a);
+    let mut y = runs(b);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, p)), Some((true, q))) => {
+                let (p, q) = (p.trim_start_matches('0'), q.trim_start_matches('0'));
+                let o = p.len().cmp(&q.len()).then_with(|| p.cmp(q));
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            (Some((_, p)), Some((_, q))) => {
+                let o = p.to_lowercase().cmp(&q.to_lowercase());
+                if o.is_ne() {
+                    return o;
+                }
+            }
+        }
+    }
+}
+
 /// The units of a project: `(id, block number, status)`.
 type UnitRow = (Uuid, String, String);
 
 impl Services {
+    /// The project's units in natural block order (`A2` before `A10`), so every report lists
+    /// them the same way.
     async fn block_numbers(&self, project_id: Uuid) -> CoreResult<Vec<UnitRow>> {
-        Ok(units::Entity::find()
+        let mut rows: Vec<UnitRow> = units::Entity::find()
             .select_only()
             .column(units::Column::Id)
             .column(units::Column::BlockNumber)
@@ -283,7 +324,9 @@ impl Services {
             .filter(units::Column::ProjectId.eq(project_id))
             .into_tuple()
             .all(&self.db)
-            .await?)
+            .await?;
+        rows.sort_by(|a, b| natural_cmp(&a.1, &b.1));
+        Ok(rows)
     }
 
     /// The stored manual mappings of a project, by element id, with their units' block numbers.
@@ -713,5 +756,17 @@ impl SiteplanCache {
             entries.insert(project_id, prepared.clone());
         }
         prepared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_cmp;
+
+    #[test]
+    fn block_numbers_sort_naturally() {
+        let mut v = vec!["A10", "B1", "A2", "a3", "A02", "10", "9", "A"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["9", "10", "A", "A02", "A2", "a3", "A10", "B1"]);
     }
 }
