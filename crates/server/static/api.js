@@ -19,32 +19,26 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 /**
  * Parses the (server-sanitized) SVG text with DOMParser and imports the element tree (text is
  * never assigned as HTML); nothing in it runs. With `cssomStyles`, each `style` attribute is
- * taken off before import and its declarations set through CSSOM instead, which a page whose CSP
- * forbids inline style attributes (the admin console) still allows; the live page's CSP lets the
- * attributes apply as they are.
+ * renamed before parsing and its declarations set through CSSOM after import, which a page whose
+ * CSP forbids inline style attributes (the admin console) still allows; the live page's CSP lets
+ * the attributes apply as they are.
  */
 export function importSvg(text, { cssomStyles = false } = {}) {
-  const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+  // A DOMParser document takes the page's CSP, so style attributes must be renamed before
+  // parsing. The text is the server's canonical sanitizer output: attributes are `name="value"`.
+  const source = cssomStyles ? text.replace(/(<[^<>]*?\s)style="/g, '$1data-kv-style="') : text;
+  const doc = new DOMParser().parseFromString(source, 'image/svg+xml');
   const root = doc.documentElement;
   if (doc.getElementsByTagName('parsererror').length > 0 || root.localName !== 'svg'
       || root.namespaceURI !== SVG_NS) {
     throw new Error('the siteplan could not be read');
   }
-  const styles = [];
-  if (cssomStyles) {
-    for (const el of [root, ...root.querySelectorAll('[style]')]) {
-      if (!el.hasAttribute('style')) continue;
-      styles.push(el.getAttribute('style'));
-      el.removeAttribute('style');
-      el.setAttribute('data-kv-style', String(styles.length - 1));
-    }
-  }
   const svg = document.importNode(root, true);
   for (const el of [svg, ...svg.querySelectorAll('[data-kv-style]')]) {
-    const i = el.getAttribute('data-kv-style');
-    if (i === null) continue;
+    const style = el.getAttribute('data-kv-style');
+    if (style === null) continue;
     el.removeAttribute('data-kv-style');
-    for (const decl of styles[Number(i)].split(';')) {
+    for (const decl of style.split(';')) {
       const colon = decl.indexOf(':');
       if (colon > 0) el.style.setProperty(decl.slice(0, colon).trim(), decl.slice(colon + 1).trim());
     }
