@@ -437,7 +437,12 @@ async fn disabling_a_user_revokes_their_tokens_and_blocks_login_until_enabled() 
 
 #[actix_web::test]
 async fn the_staff_socket_of_a_user_who_gets_disabled_is_closed() {
-    let app = TestApp::spawn().await;
+    // No catch-up in time: the revocation published after commit must close it.
+    let app = TestApp::spawn_with(SpawnOptions {
+        catch_up_every: Duration::from_secs(60),
+        ..SpawnOptions::default()
+    })
+    .await;
     let (_, admin) = app.admin().await;
     let (marketing_id, marketing) = app.user(Role::Marketing, true).await;
     let (project, units) = app.project_with_units(&admin, 1).await;
