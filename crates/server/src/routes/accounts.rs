@@ -30,7 +30,8 @@ pub async fn list(
     responses((status = 204, description = "Changed; sign in again with the new password"),
         (status = 401, description = "Missing, invalid or revoked token (`unauthorized`)", body = ProblemBody),
         (status = 403, description = "The current password is wrong (`invalid_credentials`; 403, not 401: the session itself is fine)", body = ProblemBody),
-        (status = 422, description = "The new password is shorter than 8 characters or equals the current one (`validation_failed`)", body = ProblemBody)))]
+        (status = 422, description = "The new password is shorter than 8 characters or equals the current one (`validation_failed`)", body = ProblemBody),
+        (status = 429, description = "Too many attempts from this address (`rate_limited`, with Retry-After)", body = ProblemBody)))]
 pub async fn change_password(
     state: web::Data<AppState>,
     auth: Auth,

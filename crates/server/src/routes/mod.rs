@@ -48,7 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/me").route(web::get().to(auth::me)))
                 .service(
-                    web::resource("/me/password").route(web::post().to(accounts::change_password)),
+                    // Limited like login: each attempt verifies a password (argon2).
+                    web::resource("/me/password")
+                        .wrap(from_fn(crate::ratelimit::limit_auth))
+                        .route(web::post().to(accounts::change_password)),
                 )
                 .service(web::resource("/admin/users").route(web::get().to(accounts::list)))
                 .service(
