@@ -386,6 +386,9 @@ impl Hub {
             });
         }
         if let Some(newest) = changes.iter().map(|c| c.changed_at).max() {
+            // Never past our own clock: a row stamped by an instance whose clock runs ahead
+            // would otherwise hide the changes stamped correctly after it.
+            let newest = newest.min(chrono::Utc::now());
             let mut accounts = lock(&self.accounts);
             accounts.watermark = accounts.watermark.max(newest);
         }

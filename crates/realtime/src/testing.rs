@@ -47,12 +47,22 @@ impl MemoryStore {
 
     /// Records a user's new token version now (a committed revocation; nothing is published).
     pub fn set_token_version(&self, user_id: Uuid, token_version: i64) {
+        self.set_token_version_at(user_id, token_version, Utc::now());
+    }
+
+    /// Records a user's new token version as stamped at `changed_at` (by any instance's clock).
+    pub fn set_token_version_at(
+        &self,
+        user_id: Uuid,
+        token_version: i64,
+        changed_at: chrono::DateTime<Utc>,
+    ) {
         lock(&self.tokens).insert(
             user_id,
             TokenChange {
                 user_id,
                 token_version,
-                changed_at: Utc::now(),
+                changed_at,
             },
         );
     }

@@ -106,3 +106,19 @@ async fn the_catch_up_applies_a_revocation_the_bus_never_delivered() {
     // Re-reading the overlap window is harmless.
     assert_eq!(hub.catch_up_revocations().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_change_stamped_by_a_clock_running_ahead_does_not_hide_later_ones_from_the_catch_up() {
+    let store = Arc::new(MemoryStore::new());
+    let hub = hub(&store, HubConfig::default());
+    let (ahead, later) = (Uuid::now_v7(), Uuid::now_v7());
+    let (_a, mut ahead_rx) = hub.connect_as(principal(ahead, 0));
+    let (_b, mut later_rx) = hub.connect_as(principal(later, 0));
+
+    store.set_token_version_at(ahead, 1, chrono::Utc::now() + chrono::Duration::hours(1));
+    assert_eq!(hub.catch_up_revocations().await.unwrap(), 1);
+    expect_revoked(&mut ahead_rx).await;
+    store.set_token_version(later, 1);
+    assert_eq!(hub.catch_up_revocations().await.unwrap(), 1);
+    expect_revoked(&mut later_rx).await;
+}
