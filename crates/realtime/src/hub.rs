@@ -46,6 +46,10 @@ pub struct HubConfig {
     /// How far back each revocation catch-up re-reads before the newest change it has seen:
     /// covers a change stamped before a slow commit, and clock skew between instances.
     pub revocation_overlap: Duration,
+    /// How long a revocation is remembered for connections registering after it. Only one that
+    /// authenticated (read the user) just before the revocation committed can, so minutes are
+    /// plenty, and the map stays small.
+    pub revocation_memory: Duration,
 }
 
 impl Default for HubConfig {
@@ -63,6 +67,7 @@ impl Default for HubConfig {
             max_pending_events: 10_000,
             store_timeout: Duration::from_secs(5),
             revocation_overlap: Duration::from_secs(10),
+            revocation_memory: Duration::from_secs(600),
         }
     }
 }
@@ -217,9 +222,10 @@ enum Step {
 struct Accounts {
     /// Open authenticated connections by user.
     conns: HashMap<Uuid, Vec<Arc<Conn>>>,
-    /// The lowest token version still valid, per user revoked since this hub started. A
-    /// connection that authenticated before a revocation but registers after it is closed at once.
-    min_version: HashMap<Uuid, i64>,
+    /// The lowest token version still valid, per user revoked lately, and when it was last
+    /// applied. A connection that authenticated before a revocation but registers after it is
+    /// closed at once.
+    min_version: HashMap<Uuid, (i64, Instant)>,
     /// The newest token change the catch-up has read.
     watermark: chrono::DateTime<chrono::Utc>,
 }
@@ -308,7 +314,7 @@ impl Hub {
             if accounts
                 .min_version
                 .get(&p.user_id)
-                .is_some_and(|min| p.token_version < *min)
+                .is_some_and(|(min, _)| p.token_version < *min)
             {
                 drop(accounts);
                 self.close_revoked(&conn);
@@ -339,9 +345,12 @@ impl Hub {
         } = revocation;
         let revoked = {
             let mut accounts = lock(&self.accounts);
-            let min = accounts.min_version.entry(user_id).or_insert(min_version);
-            *min = (*min).max(min_version);
-            let min = *min;
+            let entry = accounts
+                .min_version
+                .entry(user_id)
+                .or_insert((min_version, Instant::now()));
+            *entry = (entry.0.max(min_version), Instant::now());
+            let min = entry.0;
             let Some(conns) = accounts.conns.get_mut(&user_id) else {
                 return 0;
             };
@@ -366,8 +375,16 @@ impl Hub {
             lock(&self.accounts)
                 .min_version
                 .get(&p.user_id)
-                .is_some_and(|min| p.token_version < *min)
+                .is_some_and(|(min, _)| p.token_version < *min)
         })
+    }
+
+    /// Forgets revocations older than `revocation_memory` (the catch-up tick calls it).
+    pub fn forget_old_revocations(&self) {
+        let memory = self.config.revocation_memory;
+        lock(&self.accounts)
+            .min_version
+            .retain(|_, (_, at)| at.elapsed() < memory);
     }
 
     /// Reads the token versions changed since the last call from the store (one query) and
@@ -1014,7 +1031,7 @@ impl Hub {
 
     /// Spawns the catch-up task: every `interval`, one `latest_seqs` query for all cached
     /// projects, gap fills where behind, one query for recent token revocations, and eviction
-    /// of idle caches. Stops when the hub is dropped.
+    /// of idle caches and old revocations. Stops when the hub is dropped.
     pub fn spawn_catch_up(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -1029,6 +1046,7 @@ impl Hub {
                 if let Err(e) = hub.catch_up_revocations().await {
                     tracing::warn!(error = %e, "revocation catch-up failed");
                 }
+                hub.forget_old_revocations();
                 hub.evict_idle();
             }
         })

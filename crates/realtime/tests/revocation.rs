@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use kavling_realtime::testing::MemoryStore;
@@ -121,4 +122,26 @@ async fn a_change_stamped_by_a_clock_running_ahead_does_not_hide_later_ones_from
     store.set_token_version(later, 1);
     assert_eq!(hub.catch_up_revocations().await.unwrap(), 1);
     expect_revoked(&mut later_rx).await;
+}
+
+#[tokio::test]
+async fn revocations_are_remembered_for_revocation_memory_only() {
+    let store = Arc::new(MemoryStore::new());
+    let user = Uuid::now_v7();
+    for (memory, remembered) in [(Duration::from_secs(600), true), (Duration::ZERO, false)] {
+        let hub = hub(
+            &store,
+            HubConfig {
+                revocation_memory: memory,
+                ..HubConfig::default()
+            },
+        );
+        hub.revoke(Revocation {
+            user_id: user,
+            min_version: 1,
+        });
+        hub.forget_old_revocations();
+        let (late, _rx) = hub.connect_as(principal(user, 0));
+        assert_eq!(late.is_closed(), remembered, "memory {memory:?}");
+    }
 }
