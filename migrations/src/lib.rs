@@ -8,6 +8,7 @@ mod m20261121_000001_users_projects_units;
 mod m20261121_000002_bookings;
 mod m20261121_000003_wallet_leads;
 mod m20261121_000004_audit_idempotency;
+mod m20261203_000001_accounts;
 mod m20261203_000002_siteplan_mappings;
 
 /// The ordered list of Kavling migrations.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_bookings::Migration),
             Box::new(m20261121_000003_wallet_leads::Migration),
             Box::new(m20261121_000004_audit_idempotency::Migration),
+            Box::new(m20261203_000001_accounts::Migration),
             Box::new(m20261203_000002_siteplan_mappings::Migration),
         ]
     }

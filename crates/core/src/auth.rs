@@ -41,6 +41,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expiry (seconds since the epoch).
     pub exp: i64,
+    /// The user's token version at issue time; a token whose version is no longer the user's is
+    /// revoked. Tokens from before versions existed decode as 0.
+    #[serde(default)]
+    pub ver: i64,
 }
 
 /// Signs and verifies access tokens with one shared secret.
@@ -65,13 +69,25 @@ impl TokenKeys {
         }
     }
 
-    /// Issues a token for a user, valid for [`TOKEN_TTL_SECS`] from `now`.
+    /// Issues a token of token version 0 (a user whose tokens were never revoked).
     pub fn issue(&self, user_id: Uuid, role: Role, now: i64) -> CoreResult<String> {
+        self.issue_versioned(user_id, role, 0, now)
+    }
+
+    /// Issues a token for a user at their current token version, valid for [`TOKEN_TTL_SECS`] from `now`.
+    pub fn issue_versioned(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        version: i64,
+        now: i64,
+    ) -> CoreResult<String> {
         let claims = Claims {
             sub: user_id,
             role,
             iat: now,
             exp: now + TOKEN_TTL_SECS,
+            ver: version,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
@@ -117,5 +133,34 @@ mod tests {
             .unwrap();
         assert!(keys.verify(&old).is_err());
         assert!(keys.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn tokens_carry_their_version_and_old_tokens_decode_as_version_0() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
+        let id = Uuid::now_v7();
+        let now = chrono::Utc::now().timestamp();
+        let t = keys.issue_versioned(id, Role::Buyer, 7, now).unwrap();
+        assert_eq!(keys.verify(&t).unwrap().ver, 7);
+        // A token signed before `ver` existed.
+        #[derive(Serialize)]
+        struct OldClaims {
+            sub: Uuid,
+            role: Role,
+            iat: i64,
+            exp: i64,
+        }
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &OldClaims {
+                sub: id,
+                role: Role::Buyer,
+                iat: now,
+                exp: now + 60,
+            },
+            &keys.encoding,
+        )
+        .unwrap();
+        assert_eq!(keys.verify(&old).unwrap().ver, 0);
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use kavling_realtime::{BookingInfo, EventStore, Snapshot, StoreError, UnitEvent, UnitState};
+use kavling_realtime::{
+    BookingInfo, EventStore, Snapshot, StoreError, TokenChange, UnitEvent, UnitState,
+};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -161,5 +163,32 @@ impl EventStore for DbEventStore {
             .await
             .map_err(StoreError::backend)?;
         Ok(rows.into_iter().collect())
+    }
+
+    async fn token_changes(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<TokenChange>, StoreError> {
+        // A range scan of `ix_users_tokens_changed_at`: only the few users revoked lately.
+        let rows: Vec<(Uuid, i64, Option<chrono::DateTime<chrono::Utc>>)> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .column(users::Column::TokenVersion)
+            .column(users::Column::TokensChangedAt)
+            .filter(users::Column::TokensChangedAt.gt(since))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(user_id, token_version, changed_at)| {
+                Some(TokenChange {
+                    user_id,
+                    token_version,
+                    changed_at: changed_at?,
+                })
+            })
+            .collect())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::hub::Hub;
-use crate::model::UnitEvent;
+use crate::model::{Revocation, UnitEvent};
 
 /// Failure of a bus operation.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,10 @@ pub enum BusError {
 pub trait Bus: Send + Sync + 'static {
     /// Publish a committed event to every instance (fire-and-forget fast path; errors are logged by the caller).
     async fn publish(&self, event: &UnitEvent) -> Result<(), BusError>;
+
+    /// Publish a committed token revocation to every instance's hub (fire-and-forget like
+    /// `publish`: the catch-up tick reads revocations from the store too).
+    async fn publish_revocation(&self, revocation: &Revocation) -> Result<(), BusError>;
 }
 
 /// Single-instance bus: publishing delivers straight to the local hub.
@@ -57,6 +61,11 @@ impl Bus for InProcessBus {
     async fn publish(&self, event: &UnitEvent) -> Result<(), BusError> {
         self.hub.metrics().events_published.inc();
         self.hub.deliver(event.clone());
+        Ok(())
+    }
+
+    async fn publish_revocation(&self, revocation: &Revocation) -> Result<(), BusError> {
+        self.hub.revoke(*revocation);
         Ok(())
     }
 }

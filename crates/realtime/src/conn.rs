@@ -16,12 +16,12 @@ use uuid::Uuid;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::model::{Outbound, ServerMessage};
+use crate::model::{Outbound, Principal, ServerMessage};
 use crate::sync::lock;
 
 /// Close code for a client too slow to drain its queue ("try again later").
 pub const CLOSE_SLOW_CLIENT: u16 = 1013;
-/// Close code for a policy violation (flooding the server with requests).
+/// Close code for a policy violation (flooding the server with requests, a revoked token).
 pub const CLOSE_POLICY: u16 = 1008;
 
 /// A drained queue keeps a buffer this big for the next frames; a larger one (after a burst or a
@@ -32,6 +32,8 @@ const KEEP_QUEUE_CAPACITY: usize = 8;
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) id: u64,
+    /// The user and token version it authenticated with (None: anonymous).
+    pub(crate) principal: Option<Principal>,
     /// Frames a client may have queued before it is closed as slow.
     capacity: usize,
     queue: Mutex<Queue>,
@@ -89,9 +91,10 @@ struct Ops {
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, capacity: usize) -> Self {
+    pub(crate) fn new(id: u64, capacity: usize, principal: Option<Principal>) -> Self {
         Conn {
             id,
+            principal,
             capacity: capacity.max(1),
             queue: Mutex::new(Queue::default()),
             dead: AtomicBool::new(false),

@@ -10,9 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::conn::{Conn, ConnectionHandle, Op, Outbox};
+use crate::conn::{CLOSE_POLICY, Conn, ConnectionHandle, Op, Outbox};
 use crate::metrics::Metrics;
-use crate::model::{ClientMessage, ServerMessage, Snapshot, UnitEvent, UnitState};
+use crate::model::{
+    ClientMessage, Principal, Revocation, ServerMessage, Snapshot, UnitEvent, UnitState,
+};
 use crate::store::{EventStore, StoreError};
 use crate::sync::lock;
 
@@ -41,6 +43,13 @@ pub struct HubConfig {
     pub max_pending_events: usize,
     /// Longest wait for any store call; a stuck database must not hang subscribers forever.
     pub store_timeout: Duration,
+    /// How far back each revocation catch-up re-reads before the newest change it has seen:
+    /// covers a change stamped before a slow commit, and clock skew between instances.
+    pub revocation_overlap: Duration,
+    /// How long a revocation is remembered for connections registering after it. Only one that
+    /// authenticated (read the user) just before the revocation committed can, so minutes are
+    /// plenty, and the map stays small.
+    pub revocation_memory: Duration,
 }
 
 impl Default for HubConfig {
@@ -57,6 +66,8 @@ impl Default for HubConfig {
             max_frame_len: 4096,
             max_pending_events: 10_000,
             store_timeout: Duration::from_secs(5),
+            revocation_overlap: Duration::from_secs(10),
+            revocation_memory: Duration::from_secs(600),
         }
     }
 }
@@ -205,12 +216,27 @@ enum Step {
     Fetch { from: i64, upto: i64 },
 }
 
+/// Authenticated connections and what has been revoked, for closing a user's connections
+/// once their token is revoked (never consulted per delivered frame).
+#[derive(Debug)]
+struct Accounts {
+    /// Open authenticated connections by user.
+    conns: HashMap<Uuid, Vec<Arc<Conn>>>,
+    /// The lowest token version still valid, per user revoked lately, and when it was last
+    /// applied. A connection that authenticated before a revocation but registers after it is
+    /// closed at once.
+    min_version: HashMap<Uuid, (i64, Instant)>,
+    /// The newest token change the catch-up has read.
+    watermark: chrono::DateTime<chrono::Utc>,
+}
+
 /// The realtime hub: one per server instance, shared as `Arc<Hub>`.
 pub struct Hub {
     store: Arc<dyn EventStore>,
     config: HubConfig,
     metrics: Metrics,
     projects: Mutex<HashMap<Uuid, Arc<Project>>>,
+    accounts: Mutex<Accounts>,
     next_conn: AtomicU64,
     /// Lets `&self` methods spawn tasks that own the hub.
     this: Weak<Hub>,
@@ -245,6 +271,13 @@ impl Hub {
             config,
             metrics: Metrics::default(),
             projects: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(Accounts {
+                conns: HashMap::new(),
+                min_version: HashMap::new(),
+                // Revocations committed before this hub started concern no connection of it,
+                // except one racing the start: the overlap covers those.
+                watermark: chrono::Utc::now(),
+            }),
             next_conn: AtomicU64::new(1),
             this: this.clone(),
         })
@@ -263,14 +296,133 @@ impl Hub {
     /// Registers a connection: returns its handle and the session's end of its bounded
     /// outbound queue. Allocates nothing else until the client sends a frame.
     pub fn connect(self: &Arc<Self>) -> (ConnectionHandle, Outbox) {
+        self.connect_as(None)
+    }
+
+    /// Registers a connection that authenticated as `principal` (None: anonymous). Once that
+    /// user's tokens of this version are revoked ([`Hub::revoke`]), the hub closes it with 1008;
+    /// if they already were, it is closed at once.
+    pub fn connect_as(
+        self: &Arc<Self>,
+        principal: Option<Principal>,
+    ) -> (ConnectionHandle, Outbox) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, self.config.queue_capacity));
+        let conn = Arc::new(Conn::new(id, self.config.queue_capacity, principal));
         self.metrics.connections.inc();
+        if let Some(p) = principal {
+            let mut accounts = lock(&self.accounts);
+            if accounts
+                .min_version
+                .get(&p.user_id)
+                .is_some_and(|(min, _)| p.token_version < *min)
+            {
+                drop(accounts);
+                self.close_revoked(&conn);
+            } else {
+                accounts
+                    .conns
+                    .entry(p.user_id)
+                    .or_default()
+                    .push(conn.clone());
+            }
+        }
         ConnectionHandle::new(self.clone(), conn)
+    }
+
+    fn close_revoked(&self, conn: &Conn) {
+        self.metrics.revoked_closes.inc();
+        conn.close(CLOSE_POLICY, "token revoked");
+    }
+
+    /// Applies a revocation to this instance: closes (1008 "token revoked") the user's local
+    /// connections whose token version is below `min_version`, and remembers it for connections
+    /// that register later. Idempotent; an older revocation than one seen changes nothing.
+    /// Returns how many connections were closed.
+    pub fn revoke(&self, revocation: Revocation) -> usize {
+        let Revocation {
+            user_id,
+            min_version,
+        } = revocation;
+        let revoked = {
+            let mut accounts = lock(&self.accounts);
+            let entry = accounts
+                .min_version
+                .entry(user_id)
+                .or_insert((min_version, Instant::now()));
+            *entry = (entry.0.max(min_version), Instant::now());
+            let min = entry.0;
+            let Some(conns) = accounts.conns.get_mut(&user_id) else {
+                return 0;
+            };
+            let (revoked, kept): (Vec<_>, Vec<_>) = conns
+                .drain(..)
+                .partition(|c| c.principal.is_some_and(|p| p.token_version < min));
+            *conns = kept;
+            if conns.is_empty() {
+                accounts.conns.remove(&user_id);
+            }
+            revoked
+        };
+        for conn in &revoked {
+            self.close_revoked(conn);
+        }
+        revoked.len()
+    }
+
+    /// True if the connection's token was revoked (checked at subscribe, in memory).
+    fn is_revoked(&self, conn: &Conn) -> bool {
+        conn.principal.is_some_and(|p| {
+            lock(&self.accounts)
+                .min_version
+                .get(&p.user_id)
+                .is_some_and(|(min, _)| p.token_version < *min)
+        })
+    }
+
+    /// Forgets revocations older than `revocation_memory` (the catch-up tick calls it).
+    pub fn forget_old_revocations(&self) {
+        let memory = self.config.revocation_memory;
+        lock(&self.accounts)
+            .min_version
+            .retain(|_, (_, at)| at.elapsed() < memory);
+    }
+
+    /// Reads the token versions changed since the last call from the store (one query) and
+    /// applies them as revocations, so a lost bus message costs at most one catch-up interval.
+    /// Returns how many connections were closed.
+    pub async fn catch_up_revocations(&self) -> Result<usize, StoreError> {
+        let overlap = chrono::Duration::from_std(self.config.revocation_overlap)
+            .unwrap_or(chrono::Duration::zero());
+        let since = lock(&self.accounts).watermark - overlap;
+        let changes = self.q(self.store.token_changes(since)).await?;
+        let mut closed = 0;
+        for change in &changes {
+            closed += self.revoke(Revocation {
+                user_id: change.user_id,
+                min_version: change.token_version,
+            });
+        }
+        if let Some(newest) = changes.iter().map(|c| c.changed_at).max() {
+            // Never past our own clock: a row stamped by an instance whose clock runs ahead
+            // would otherwise hide the changes stamped correctly after it.
+            let newest = newest.min(chrono::Utc::now());
+            let mut accounts = lock(&self.accounts);
+            accounts.watermark = accounts.watermark.max(newest);
+        }
+        Ok(closed)
     }
 
     /// Removes every subscription of a connection (called when its handle is dropped).
     pub(crate) fn disconnect(&self, conn: &Arc<Conn>) {
+        if let Some(p) = conn.principal {
+            let mut accounts = lock(&self.accounts);
+            if let Some(conns) = accounts.conns.get_mut(&p.user_id) {
+                conns.retain(|c| !Arc::ptr_eq(c, conn));
+                if conns.is_empty() {
+                    accounts.conns.remove(&p.user_id);
+                }
+            }
+        }
         let channels = {
             let mut subs = lock(&conn.subs);
             subs.closed = true;
@@ -878,7 +1030,8 @@ impl Hub {
     }
 
     /// Spawns the catch-up task: every `interval`, one `latest_seqs` query for all cached
-    /// projects, gap fills where behind, and eviction of idle caches. Stops when the hub is dropped.
+    /// projects, gap fills where behind, one query for recent token revocations, and eviction
+    /// of idle caches and old revocations. Stops when the hub is dropped.
     pub fn spawn_catch_up(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -890,6 +1043,10 @@ impl Hub {
                 if let Err(e) = hub.catch_up_all().await {
                     tracing::warn!(error = %e, "catch-up tick failed");
                 }
+                if let Err(e) = hub.catch_up_revocations().await {
+                    tracing::warn!(error = %e, "revocation catch-up failed");
+                }
+                hub.forget_old_revocations();
                 hub.evict_idle();
             }
         })
@@ -964,6 +1121,11 @@ impl Hub {
             return;
         };
         let canonical = canonical(project_id, staff);
+        if self.is_revoked(conn) {
+            // Closed when revoked already (a no-op then): it gets nothing more.
+            conn.close(CLOSE_POLICY, "token revoked");
+            return;
+        }
         if staff && !staff_allowed {
             let reply = ServerMessage::error(
                 "forbidden",

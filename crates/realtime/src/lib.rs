@@ -10,9 +10,13 @@
 //!   tick delivers what a lost publish missed within ~1 s).
 //! - after unit changes without an event (units added, renamed): `hub.refresh_units(id)`.
 //! - `/availability`: `hub.snapshot(id)`; `/metrics`: `hub.metrics().render_prometheus()`.
+//! - after a committed token revocation (password change, disable):
+//!   `bus.publish_revocation(&Revocation { user_id, min_version })`; the catch-up tick also reads
+//!   recent ones from the store (`EventStore::token_changes`), so a lost message costs ~1 s.
 //!
 //! The WebSocket transport stays thin (see `crates/server/src/ws.rs`):
-//! - `let (handle, outbox) = hub.connect();`
+//! - `let (handle, outbox) = hub.connect_as(principal);` (`Some(Principal)` for a connection that
+//!   authenticated with a token: it is closed with 1008 once that token is revoked);
 //! - client text frames: `handle.handle_text(&text, staff_allowed)`; replies, snapshots and
 //!   events all arrive on the outbox, in order;
 //! - the socket's writer drains the outbox: `outbox.recv().await`, or `outbox.poll_recv(cx)`
@@ -36,8 +40,8 @@ pub use conn::{CLOSE_POLICY, CLOSE_SLOW_CLIENT, ConnectionHandle, Outbox};
 pub use hub::{Hub, HubConfig, parse_channel};
 pub use metrics::{Counter, Gauge, LATENCY_BUCKETS_MS, LatencyHistogram, Metrics};
 pub use model::{
-    BookingInfo, ClientMessage, Outbound, ServerMessage, Snapshot, UnitEvent, UnitState,
-    status_color,
+    BookingInfo, ClientMessage, Outbound, Principal, Revocation, ServerMessage, Snapshot,
+    TokenChange, UnitEvent, UnitState, status_color,
 };
 pub use redis_bus::{RedisBus, RedisBusConfig};
 pub use store::{EventStore, StoreError};

@@ -112,6 +112,8 @@ pub struct Metrics {
     pub catch_up_events: Counter,
     /// Clients closed because their queue was full.
     pub slow_client_closes: Counter,
+    /// Connections closed because their user's token was revoked.
+    pub revoked_closes: Counter,
     /// Successful Redis pub/sub reconnects.
     pub redis_reconnects: Counter,
     /// Snapshot queries made to fill the availability cache.
@@ -183,6 +185,11 @@ impl Metrics {
                 "slow_client_closes_total",
                 "Clients closed for being slow.",
                 &self.slow_client_closes,
+            ),
+            (
+                "revoked_closes_total",
+                "Connections closed for a revoked token.",
+                &self.revoked_closes,
             ),
             (
                 "redis_reconnects_total",

@@ -41,6 +41,38 @@ pub struct UnitEvent {
     pub booking: Option<BookingInfo>,
 }
 
+/// A token revocation: connections of `user_id` that authenticated with a token version below
+/// `min_version` lose their rights (a password change or a disable bumped the user's version).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Revocation {
+    /// The user.
+    pub user_id: Uuid,
+    /// The lowest token version still valid.
+    pub min_version: i64,
+}
+
+/// Who an authenticated connection is, decided once at connect: its user and the version of
+/// the token it presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user_id: Uuid,
+    /// The token's version.
+    pub token_version: i64,
+}
+
+/// A user's token version as the store has it, read by the revocation catch-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenChange {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their current token version.
+    pub token_version: i64,
+    /// When it last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
 /// Booking details attached to staff-channel unit frames.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

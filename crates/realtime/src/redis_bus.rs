@@ -1,5 +1,6 @@
 //! Redis pub/sub bus: a `ConnectionManager` publishes, one supervised pub/sub connection
 //! per instance receives (reconnect with backoff, ping for half-open links, catch up after).
+//! Unit events travel on `<prefix>:project:<id>`, token revocations on `<prefix>:users`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +13,13 @@ use tokio::task::AbortHandle;
 
 use crate::bus::{Bus, BusError};
 use crate::hub::Hub;
-use crate::model::UnitEvent;
+use crate::model::{Revocation, UnitEvent};
 
 /// Settings of a [`RedisBus`]; `Default` gives production values.
 #[derive(Clone, Debug)]
 pub struct RedisBusConfig {
-    /// Channels are `<prefix>:project:<id>`; the subscriber uses the pattern `<prefix>:project:*`.
+    /// Channels are `<prefix>:project:<id>` (the subscriber uses the pattern `<prefix>:project:*`)
+    /// and `<prefix>:users` for revocations.
     pub channel_prefix: String,
     /// How often the pub/sub connection is pinged.
     pub ping_interval: Duration,
@@ -102,15 +104,18 @@ impl RedisBus {
         .await
         .map_err(|_| unreachable("PING timed out".to_owned()))?
         .map_err(|e| unreachable(e.to_string()))?;
-        let pattern = format!("{}:project:*", config.channel_prefix);
-        let pubsub = open_pubsub(&client, &pattern, config.connect_timeout)
+        let channels = Channels {
+            projects: format!("{}:project:*", config.channel_prefix),
+            users: users_channel(&config.channel_prefix),
+        };
+        let pubsub = open_pubsub(&client, &channels, config.connect_timeout)
             .await
             .map_err(&unreachable)?;
         let subscribed = Arc::new(AtomicBool::new(true));
         let task = tokio::spawn(supervise(
             client,
             pubsub,
-            pattern,
+            channels,
             hub.clone(),
             config.clone(),
             subscribed.clone(),
@@ -162,9 +167,26 @@ impl Bus for RedisBus {
         let payload = serde_json::to_string(event)?;
         // Local subscribers first; the copy coming back from Redis is dropped as a duplicate.
         self.hub.deliver(event.clone());
-        let mut conn = self.publisher.clone();
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(event)).arg(payload);
+        self.send(cmd).await
+    }
+
+    async fn publish_revocation(&self, revocation: &Revocation) -> Result<(), BusError> {
+        let payload = serde_json::to_string(revocation)?;
+        // Local connections first, as for events; the copy from Redis is a no-op.
+        self.hub.revoke(*revocation);
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(users_channel(&self.config.channel_prefix))
+            .arg(payload);
+        self.send(cmd).await
+    }
+}
+
+impl RedisBus {
+    /// Runs a PUBLISH within the publish timeout.
+    async fn send(&self, cmd: redis::Cmd) -> Result<(), BusError> {
+        let mut conn = self.publisher.clone();
         let publish = cmd.query_async::<i64>(&mut conn);
         tokio::time::timeout(self.config.publish_timeout, publish)
             .await
@@ -173,14 +195,29 @@ impl Bus for RedisBus {
     }
 }
 
+/// The revocation channel of a prefix.
+fn users_channel(prefix: &str) -> String {
+    format!("{prefix}:users")
+}
+
+/// What the subscriber listens to.
+#[derive(Clone, Debug)]
+struct Channels {
+    /// Pattern of the project channels.
+    projects: String,
+    /// The revocation channel.
+    users: String,
+}
+
 async fn open_pubsub(
     client: &redis::Client,
-    pattern: &str,
+    channels: &Channels,
     timeout: Duration,
 ) -> Result<PubSub, String> {
     let open = async {
         let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.psubscribe(pattern).await?;
+        pubsub.psubscribe(&channels.projects).await?;
+        pubsub.subscribe(&channels.users).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
     match tokio::time::timeout(timeout, open).await {
@@ -194,7 +231,7 @@ async fn open_pubsub(
 async fn supervise(
     client: redis::Client,
     first: PubSub,
-    pattern: String,
+    channels: Channels,
     hub: Arc<Hub>,
     config: RedisBusConfig,
     subscribed: Arc<AtomicBool>,
@@ -204,7 +241,7 @@ async fn supervise(
     loop {
         let pubsub = match current.take() {
             Some(p) => p,
-            None => match open_pubsub(&client, &pattern, config.connect_timeout).await {
+            None => match open_pubsub(&client, &channels, config.connect_timeout).await {
                 Ok(p) => {
                     hub.metrics().redis_reconnects.inc();
                     subscribed.store(true, Ordering::Relaxed);
@@ -215,6 +252,9 @@ async fn supervise(
                     tokio::spawn(async move {
                         if let Err(e) = h.catch_up_all().await {
                             tracing::warn!(error = %e, "catch-up after Redis reconnect failed");
+                        }
+                        if let Err(e) = h.catch_up_revocations().await {
+                            tracing::warn!(error = %e, "revocation catch-up after Redis reconnect failed");
                         }
                     });
                     p
@@ -227,14 +267,19 @@ async fn supervise(
                 }
             },
         };
-        let reason = pump(pubsub, &hub, &config).await;
+        let reason = pump(pubsub, &hub, &config, &channels.users).await;
         subscribed.store(false, Ordering::Relaxed);
         tracing::warn!(%reason, "Redis pub/sub connection lost; reconnecting");
     }
 }
 
 /// Delivers messages until the connection ends or stops answering pings.
-async fn pump(pubsub: PubSub, hub: &Arc<Hub>, config: &RedisBusConfig) -> String {
+async fn pump(
+    pubsub: PubSub,
+    hub: &Arc<Hub>,
+    config: &RedisBusConfig,
+    users_channel: &str,
+) -> String {
     let (mut sink, mut stream) = pubsub.split();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,6 +290,15 @@ async fn pump(pubsub: PubSub, hub: &Arc<Hub>, config: &RedisBusConfig) -> String
                 let Some(msg) = msg else {
                     return "stream ended".to_owned();
                 };
+                if msg.get_channel_name() == users_channel {
+                    match serde_json::from_slice::<Revocation>(msg.get_payload_bytes()) {
+                        Ok(revocation) => {
+                            hub.revoke(revocation);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignoring undecodable revocation"),
+                    }
+                    continue;
+                }
                 match serde_json::from_slice::<UnitEvent>(msg.get_payload_bytes()) {
                     Ok(event) => hub.deliver(event),
                     Err(e) => tracing::warn!(channel = msg.get_channel_name(), error = %e, "ignoring undecodable bus message"),

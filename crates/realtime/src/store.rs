@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Snapshot, UnitEvent};
+use crate::model::{Snapshot, TokenChange, UnitEvent};
 
 /// Failure of an [`EventStore`] call.
 #[derive(Debug, thiserror::Error)]
@@ -41,4 +41,14 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Latest seq of each given project in ONE query (for the 1 s catch-up tick).
     async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError>;
+
+    /// Users whose token version changed after `since`, in ONE query (for the revocation
+    /// catch-up tick). The default knows of no accounts.
+    async fn token_changes(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<TokenChange>, StoreError> {
+        let _ = since;
+        Ok(Vec::new())
+    }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::model::{BookingInfo, Snapshot, UnitEvent, UnitState, status_color};
+use crate::model::{BookingInfo, Snapshot, TokenChange, UnitEvent, UnitState, status_color};
 use crate::store::{EventStore, StoreError};
 use crate::sync::lock;
 
@@ -27,6 +27,8 @@ struct ProjectData {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     projects: Mutex<HashMap<Uuid, ProjectData>>,
+    /// Users' token versions, as `set_token_version` left them.
+    tokens: Mutex<HashMap<Uuid, TokenChange>>,
     delay_ms: AtomicU64,
     failing: AtomicBool,
     /// Number of `snapshot` calls.
@@ -41,6 +43,28 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records a user's new token version now (a committed revocation; nothing is published).
+    pub fn set_token_version(&self, user_id: Uuid, token_version: i64) {
+        self.set_token_version_at(user_id, token_version, Utc::now());
+    }
+
+    /// Records a user's new token version as stamped at `changed_at` (by any instance's clock).
+    pub fn set_token_version_at(
+        &self,
+        user_id: Uuid,
+        token_version: i64,
+        changed_at: chrono::DateTime<Utc>,
+    ) {
+        lock(&self.tokens).insert(
+            user_id,
+            TokenChange {
+                user_id,
+                token_version,
+                changed_at,
+            },
+        );
     }
 
     /// Creates a project with `n` AVAILABLE units named A1..An; returns its id and unit ids.
@@ -178,6 +202,18 @@ impl EventStore for MemoryStore {
             seq: p.seq,
             units: p.units.clone(),
         }))
+    }
+
+    async fn token_changes(
+        &self,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<Vec<TokenChange>, StoreError> {
+        self.pause().await?;
+        Ok(lock(&self.tokens)
+            .values()
+            .filter(|c| c.changed_at > since)
+            .copied()
+            .collect())
     }
 
     async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {

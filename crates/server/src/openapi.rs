@@ -29,6 +29,10 @@ fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
             "/api/v1/admin/audit-log",
             names(&kavling_core::audit::AUDIT_LIST),
         ),
+        (
+            "/api/v1/admin/users",
+            names(&kavling_core::services::accounts::USER_LIST),
+        ),
     ]
 }
 
@@ -306,6 +310,10 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
         routes::auth::me,
         routes::admin::decide_kyc,
         routes::admin::audit_log,
+        routes::accounts::list,
+        routes::accounts::change_password,
+        routes::accounts::disable,
+        routes::accounts::enable,
         routes::projects::create,
         routes::projects::list,
         routes::projects::get,
@@ -343,7 +351,7 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
     ),
     tags(
         (name = "auth", description = "Registration, login, the caller"),
-        (name = "admin", description = "KYC decisions and the audit trail"),
+        (name = "admin", description = "Users (the KYC queue, disabling), KYC decisions and the audit trail"),
         (name = "projects", description = "Housing projects"),
         (name = "units", description = "Units and availability"),
         (name = "siteplans", description = "Siteplan upload and serving"),

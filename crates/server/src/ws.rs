@@ -27,8 +27,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
 use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
-use kavling_core::services::users::Access;
-use kavling_realtime::{CLOSE_SLOW_CLIENT, ConnectionHandle, Hub, Outbound, Outbox};
+use kavling_core::services::users::{Access, authorize};
+use kavling_realtime::{CLOSE_SLOW_CLIENT, ConnectionHandle, Hub, Outbound, Outbox, Principal};
 use tokio::time::timeout;
 
 use crate::extract::bearer_token;
@@ -77,22 +77,30 @@ impl Default for WsConfig {
     }
 }
 
-/// Whether the caller's token (header or `?token=`) allows staff channels.
-async fn staff_allowed(state: &AppState, req: &HttpRequest) -> bool {
+/// Who the caller's token (header or `?token=`) says they are, checked once here: the
+/// principal the hub closes the connection for when that token is revoked, and whether it
+/// allows staff channels. A missing, bad or revoked token connects anonymously.
+async fn authenticate(state: &AppState, req: &HttpRequest) -> (Option<Principal>, bool) {
     let token = bearer_token(req).or_else(|| {
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
             .ok()
             .and_then(|q| q.get("token").cloned())
     });
-    let Some(token) = token else { return false };
-    let Ok(claims) = state.services.tokens.verify(&token) else {
-        return false;
+    let Some(token) = token else {
+        return (None, false);
     };
-    state
-        .services
-        .require(&claims, Access::VerifiedStaff)
-        .await
-        .is_ok()
+    let Ok(claims) = state.services.tokens.verify(&token) else {
+        return (None, false);
+    };
+    let Ok(user) = state.services.current_user(&claims).await else {
+        return (None, false);
+    };
+    let principal = Principal {
+        user_id: user.id,
+        token_version: claims.ver,
+    };
+    let staff = authorize(&user, Access::VerifiedStaff).is_ok();
+    (Some(principal), staff)
 }
 
 /// Frames the session writes itself at most queued at once; a client that does not read its
@@ -114,9 +122,9 @@ pub async fn ws(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let staff = staff_allowed(&state, &req).await;
+    let (principal, staff) = authenticate(&state, &req).await;
     let (response, _, stream) = actix_ws::handle(&req, body)?;
-    let (handle, outbox) = state.hub.connect();
+    let (handle, outbox) = state.hub.connect_as(principal);
     let own = Rc::new(RefCell::new(OwnFrames::default()));
     let response = WireBody::install(response, own.clone(), Some(outbox));
     let mode = Mode::Hub {

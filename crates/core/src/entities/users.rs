@@ -25,6 +25,12 @@ pub struct Model {
     pub kyc_decided_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Version every valid token of this user carries; bumped to revoke them all.
+    pub token_version: i64,
+    /// Set while the account is disabled.
+    pub disabled_at: Option<DateTimeUtc>,
+    /// When `token_version` last changed (the instances' revocation catch-up reads it).
+    pub tokens_changed_at: Option<DateTimeUtc>,
 }
 
 /// No declared relations: joins are written explicitly where needed.

@@ -1,5 +1,6 @@
 //! Business services, one module per area. Each action is one transaction.
 
+pub mod accounts;
 pub mod bookings;
 pub mod customers;
 pub mod documents;

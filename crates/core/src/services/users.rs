@@ -122,14 +122,14 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     ok.then_some(email)
 }
 
-async fn hash_off_thread(password: String) -> CoreResult<String> {
+pub(crate) async fn hash_off_thread(password: String) -> CoreResult<String> {
     // argon2 is deliberately slow; keep it off the async workers.
     tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))?
 }
 
-async fn verify_off_thread(password: String, hash: String) -> CoreResult<bool> {
+pub(crate) async fn verify_off_thread(password: String, hash: String) -> CoreResult<bool> {
     tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(|e| CoreError::Internal(format!("verify task failed: {e}")))
@@ -185,6 +185,9 @@ async fn insert_user<C: ConnectionTrait>(
         kyc_decided_by: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        token_version: Set(0),
+        disabled_at: Set(None),
+        tokens_changed_at: Set(None),
     }
     .insert(conn)
     .await
@@ -212,9 +215,12 @@ async fn insert_user<C: ConnectionTrait>(
 impl Services {
     fn session(&self, user: &users::Model) -> CoreResult<Session> {
         let view = UserView::from(user);
-        let token = self
-            .tokens
-            .issue(user.id, view.role, self.clock.now().timestamp())?;
+        let token = self.tokens.issue_versioned(
+            user.id,
+            view.role,
+            user.token_version,
+            self.clock.now().timestamp(),
+        )?;
         Ok(Session { token, user: view })
     }
 
@@ -320,6 +326,11 @@ impl Services {
             .unwrap_or_else(|| DUMMY_HASH.to_owned());
         let ok = verify_off_thread(input.password, hash).await?;
         match user {
+            // Only the right password learns that the account is disabled.
+            Some(u) if ok && u.disabled_at.is_some() => Err(CoreError::forbidden(
+                "account_disabled",
+                "this account has been disabled by an administrator",
+            )),
             Some(u) if ok => self.session(&u),
             _ => Err(invalid()),
         }
@@ -333,15 +344,26 @@ impl Services {
             .ok_or(CoreError::NotFound("user"))
     }
 
-    /// The user behind a verified token; a token for a deleted user is unauthorized.
+    /// The user behind a verified token. A token for a deleted or disabled user, or one revoked
+    /// (its version is not the user's: a password change or a disable since), is unauthorized.
     pub async fn current_user(&self, claims: &Claims) -> CoreResult<users::Model> {
-        users::Entity::find_by_id(claims.sub)
+        let unauthorized = |message: &str| CoreError::Unauthorized {
+            code: "unauthorized",
+            message: message.into(),
+        };
+        let user = users::Entity::find_by_id(claims.sub)
             .one(&self.db)
             .await?
-            .ok_or_else(|| CoreError::Unauthorized {
-                code: "unauthorized",
-                message: "the account behind this token no longer exists".into(),
-            })
+            .ok_or_else(|| unauthorized("the account behind this token no longer exists"))?;
+        if user.disabled_at.is_some() {
+            return Err(unauthorized("this account has been disabled"));
+        }
+        if user.token_version != claims.ver {
+            return Err(unauthorized(
+                "this token was revoked (password changed or account disabled); sign in again",
+            ));
+        }
+        Ok(user)
     }
 
     /// Creates (or promotes) an administrator account; used by `kavling admin create` and the seed.

@@ -1,5 +1,6 @@
 //! Route table. Handlers are thin: extract, authorize, call a service, shape the response.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod bookings;
@@ -46,6 +47,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(auth::login)),
                 )
                 .service(web::resource("/me").route(web::get().to(auth::me)))
+                .service(
+                    // Limited like login: each attempt verifies a password (argon2).
+                    web::resource("/me/password")
+                        .wrap(from_fn(crate::ratelimit::limit_auth))
+                        .route(web::post().to(accounts::change_password)),
+                )
+                .service(web::resource("/admin/users").route(web::get().to(accounts::list)))
+                .service(
+                    web::resource("/admin/users/{id}/disable")
+                        .route(web::post().to(accounts::disable)),
+                )
+                .service(
+                    web::resource("/admin/users/{id}/enable")
+                        .route(web::post().to(accounts::enable)),
+                )
                 .service(
                     web::resource("/me/kyc")
                         .app_data(
