@@ -1,11 +1,11 @@
 //! The realtime hub's read side over the database: replay from `unit_events`, consistent
-//! snapshots, and one query for the latest seq of many projects.
+//! snapshots, and one query for the latest seq and unit-list version of many projects.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use kavling_realtime::{
-    BookingInfo, EventStore, Snapshot, StoreError, TokenChange, UnitEvent, UnitState,
+    BookingInfo, EventStore, ProjectHead, Snapshot, StoreError, TokenChange, UnitEvent, UnitState,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -137,6 +137,7 @@ impl EventStore for DbEventStore {
         Ok(Some(Snapshot {
             project_id,
             seq: project.event_seq,
+            units_version: project.units_version,
             units: rows
                 .into_iter()
                 .map(|u| UnitState {
@@ -149,20 +150,27 @@ impl EventStore for DbEventStore {
         }))
     }
 
-    async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {
+    async fn latest_heads(
+        &self,
+        project_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, ProjectHead>, StoreError> {
         if project_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(Uuid, i64)> = projects::Entity::find()
+        let rows: Vec<(Uuid, i64, i64)> = projects::Entity::find()
             .select_only()
             .column(projects::Column::Id)
             .column(projects::Column::EventSeq)
+            .column(projects::Column::UnitsVersion)
             .filter(projects::Column::Id.is_in(project_ids.iter().copied()))
             .into_tuple()
             .all(&self.db)
             .await
             .map_err(StoreError::backend)?;
-        Ok(rows.into_iter().collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, seq, units_version)| (id, ProjectHead { seq, units_version }))
+            .collect())
     }
 
     async fn token_changes(

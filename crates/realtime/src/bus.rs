@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::hub::Hub;
-use crate::model::{Revocation, UnitEvent};
+use crate::model::{Revocation, UnitEvent, UnitsChanged};
 
 /// Failure of a bus operation.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,10 @@ pub trait Bus: Send + Sync + 'static {
     /// Publish a committed token revocation to every instance's hub (fire-and-forget like
     /// `publish`: the catch-up tick reads revocations from the store too).
     async fn publish_revocation(&self, revocation: &Revocation) -> Result<(), BusError>;
+
+    /// Publish a committed change of a project's unit list to every instance's hub
+    /// (fire-and-forget: the catch-up tick compares unit-list versions too).
+    async fn publish_units_changed(&self, change: &UnitsChanged) -> Result<(), BusError>;
 }
 
 /// Single-instance bus: publishing delivers straight to the local hub.
@@ -66,6 +70,11 @@ impl Bus for InProcessBus {
 
     async fn publish_revocation(&self, revocation: &Revocation) -> Result<(), BusError> {
         self.hub.revoke(*revocation);
+        Ok(())
+    }
+
+    async fn publish_units_changed(&self, change: &UnitsChanged) -> Result<(), BusError> {
+        self.hub.units_changed(*change).await;
         Ok(())
     }
 }

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::conn::{CLOSE_POLICY, Conn, ConnectionHandle, Op, Outbox};
 use crate::metrics::Metrics;
 use crate::model::{
-    ClientMessage, Principal, Revocation, ServerMessage, Snapshot, UnitEvent, UnitState,
+    ClientMessage, Principal, ProjectHead, Revocation, ServerMessage, Snapshot, UnitEvent,
+    UnitState, UnitsChanged,
 };
 use crate::store::{EventStore, StoreError};
 use crate::sync::lock;
@@ -117,6 +118,8 @@ struct Inner {
     idle_since: Option<Instant>,
     /// Last seq applied (and delivered to every subscriber).
     seq: i64,
+    /// Version of the unit list `units` was read at (units added, removed or renamed).
+    units_version: i64,
     units: Vec<UnitState>,
     index: HashMap<Uuid, usize>,
     /// Contiguous recent events ending at `seq`.
@@ -144,6 +147,7 @@ impl Project {
                 inflight: 0,
                 idle_since: Some(Instant::now()),
                 seq: 0,
+                units_version: 0,
                 units: Vec::new(),
                 index: HashMap::new(),
                 ring: VecDeque::new(),
@@ -490,8 +494,8 @@ impl Hub {
             .await
     }
 
-    async fn q_latest_seqs(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {
-        self.q(self.store.latest_seqs(ids)).await
+    async fn q_latest_heads(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, ProjectHead>, StoreError> {
+        self.q(self.store.latest_heads(ids)).await
     }
 
     /// Drops the map entry of a project that turned out not to exist, unless someone uses it,
@@ -525,6 +529,7 @@ impl Hub {
         Ok(Some(Snapshot {
             project_id,
             seq: inner.seq,
+            units_version: inner.units_version,
             units: inner.units.clone(),
         }))
     }
@@ -626,6 +631,7 @@ impl Hub {
         history: Option<Vec<UnitEvent>>,
     ) {
         inner.seq = snapshot.seq;
+        inner.units_version = snapshot.units_version;
         inner.index = snapshot
             .units
             .iter()
@@ -883,6 +889,7 @@ impl Hub {
             {
                 let mut inner = lock(&project.inner);
                 if snapshot.seq == inner.seq {
+                    inner.units_version = inner.units_version.max(snapshot.units_version);
                     inner.index = snapshot
                         .units
                         .iter()
@@ -977,22 +984,52 @@ impl Hub {
             return Ok(0);
         }
         let ids: Vec<Uuid> = ready.iter().map(|p| p.id).collect();
-        let latest = self.q_latest_seqs(&ids).await?;
+        let latest = self.q_latest_heads(&ids).await?;
         let mut behind = Vec::new();
+        let mut stale_units = Vec::new();
         for p in ready {
             let mut inner = lock(&p.inner);
-            let store_seq = latest.get(&p.id).copied().unwrap_or(0);
-            let lagging = inner.state == LoadState::Ready
-                && (store_seq > inner.seq || !inner.pending.is_empty());
+            let head = latest.get(&p.id).copied().unwrap_or_default();
+            if inner.state != LoadState::Ready {
+                continue;
+            }
+            if head.units_version > inner.units_version {
+                stale_units.push(p.id);
+            }
+            let lagging = head.seq > inner.seq || !inner.pending.is_empty();
             if lagging && !inner.filling {
                 inner.filling = true;
                 drop(inner);
                 behind.push(p);
             }
         }
-        let n = behind.len();
+        let n = behind.len() + stale_units.len();
         futures_util::future::join_all(behind.iter().map(|p| self.fill(p))).await;
+        // A unit-list change whose bus message was lost: re-read the list (after the fills, so
+        // statuses stay ordered by seq).
+        for project_id in stale_units {
+            self.refresh_units(project_id).await?;
+        }
         Ok(n)
+    }
+
+    /// Applies a committed unit-list change (from the bus): a cached project whose list is older
+    /// re-reads it, so new subscribers' snapshots include the new units. Does nothing for a
+    /// project not cached here or already at that version.
+    pub async fn units_changed(&self, change: UnitsChanged) {
+        let stale = lock(&self.projects)
+            .get(&change.project_id)
+            .is_some_and(|p| {
+                let inner = lock(&p.inner);
+                inner.state == LoadState::Ready && inner.units_version < change.units_version
+            });
+        if !stale {
+            return;
+        }
+        if let Err(e) = self.refresh_units(change.project_id).await {
+            // The catch-up tick compares versions and retries.
+            tracing::warn!(project = %change.project_id, error = %e, "re-reading a changed unit list failed");
+        }
     }
 
     /// Drops caches of projects without subscribers for `idle_evict_after`.
@@ -1029,7 +1066,7 @@ impl Hub {
         lock(&self.projects).len()
     }
 
-    /// Spawns the catch-up task: every `interval`, one `latest_seqs` query for all cached
+    /// Spawns the catch-up task: every `interval`, one `latest_heads` query for all cached
     /// projects, gap fills where behind, one query for recent token revocations, and eviction
     /// of idle caches and old revocations. Stops when the hub is dropped.
     pub fn spawn_catch_up(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {

@@ -8,7 +8,9 @@
 //!   (keep the bus alive: dropping a `RedisBus` stops its subscriber).
 //! - after each committed status change: `bus.publish(&event)` (log errors; the catch-up
 //!   tick delivers what a lost publish missed within ~1 s).
-//! - after unit changes without an event (units added, renamed): `hub.refresh_units(id)`.
+//! - after a committed unit-list change (units added, renamed, removed; no status event):
+//!   `bus.publish_units_changed(&UnitsChanged { project_id, units_version })`, which every
+//!   instance's hub applies; the catch-up tick compares unit-list versions too (`latest_heads`).
 //! - `/availability`: `hub.snapshot(id)`; `/metrics`: `hub.metrics().render_prometheus()`.
 //! - after a committed token revocation (password change, disable):
 //!   `bus.publish_revocation(&Revocation { user_id, min_version })`; the catch-up tick also reads
@@ -40,8 +42,8 @@ pub use conn::{CLOSE_POLICY, CLOSE_SLOW_CLIENT, ConnectionHandle, Outbox};
 pub use hub::{Hub, HubConfig, parse_channel};
 pub use metrics::{Counter, Gauge, LATENCY_BUCKETS_MS, LatencyHistogram, Metrics};
 pub use model::{
-    BookingInfo, ClientMessage, Outbound, Principal, Revocation, ServerMessage, Snapshot,
-    TokenChange, UnitEvent, UnitState, status_color,
+    BookingInfo, ClientMessage, Outbound, Principal, ProjectHead, Revocation, ServerMessage,
+    Snapshot, TokenChange, UnitEvent, UnitState, UnitsChanged, status_color,
 };
 pub use redis_bus::{RedisBus, RedisBusConfig};
 pub use store::{EventStore, StoreError};

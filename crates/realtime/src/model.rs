@@ -107,8 +107,33 @@ pub struct Snapshot {
     pub project_id: Uuid,
     /// The seq the unit statuses correspond to.
     pub seq: i64,
+    /// The version of the project's unit list these units are (see [`UnitsChanged`]).
+    #[serde(default)]
+    pub units_version: i64,
     /// Units in a stable order.
     pub units: Vec<UnitState>,
+}
+
+/// Where a project stands in the store: its seq (status changes) and the version of its unit
+/// list (units added, removed or renamed, which emit no status event). The catch-up tick reads
+/// both for every cached project in one query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProjectHead {
+    /// Latest seq.
+    pub seq: i64,
+    /// Latest unit-list version.
+    pub units_version: i64,
+}
+
+/// A committed change of a project's unit list (units added, removed or renamed), carried by the
+/// bus like status changes so every instance's hub re-reads the list.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitsChanged {
+    /// The project.
+    pub project_id: Uuid,
+    /// The unit-list version the change committed.
+    pub units_version: i64,
 }
 
 /// A frame sent by the client.

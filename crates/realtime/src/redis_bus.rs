@@ -1,6 +1,7 @@
 //! Redis pub/sub bus: a `ConnectionManager` publishes, one supervised pub/sub connection
 //! per instance receives (reconnect with backoff, ping for half-open links, catch up after).
-//! Unit events travel on `<prefix>:project:<id>`, token revocations on `<prefix>:users`.
+//! Unit events travel on `<prefix>:project:<id>`, token revocations on `<prefix>:users`, and
+//! unit-list changes on `<prefix>:units`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,7 @@ use tokio::task::AbortHandle;
 
 use crate::bus::{Bus, BusError};
 use crate::hub::Hub;
-use crate::model::{Revocation, UnitEvent};
+use crate::model::{Revocation, UnitEvent, UnitsChanged};
 
 /// Settings of a [`RedisBus`]; `Default` gives production values.
 #[derive(Clone, Debug)]
@@ -107,6 +108,7 @@ impl RedisBus {
         let channels = Channels {
             projects: format!("{}:project:*", config.channel_prefix),
             users: users_channel(&config.channel_prefix),
+            units: units_channel(&config.channel_prefix),
         };
         let pubsub = open_pubsub(&client, &channels, config.connect_timeout)
             .await
@@ -181,6 +183,16 @@ impl Bus for RedisBus {
             .arg(payload);
         self.send(cmd).await
     }
+
+    async fn publish_units_changed(&self, change: &UnitsChanged) -> Result<(), BusError> {
+        let payload = serde_json::to_string(change)?;
+        // The local hub first, as for events; the copy from Redis finds it current.
+        self.hub.units_changed(*change).await;
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(units_channel(&self.config.channel_prefix))
+            .arg(payload);
+        self.send(cmd).await
+    }
 }
 
 impl RedisBus {
@@ -200,6 +212,11 @@ fn users_channel(prefix: &str) -> String {
     format!("{prefix}:users")
 }
 
+/// The unit-list channel of a prefix.
+fn units_channel(prefix: &str) -> String {
+    format!("{prefix}:units")
+}
+
 /// What the subscriber listens to.
 #[derive(Clone, Debug)]
 struct Channels {
@@ -207,6 +224,8 @@ struct Channels {
     projects: String,
     /// The revocation channel.
     users: String,
+    /// The unit-list channel.
+    units: String,
 }
 
 async fn open_pubsub(
@@ -218,6 +237,7 @@ async fn open_pubsub(
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.psubscribe(&channels.projects).await?;
         pubsub.subscribe(&channels.users).await?;
+        pubsub.subscribe(&channels.units).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
     match tokio::time::timeout(timeout, open).await {
@@ -267,7 +287,7 @@ async fn supervise(
                 }
             },
         };
-        let reason = pump(pubsub, &hub, &config, &channels.users).await;
+        let reason = pump(pubsub, &hub, &config, &channels).await;
         subscribed.store(false, Ordering::Relaxed);
         tracing::warn!(%reason, "Redis pub/sub connection lost; reconnecting");
     }
@@ -278,7 +298,7 @@ async fn pump(
     pubsub: PubSub,
     hub: &Arc<Hub>,
     config: &RedisBusConfig,
-    users_channel: &str,
+    channels: &Channels,
 ) -> String {
     let (mut sink, mut stream) = pubsub.split();
     let mut ping = tokio::time::interval(config.ping_interval);
@@ -290,7 +310,18 @@ async fn pump(
                 let Some(msg) = msg else {
                     return "stream ended".to_owned();
                 };
-                if msg.get_channel_name() == users_channel {
+                if msg.get_channel_name() == channels.units {
+                    match serde_json::from_slice::<UnitsChanged>(msg.get_payload_bytes()) {
+                        Ok(change) => {
+                            // Re-reading the list is a store round trip: never hold up the pump.
+                            let hub = hub.clone();
+                            tokio::spawn(async move { hub.units_changed(change).await });
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignoring undecodable unit-list change"),
+                    }
+                    continue;
+                }
+                if msg.get_channel_name() == channels.users {
                     match serde_json::from_slice::<Revocation>(msg.get_payload_bytes()) {
                         Ok(revocation) => {
                             hub.revoke(revocation);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Snapshot, TokenChange, UnitEvent};
+use crate::model::{ProjectHead, Snapshot, TokenChange, UnitEvent};
 
 /// Failure of an [`EventStore`] call.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +39,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Current units and seq of a project (consistent: the seq matches the statuses); Ok(None) if the project does not exist.
     async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError>;
 
-    /// Latest seq of each given project in ONE query (for the 1 s catch-up tick).
-    async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError>;
+    /// Latest seq and unit-list version of each given project in ONE query (for the 1 s
+    /// catch-up tick).
+    async fn latest_heads(
+        &self,
+        project_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, ProjectHead>, StoreError>;
 
     /// Users whose token version changed after `since`, in ONE query (for the revocation
     /// catch-up tick). The default knows of no accounts.

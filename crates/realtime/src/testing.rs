@@ -10,13 +10,16 @@ use async_trait::async_trait;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::model::{BookingInfo, Snapshot, TokenChange, UnitEvent, UnitState, status_color};
+use crate::model::{
+    BookingInfo, ProjectHead, Snapshot, TokenChange, UnitEvent, UnitState, status_color,
+};
 use crate::store::{EventStore, StoreError};
 use crate::sync::lock;
 
 #[derive(Debug, Default)]
 struct ProjectData {
     seq: i64,
+    units_version: i64,
     units: Vec<UnitState>,
     events: Vec<UnitEvent>,
     /// Events with seq <= this are gone.
@@ -35,8 +38,8 @@ pub struct MemoryStore {
     pub snapshot_calls: AtomicU64,
     /// Number of `events_after` calls.
     pub events_after_calls: AtomicU64,
-    /// Number of `latest_seqs` calls.
-    pub latest_seqs_calls: AtomicU64,
+    /// Number of `latest_heads` calls.
+    pub latest_heads_calls: AtomicU64,
 }
 
 impl MemoryStore {
@@ -89,10 +92,12 @@ impl MemoryStore {
         (id, ids)
     }
 
-    /// Adds an AVAILABLE unit to a project without an event (as unit creation does).
+    /// Adds an AVAILABLE unit to a project without an event (as unit creation does), bumping
+    /// the project's unit-list version; nothing is published.
     pub fn add_unit(&self, project_id: Uuid, block_number: &str) -> Option<Uuid> {
         let mut projects = lock(&self.projects);
         let p = projects.get_mut(&project_id)?;
+        p.units_version += 1;
         let unit_id = Uuid::now_v7();
         p.units.push(UnitState {
             unit_id,
@@ -200,6 +205,7 @@ impl EventStore for MemoryStore {
         Ok(lock(&self.projects).get(&project_id).map(|p| Snapshot {
             project_id,
             seq: p.seq,
+            units_version: p.units_version,
             units: p.units.clone(),
         }))
     }
@@ -216,13 +222,24 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
-    async fn latest_seqs(&self, project_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, StoreError> {
-        self.latest_seqs_calls.fetch_add(1, Ordering::Relaxed);
+    async fn latest_heads(
+        &self,
+        project_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, ProjectHead>, StoreError> {
+        self.latest_heads_calls.fetch_add(1, Ordering::Relaxed);
         self.pause().await?;
         let projects = lock(&self.projects);
         Ok(project_ids
             .iter()
-            .filter_map(|id| projects.get(id).map(|p| (*id, p.seq)))
+            .filter_map(|id| {
+                projects.get(id).map(|p| {
+                    let head = ProjectHead {
+                        seq: p.seq,
+                        units_version: p.units_version,
+                    };
+                    (*id, head)
+                })
+            })
             .collect())
     }
 }

@@ -501,7 +501,7 @@ async fn catch_up_tick_delivers_events_the_bus_lost() {
     let msg = next_msg(&mut rx).await;
     assert_eq!(unit_seq(&msg), 1);
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(store.latest_seqs_calls.load(Ordering::Relaxed) >= 1);
+    assert!(store.latest_heads_calls.load(Ordering::Relaxed) >= 1);
     tick.abort();
 }
 
@@ -883,4 +883,68 @@ async fn a_stuck_store_times_out_instead_of_hanging_subscribers() {
     conn.handle_text(r#"{"op":"ping"}"#, false);
     assert_eq!(next_msg(&mut rx).await, ServerMessage::Pong);
     assert_eq!(hub.metrics().store_errors.get(), 1);
+}
+
+#[tokio::test]
+async fn a_unit_list_change_from_the_bus_reaches_new_snapshots() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, _) = store.add_project(1);
+    let hub = hub(&store, HubConfig::default());
+    let ch = format!("project:{pid}");
+    let (a, mut rx) = hub.connect();
+    a.handle_text(&sub(&ch), false);
+    expect_snapshot(&mut rx, &ch).await;
+    let new_unit = store.add_unit(pid, "Y2").unwrap();
+    // Not yet told: the cache still serves the old list.
+    let before = hub.snapshot(pid).await.unwrap().unwrap();
+    assert_eq!(before.units.len(), 1);
+    // An older or equal version changes nothing; the committed one re-reads the list.
+    let snapshots = store.snapshot_calls.load(Ordering::Relaxed);
+    hub.units_changed(kavling_realtime::UnitsChanged {
+        project_id: pid,
+        units_version: 0,
+    })
+    .await;
+    assert_eq!(store.snapshot_calls.load(Ordering::Relaxed), snapshots);
+    hub.units_changed(kavling_realtime::UnitsChanged {
+        project_id: pid,
+        units_version: 1,
+    })
+    .await;
+    let after = hub.snapshot(pid).await.unwrap().unwrap();
+    assert_eq!(after.units_version, 1);
+    assert!(after.units.iter().any(|u| u.unit_id == new_unit));
+    let (b, mut rx_b) = hub.connect();
+    b.handle_text(&sub(&ch), false);
+    let (_, snap) = expect_snapshot(&mut rx_b, &ch).await;
+    let ServerMessage::Snapshot { units, .. } = snap else {
+        unreachable!()
+    };
+    assert!(units.iter().any(|u| u.block_number == "Y2"));
+}
+
+#[tokio::test]
+async fn a_lost_unit_list_change_is_found_by_the_catch_up() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, _) = store.add_project(1);
+    let hub = hub(&store, HubConfig::default());
+    let ch = format!("project:{pid}");
+    let (a, mut rx) = hub.connect();
+    a.handle_text(&sub(&ch), false);
+    expect_snapshot(&mut rx, &ch).await;
+    // Committed, never published.
+    let new_unit = store.add_unit(pid, "Y2").unwrap();
+    assert_eq!(hub.catch_up_all().await.unwrap(), 1);
+    let snap = hub.snapshot(pid).await.unwrap().unwrap();
+    assert!(snap.units.iter().any(|u| u.unit_id == new_unit));
+    assert_eq!(
+        hub.catch_up_all().await.unwrap(),
+        0,
+        "nothing left to catch up"
+    );
+    // Its first status change is delivered like any other.
+    let event = store.commit(pid, new_unit, "BOOKED", None).unwrap();
+    hub.deliver(event);
+    let msg = next_msg(&mut rx).await;
+    assert_eq!(unit_seq(&msg), 1);
 }

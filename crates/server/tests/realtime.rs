@@ -992,3 +992,140 @@ async fn old_events_are_pruned_beyond_the_retention_and_replays_fall_back_to_sna
     }
     assert_eq!(kept.recv().await["recovered"], true);
 }
+
+/// Block numbers in a `snapshot` frame.
+fn snapshot_blocks(frame: &Value) -> Vec<String> {
+    frame["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["blockNumber"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Subscribes a new client on `app` every 100 ms until its snapshot lists `block`, within 2 s.
+async fn new_subscriber_sees(app: &TestApp, ch: &str, block: &str) -> WsClient {
+    let started = std::time::Instant::now();
+    loop {
+        let mut ws = app.ws(None).await;
+        subscribe(&mut ws, ch, None).await;
+        let snap = ws.recv().await;
+        assert_eq!(snap["type"], "snapshot", "{snap}");
+        assert_eq!(ws.recv().await["type"], "subscribed");
+        if snapshot_blocks(&snap).iter().any(|b| b == block) {
+            return ws;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{block} is not in the other instance's snapshots after 2 s: {snap}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_unit_added_on_one_instance_is_in_the_snapshots_of_another() {
+    let app = TestApp::spawn().await;
+    let redis = test_redis_url().is_some();
+    // With Redis the list change must travel the bus: the peer's catch-up is too slow to help.
+    let peer = app
+        .spawn_peer(SpawnOptions {
+            catch_up_every: if redis {
+                Duration::from_secs(60)
+            } else {
+                Duration::from_secs(1)
+            },
+            ..SpawnOptions::default()
+        })
+        .await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 1).await;
+    let ch = channel(project);
+    // B already serves the project (its cache holds the old list).
+    let mut watching = peer.ws(None).await;
+    subscribe_fresh(&mut watching, &ch).await;
+
+    let res = app
+        .post(
+            &format!("/api/v1/projects/{project}/units"),
+            Some(&admin),
+            &json!({"blockNumber": "Y2", "type": "36/72", "price": 450_000_000}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let y2: Uuid = res.json["id"].as_str().unwrap().parse().unwrap();
+    let mut fresh = new_subscriber_sees(&peer, &ch, "Y2").await;
+    let availability = peer
+        .get(&format!("/api/v1/projects/{project}/availability"), None)
+        .await;
+    assert!(
+        availability.json.to_string().contains("Y2"),
+        "{}",
+        availability.json
+    );
+
+    // Its first status change reaches B's subscribers, old and new.
+    set_status(&app, &admin, y2, "BOOKED").await;
+    for ws in [&mut watching, &mut fresh] {
+        let f = ws
+            .recv_within(Duration::from_secs(2))
+            .await
+            .expect("Y2's change reaches the other instance");
+        assert_eq!(f["type"], "unit", "{f}");
+        assert_eq!(f["blockNumber"], "Y2");
+        assert_eq!(f["status"], "BOOKED");
+    }
+}
+
+#[actix_web::test]
+async fn a_unit_list_change_whose_bus_message_is_lost_is_caught_up_within_2_s() {
+    use kavling_core::entities::{projects, units};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter};
+
+    let app = TestApp::spawn().await;
+    let peer = app
+        .spawn_peer(SpawnOptions {
+            catch_up_every: Duration::from_secs(1),
+            ..SpawnOptions::default()
+        })
+        .await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 1).await;
+    let ch = channel(project);
+    let mut watching = peer.ws(None).await;
+    subscribe_fresh(&mut watching, &ch).await;
+
+    // What creating a unit commits, without its publish (as when Redis is down at that moment).
+    let db = &app.state.services.db;
+    let now = chrono::Utc::now();
+    units::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(project),
+        block_number: Set("Y2".into()),
+        unit_type: Set("36/72".into()),
+        price: Set(1),
+        land_area: Set(None),
+        building_area: Set(None),
+        bedrooms: Set(None),
+        bathrooms: Set(None),
+        status: Set("AVAILABLE".into()),
+        version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    projects::Entity::update_many()
+        .col_expr(
+            projects::Column::UnitsVersion,
+            Expr::col(projects::Column::UnitsVersion).add(1),
+        )
+        .filter(projects::Column::Id.eq(project))
+        .exec(db)
+        .await
+        .unwrap();
+    new_subscriber_sees(&peer, &ch, "Y2").await;
+    new_subscriber_sees(&app, &ch, "Y2").await;
+}

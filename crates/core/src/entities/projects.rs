@@ -17,6 +17,7 @@ pub struct Model {
     pub siteplan_version: i32,
     pub siteplan_updated_at: Option<DateTimeUtc>,
     pub event_seq: i64,
+    pub units_version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -194,6 +194,7 @@ impl Services {
             siteplan_version: Set(0),
             siteplan_updated_at: Set(None),
             event_seq: Set(0),
+            units_version: Set(0),
             created_at: Set(now),
             updated_at: Set(now),
         }

@@ -1,7 +1,12 @@
 //! Units: the houses of a project, their prices and their status, changed only by conditional
 //! updates so that concurrent changes cannot both win.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use kavling_realtime::UnitsChanged;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -408,8 +413,46 @@ impl Services {
             .await?;
             created.push(UnitView::new(model, &palette));
         }
+        let units_version = self.bump_units_version(&txn, project_id).await?;
         txn.commit().await?;
+        self.publish_units_changed(project_id, units_version).await;
         Ok(created)
+    }
+
+    /// Increments a project's unit-list version inside the caller's transaction (the change is
+    /// the project row's, so two concurrent changes get consecutive versions) and returns it.
+    async fn bump_units_version(
+        &self,
+        txn: &DatabaseTransaction,
+        project_id: Uuid,
+    ) -> CoreResult<i64> {
+        projects::Entity::update_many()
+            .col_expr(
+                projects::Column::UnitsVersion,
+                Expr::col(projects::Column::UnitsVersion).add(1),
+            )
+            .filter(projects::Column::Id.eq(project_id))
+            .exec(txn)
+            .await?;
+        let version: Option<i64> = projects::Entity::find_by_id(project_id)
+            .select_only()
+            .column(projects::Column::UnitsVersion)
+            .into_tuple()
+            .one(txn)
+            .await?;
+        version.ok_or(CoreError::NotFound("project"))
+    }
+
+    /// Tells every instance's hub, after commit, that a project's unit list changed. A lost
+    /// message is covered by the hubs' catch-up tick, which compares unit-list versions.
+    async fn publish_units_changed(&self, project_id: Uuid, units_version: i64) {
+        let change = UnitsChanged {
+            project_id,
+            units_version,
+        };
+        if let Err(e) = self.bus.publish_units_changed(&change).await {
+            tracing::warn!(project = %project_id, error = %e, "publishing a unit-list change failed; the catch-up tick will find it");
+        }
     }
 
     /// Lists a project's units (public).

@@ -31,10 +31,6 @@ pub async fn create(
         .services
         .create_units(&ctx.actor(&admin), project_id, body.into_inner())
         .await?;
-    // New units emit no status event, so the hub's availability cache is told directly.
-    if let Err(e) = state.hub.refresh_units(project_id).await {
-        tracing::warn!(project = %project_id, error = %e, "refreshing the realtime cache after creating units failed");
-    }
     Ok(match (many, created.pop()) {
         (false, Some(one)) => HttpResponse::Created().json(one),
         (_, last) => {
