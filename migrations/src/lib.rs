@@ -9,6 +9,7 @@ mod m20261121_000002_bookings;
 mod m20261121_000003_wallet_leads;
 mod m20261121_000004_audit_idempotency;
 mod m20261203_000002_siteplan_mappings;
+mod m20261203_000003_payments;
 
 /// The ordered list of Kavling migrations.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_wallet_leads::Migration),
             Box::new(m20261121_000004_audit_idempotency::Migration),
             Box::new(m20261203_000002_siteplan_mappings::Migration),
+            Box::new(m20261203_000003_payments::Migration),
         ]
     }
 }
