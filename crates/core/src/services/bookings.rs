@@ -902,8 +902,8 @@ impl Services {
 
     /// Cancels `PENDING_PAYMENT` bookings past `expiresAt` and frees their units, in batches.
     /// On PostgreSQL the due rows are locked `FOR UPDATE SKIP LOCKED`, so several instances (or a
-    /// payment holding a row) never block or double-cancel; each cancellation is still a
-    /// conditional update, so a payment committed first wins. Returns how many were cancelled.
+    /// request cancelling a lapsed hold itself) never block or double-cancel; each cancellation is
+    /// still a conditional update. Returns how many were cancelled.
     pub async fn expire_holds(&self) -> CoreResult<usize> {
         let mut total = 0;
         loop {
