@@ -246,6 +246,24 @@ struct Links;
 /// (path, method, status, link name, target operation id, parameter, where the id is).
 const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
     (
+        "/api/v1/bookings",
+        "post",
+        "201",
+        "ScheduleInvoices",
+        "schedule_invoices",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/leads",
+        "post",
+        "201",
+        "FileDispute",
+        "file_dispute",
+        "id",
+        "$response.body#/id",
+    ),
+    (
         "/api/v1/bookings/{id}/schedule",
         "post",
         "201",
