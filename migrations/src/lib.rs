@@ -10,6 +10,7 @@ mod m20261121_000003_wallet_leads;
 mod m20261121_000004_audit_idempotency;
 mod m20261203_000001_accounts;
 mod m20261203_000002_siteplan_mappings;
+mod m20261203_000003_payments;
 mod m20261203_000004_units_version;
 
 /// The ordered list of Kavling migrations.
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_audit_idempotency::Migration),
             Box::new(m20261203_000001_accounts::Migration),
             Box::new(m20261203_000002_siteplan_mappings::Migration),
+            Box::new(m20261203_000003_payments::Migration),
             Box::new(m20261203_000004_units_version::Migration),
         ]
     }

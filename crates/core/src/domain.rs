@@ -80,6 +80,51 @@ string_enum!(
     WalletTxType { Topup => "TOPUP", Debit => "DEBIT", Refund => "REFUND" }
 );
 
+string_enum!(
+    /// What an invoice of a booking's payment schedule is for.
+    InvoiceKind {
+        BookingFee => "BOOKING_FEE",
+        DownPayment => "DOWN_PAYMENT",
+        Installment => "INSTALLMENT",
+        Kpr => "KPR",
+    }
+);
+
+string_enum!(
+    /// Where an invoice stands.
+    InvoiceStatus {
+        Unpaid => "UNPAID",
+        AwaitingVerification => "AWAITING_VERIFICATION",
+        Paid => "PAID",
+        Overdue => "OVERDUE",
+        Void => "VOID",
+    }
+);
+
+string_enum!(
+    /// Where a submitted payment (with its proof) stands.
+    PaymentProofStatus {
+        AwaitingVerification => "AWAITING_VERIFICATION",
+        Verified => "VERIFIED",
+        Rejected => "REJECTED",
+    }
+);
+
+string_enum!(
+    /// Why a marketing user disputes an unlocked lead.
+    DisputeReason {
+        WrongNumber => "WRONG_NUMBER",
+        NotInterested => "NOT_INTERESTED",
+        Duplicate => "DUPLICATE",
+        Other => "OTHER",
+    }
+);
+
+string_enum!(
+    /// Where a lead dispute stands.
+    DisputeStatus { Open => "OPEN", Approved => "APPROVED", Rejected => "REJECTED" }
+);
+
 impl UnitStatus {
     /// The contract's default colour for this status (the realtime crate owns the table).
     pub fn default_color(self) -> &'static str {

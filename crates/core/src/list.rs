@@ -35,6 +35,8 @@ pub enum FieldKind {
     Timestamp,
     /// One of a fixed vocabulary (`$eq $ne $in`).
     Enum(&'static [&'static str]),
+    /// A calendar date `YYYY-MM-DD` (`$eq $ne $gt $gte $lt $lte`).
+    Date,
 }
 
 /// One whitelisted field of a resource.
@@ -99,7 +101,7 @@ impl Op {
         match kind {
             FieldKind::Text => true,
             FieldKind::Integer => self != Op::ContainsI,
-            FieldKind::Timestamp => !matches!(self, Op::ContainsI | Op::In),
+            FieldKind::Timestamp | FieldKind::Date => !matches!(self, Op::ContainsI | Op::In),
             FieldKind::Uuid | FieldKind::Enum(_) => matches!(self, Op::Eq | Op::Ne | Op::In),
             FieldKind::Boolean => matches!(self, Op::Eq | Op::Ne),
         }
@@ -396,6 +398,12 @@ fn parse_value(name: &str, kind: FieldKind, op: Op, text: &str) -> CoreResult<(V
             }
             (text.to_owned().into(), None)
         }
+        FieldKind::Date => (
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| bad("a YYYY-MM-DD date"))?
+                .into(),
+            None,
+        ),
         FieldKind::Timestamp => {
             if let Ok(t) = DateTime::parse_from_rfc3339(text) {
                 (t.with_timezone(&Utc).into(), None)

@@ -33,6 +33,22 @@ fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
             "/api/v1/admin/users",
             names(&kavling_core::services::accounts::USER_LIST),
         ),
+        (
+            "/api/v1/invoices",
+            names(&kavling_core::services::payments::INVOICE_LIST),
+        ),
+        (
+            "/api/v1/bookings/{id}/invoices",
+            names(&kavling_core::services::payments::INVOICE_LIST),
+        ),
+        (
+            "/api/v1/payments",
+            names(&kavling_core::services::payments::PAYMENT_LIST),
+        ),
+        (
+            "/api/v1/disputes",
+            names(&kavling_core::services::disputes::DISPUTE_LIST),
+        ),
     ]
 }
 
@@ -291,6 +307,118 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// OpenAPI links from each create operation to the operations that take the id it returns, so
+/// clients (and schemathesis's stateful phase) can follow them.
+struct Links;
+
+/// (path, method, status, link name, target operation id, parameter, where the id is).
+const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    (
+        "/api/v1/bookings",
+        "post",
+        "201",
+        "ScheduleInvoices",
+        "schedule_invoices",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/leads",
+        "post",
+        "201",
+        "FileDispute",
+        "file_dispute",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/bookings/{id}/schedule",
+        "post",
+        "201",
+        "GetInvoice",
+        "get_invoice",
+        "id",
+        "$response.body#/0/id",
+    ),
+    (
+        "/api/v1/bookings/{id}/schedule",
+        "post",
+        "201",
+        "SubmitPayment",
+        "submit_payment",
+        "id",
+        "$response.body#/0/id",
+    ),
+    (
+        "/api/v1/bookings/{id}/schedule",
+        "post",
+        "201",
+        "ListBookingInvoices",
+        "list_booking_invoices",
+        "id",
+        "$request.path.id",
+    ),
+    (
+        "/api/v1/invoices/{id}/payments",
+        "post",
+        "201",
+        "DecidePayment",
+        "decide_payment",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/invoices/{id}/payments",
+        "post",
+        "201",
+        "GetPayment",
+        "get_payment",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/invoices/{id}/payments",
+        "post",
+        "201",
+        "PaymentProof",
+        "payment_proof",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/leads/{id}/disputes",
+        "post",
+        "201",
+        "DecideDispute",
+        "decide_dispute",
+        "id",
+        "$response.body#/id",
+    ),
+];
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, method, status, name, target, param, expr) in LINKS {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let op = match *method {
+                "post" => item.post.as_mut(),
+                "patch" => item.patch.as_mut(),
+                _ => item.get.as_mut(),
+            };
+            let Some(op) = op else { continue };
+            if let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) {
+                let link = utoipa::openapi::link::LinkBuilder::new()
+                    .operation_id(*target)
+                    .parameter(*param, serde_json::Value::String((*expr).to_owned()))
+                    .build();
+                response.links.insert((*name).to_owned(), RefOr::T(link));
+            }
+        }
+    }
+}
+
 /// The API document.
 #[derive(OpenApi)]
 #[openapi(
@@ -300,7 +428,7 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
             application/problem+json with a stable `code`. The WebSocket protocol (`GET /ws`) is described in CONTRACT.md \
             and docs/flutter.md.",
     ),
-    modifiers(&Conventions),
+    modifiers(&Conventions, &Links),
     paths(
         routes::health::healthz,
         routes::health::readyz,
@@ -348,6 +476,19 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
         routes::documents::list,
         routes::documents::file,
         routes::documents::verify,
+        routes::payments::schedule,
+        routes::payments::booking_invoices,
+        routes::payments::list,
+        routes::payments::export_csv,
+        routes::payments::get,
+        routes::payments::submit,
+        routes::payments::list_payments,
+        routes::payments::get_payment,
+        routes::payments::decide,
+        routes::payments::proof,
+        routes::disputes::create,
+        routes::disputes::list,
+        routes::disputes::decide,
     ),
     tags(
         (name = "auth", description = "Registration, login, the caller"),
@@ -358,6 +499,7 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "bookings", description = "Customers, bookings and booking documents"),
         (name = "leads", description = "Buyers' leads and pay-per-lead unlocking"),
         (name = "wallet", description = "Wallet balance, ledger and top-ups"),
+        (name = "payments", description = "Invoices, payments with proofs, and their verification"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -90,6 +90,8 @@ pub struct BuildOptions {
     pub prune_every: Duration,
     /// How often expired booking holds are cancelled.
     pub expiry_every: Duration,
+    /// How often unpaid invoices past their due date are marked OVERDUE (at most 60 s).
+    pub overdue_every: Duration,
 }
 
 impl Default for BuildOptions {
@@ -102,6 +104,7 @@ impl Default for BuildOptions {
             event_retention: 10_000,
             prune_every: Duration::from_secs(60),
             expiry_every: Duration::from_secs(2),
+            overdue_every: Duration::from_secs(30),
         }
     }
 }
@@ -154,6 +157,11 @@ impl Application {
         background.push(
             services
                 .spawn_hold_expiry(options.expiry_every)
+                .abort_handle(),
+        );
+        background.push(
+            services
+                .spawn_overdue_invoices(options.overdue_every)
                 .abort_handle(),
         );
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {

@@ -11,10 +11,13 @@ use actix_web::http::{Method, StatusCode};
 use common::{SpawnOptions, TestApp, TestResponse};
 use futures_util::future::join_all;
 use kavling_core::audit::ActorRef;
+use kavling_core::domain::DisputeReason;
 use kavling_core::domain::Role;
 use kavling_core::entities::{
-    audit_log, lead_consents, leads, users, wallet_transactions, wallets,
+    audit_log, lead_consents, lead_disputes, leads, users, wallet_transactions, wallets,
 };
+use kavling_core::services::bookings::Viewer;
+use kavling_core::services::disputes::{DisputeDecision, NewDispute};
 use kavling_core::services::leads::{CONSENT_VERSION, ConsentContext, CreateLeadInput};
 use kavling_core::services::wallet::TopupInput;
 use kavling_core::{CoreError, Services};
@@ -866,6 +869,178 @@ async fn kyc_upload_is_private_and_admin_only() {
 /// 10,000 operations from many tasks: top-ups, unlocks, retries with and without keys, through
 /// the services (the bulk) and over HTTP, then the invariants.
 #[actix_web::test]
+async fn disputes_refund_once_within_the_window() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 4).await;
+    let buyer = buyer_model(&app).await;
+    let leads = leads_for(&app, &buyer, &units).await;
+    let (mkt, token) = app.user(Role::Marketing, true).await;
+    let (_, other) = app.user(Role::Marketing, true).await;
+    let (_, buyer_token) = app.user(Role::Buyer, true).await;
+    topup(&app, &admin, mkt, 4 * PRICE).await;
+    for lead in &leads {
+        let res = send_with_key(
+            &app,
+            &format!("/api/v1/leads/{lead}/unlock"),
+            &token,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    }
+    assert_eq!(balance(&app, &token).await, 0);
+    let path = format!("/api/v1/leads/{}/disputes", leads[0]);
+    let body = json!({"reason": "WRONG_NUMBER", "note": "Nomor tidak aktif"});
+    app.post(&path, Some(&other), &body)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(&path, Some(&buyer_token), &body)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(&path, Some(&admin), &body)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(&path, Some(&token), &json!({"reason": "BORED", "note": ""}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    app.post(
+        &path,
+        Some(&token),
+        &json!({"reason": "OTHER", "note": "x".repeat(1001)}),
+    )
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    app.post(
+        &format!("/api/v1/leads/{}/disputes", Uuid::now_v7()),
+        Some(&token),
+        &body,
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let res = app.post(&path, Some(&token), &body).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let dispute = res.json.clone();
+    assert_eq!(dispute["status"], "OPEN");
+    assert_eq!(dispute["leadId"], leads[0].to_string());
+    assert_eq!(dispute["reason"], "WRONG_NUMBER");
+    assert_eq!(dispute["note"], "Nomor tidak aktif");
+    assert!(dispute["decidedAt"].is_null());
+    assert!(dispute["decisionNote"].is_null());
+    assert!(dispute["createdAt"].is_string());
+    app.post(&path, Some(&token), &body)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "dispute_exists");
+
+    // Lists: admins all, marketing users their own.
+    let mine = app
+        .get("/api/v1/disputes?filters[status][$eq]=OPEN", Some(&token))
+        .await;
+    assert_eq!(mine.json["meta"]["pagination"]["total"], 1, "{}", mine.json);
+    let theirs = app.get("/api/v1/disputes", Some(&other)).await;
+    assert_eq!(theirs.json["meta"]["pagination"]["total"], 0);
+    let all = app.get("/api/v1/disputes", Some(&admin)).await;
+    assert_eq!(all.json["meta"]["pagination"]["total"], 1);
+    app.get("/api/v1/disputes?filters[nope][$eq]=1", Some(&admin))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+
+    // Approval refunds once, even when twenty admins click at once.
+    let id = dispute["id"].as_str().unwrap();
+    let decide = format!("/api/v1/disputes/{id}");
+    app.patch(&decide, Some(&token), &json!({"approved": true}))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    let approve = json!({"approved": true, "note": "Valid"});
+    let results = join_all((0..20).map(|_| app.patch(&decide, Some(&admin), &approve))).await;
+    for r in &results {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(r.json["status"], "APPROVED");
+        assert_eq!(r.json["decisionNote"], "Valid");
+        assert_eq!(r.json, results[0].json);
+    }
+    assert_eq!(balance(&app, &token).await, PRICE);
+    let ledger = app
+        .get(
+            "/api/v1/wallet/transactions?filters[type][$eq]=REFUND",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(ledger.json["meta"]["pagination"]["total"], 1);
+    let refund = &ledger.json["data"][0];
+    assert_eq!(refund["amount"], PRICE);
+    assert_eq!(refund["balanceAfter"], PRICE);
+    assert_eq!(refund["description"], "Refund Lead: Test User - Unit A1");
+    assert_eq!(results[0].json["refundTransactionId"], refund["id"]);
+    app.patch(&decide, Some(&admin), &json!({"approved": false}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "dispute_already_decided");
+    // A refunded lead is not disputed again.
+    app.post(&path, Some(&token), &body)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "dispute_exists");
+
+    // Rejection refunds nothing; the same rejection again is 200.
+    let res = app
+        .post(
+            &format!("/api/v1/leads/{}/disputes", leads[1]),
+            Some(&token),
+            &json!({"reason": "NOT_INTERESTED"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let decide = format!("/api/v1/disputes/{}", res.json["id"].as_str().unwrap());
+    for _ in 0..2 {
+        let r = app
+            .patch(&decide, Some(&admin), &json!({"approved": false}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(r.json["status"], "REJECTED");
+        assert!(r.json["refundTransactionId"].is_null());
+    }
+    app.patch(&decide, Some(&admin), &json!({"approved": true}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "dispute_already_decided");
+    assert_eq!(balance(&app, &token).await, PRICE);
+
+    // Seven days after the unlock it may still be disputed; later not.
+    app.clock
+        .advance(chrono::Duration::days(7) - chrono::Duration::minutes(1));
+    let res = app
+        .post(
+            &format!("/api/v1/leads/{}/disputes", leads[2]),
+            Some(&token),
+            &json!({"reason": "DUPLICATE", "note": ""}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    app.clock.advance(chrono::Duration::minutes(2));
+    app.post(
+        &format!("/api/v1/leads/{}/disputes", leads[3]),
+        Some(&token),
+        &json!({"reason": "DUPLICATE", "note": ""}),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "dispute_window_closed");
+    let audit = app
+        .get(
+            &format!("/api/v1/admin/audit-log?filters[entityId][$eq]={id}"),
+            Some(&admin),
+        )
+        .await;
+    let actions: Vec<&str> = audit.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"lead_dispute.filed"), "{actions:?}");
+    assert!(actions.contains(&"lead_dispute.approved"), "{actions:?}");
+    assert_invariants(&app).await;
+}
+
+#[actix_web::test]
 async fn randomized_soak_keeps_the_ledger_exact() {
     let app = TestApp::spawn().await;
     let (admin_id, admin) = app.admin().await;
@@ -908,7 +1083,62 @@ async fn randomized_soak_keeps_the_ledger_exact() {
                     user_id: Some(user),
                     request_id: None,
                 };
+                let viewer = Viewer {
+                    user_id: user,
+                    role: Role::Marketing,
+                };
                 let res = match r % 10 {
+                    3 => {
+                        // Dispute one of this user's unlocked leads (maybe already disputed).
+                        let mine = leads::Entity::find()
+                            .filter(leads::Column::UnlockedBy.eq(user))
+                            .all(&svc.db)
+                            .await
+                            .unwrap();
+                        match mine.get((next() % (mine.len() as u64 + 1)) as usize) {
+                            None => Ok(()),
+                            Some(lead) => svc
+                                .file_dispute(
+                                    &actor,
+                                    viewer,
+                                    lead.id,
+                                    NewDispute {
+                                        reason: DisputeReason::WrongNumber,
+                                        note: format!("soak {t}-{i}"),
+                                    },
+                                )
+                                .await
+                                .map(|_| ()),
+                        }
+                    }
+                    4 => {
+                        // Decide any dispute, open or not: repeats must be idempotent.
+                        let all = lead_disputes::Entity::find().all(&svc.db).await.unwrap();
+                        match all.get((next() % (all.len() as u64 + 1)) as usize) {
+                            None => Ok(()),
+                            Some(d) => {
+                                let admin = ActorRef {
+                                    user_id: Some(admin_id),
+                                    request_id: None,
+                                };
+                                let admin_viewer = Viewer {
+                                    user_id: admin_id,
+                                    role: Role::Admin,
+                                };
+                                svc.decide_dispute(
+                                    &admin,
+                                    admin_viewer,
+                                    d.id,
+                                    DisputeDecision {
+                                        approved: next() % 3 != 0,
+                                        note: None,
+                                    },
+                                )
+                                .await
+                                .map(|_| ())
+                            }
+                        }
+                    }
                     0 | 1 => {
                         let admin = ActorRef {
                             user_id: Some(admin_id),
@@ -948,7 +1178,11 @@ async fn randomized_soak_keeps_the_ledger_exact() {
                     Ok(())
                     | Err(CoreError::PaymentRequired { .. })
                     | Err(CoreError::Conflict {
-                        code: "lead_already_unlocked",
+                        code:
+                            "lead_already_unlocked"
+                            | "dispute_exists"
+                            | "dispute_already_decided"
+                            | "dispute_window_closed",
                         ..
                     }) => {}
                     Err(e) => unexpected.push(e.to_string()),
@@ -1000,4 +1234,32 @@ async fn randomized_soak_keeps_the_ledger_exact() {
     }
     assert!(per_lead.values().all(|n| *n == 1));
     assert!(!unlocked.is_empty());
+    // Each approved dispute refunded its lead's price once, to its filer; nothing else refunded.
+    let refunds = wallet_transactions::Entity::find()
+        .filter(wallet_transactions::Column::TxType.eq("REFUND"))
+        .all(db)
+        .await
+        .unwrap();
+    let approved = lead_disputes::Entity::find()
+        .filter(lead_disputes::Column::Status.eq("APPROVED"))
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(refunds.len(), approved.len());
+    let mut refunded: HashMap<Uuid, usize> = HashMap::new();
+    for r in &refunds {
+        assert_eq!(r.amount, PRICE);
+        *refunded.entry(r.lead_id.unwrap()).or_default() += 1;
+        assert!(
+            approved
+                .iter()
+                .any(|d| d.refund_transaction_id == Some(r.id))
+        );
+    }
+    assert!(refunded.values().all(|n| *n == 1));
+    eprintln!(
+        "soak: {} unlocks, {} disputes approved and refunded",
+        unlocked.len(),
+        approved.len()
+    );
 }

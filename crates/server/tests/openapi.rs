@@ -54,6 +54,19 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/api/v1/bookings/{id}/documents"),
     ("get", "/api/v1/booking-documents/{id}/file"),
     ("patch", "/api/v1/booking-documents/{id}"),
+    ("post", "/api/v1/bookings/{id}/schedule"),
+    ("get", "/api/v1/bookings/{id}/invoices"),
+    ("get", "/api/v1/invoices"),
+    ("get", "/api/v1/invoices/export.csv"),
+    ("get", "/api/v1/invoices/{id}"),
+    ("post", "/api/v1/invoices/{id}/payments"),
+    ("get", "/api/v1/payments"),
+    ("get", "/api/v1/payments/{id}"),
+    ("patch", "/api/v1/payments/{id}"),
+    ("get", "/api/v1/payments/{id}/proof"),
+    ("post", "/api/v1/leads/{id}/disputes"),
+    ("get", "/api/v1/disputes"),
+    ("patch", "/api/v1/disputes/{id}"),
 ];
 
 #[actix_web::test]

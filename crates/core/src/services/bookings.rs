@@ -9,8 +9,8 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use kavling_realtime::{BookingInfo, UnitEvent};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use crate::audit::{self, ActorRef, AuditEntry};
 use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::domain::{BookingStatus, PaymentMethod, PaymentStatus, Role, UnitStatus};
-use crate::entities::{booking_counters, bookings, customers, projects, units, users};
+use crate::entities::{audit_log, booking_counters, bookings, customers, projects, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::events::{
     UnitChange, append_unit_event, record_unit_change, set_unit_status, set_unit_status_returning,
@@ -329,19 +329,33 @@ fn check_notes(notes: &Option<String>, errors: &mut Vec<FieldError>) {
 
 /// The fields a booking change writes besides its status.
 #[derive(Clone, Debug, Default)]
-struct Changes {
-    status: Option<BookingStatus>,
-    payment_status: Option<PaymentStatus>,
-    payment_date: Option<DateTime<Utc>>,
-    payment_method: Option<PaymentMethod>,
-    notes: Option<String>,
+pub(crate) struct Changes {
+    pub(crate) status: Option<BookingStatus>,
+    pub(crate) payment_status: Option<PaymentStatus>,
+    pub(crate) payment_date: Option<DateTime<Utc>>,
+    pub(crate) payment_method: Option<PaymentMethod>,
+    pub(crate) notes: Option<String>,
 }
 
 /// Why a booking changed, for the audit trail.
 #[derive(Clone, Copy, Debug)]
-enum Cause {
+pub(crate) enum Cause {
     Patch,
     Expired,
+    Payment,
+}
+
+/// 409 `hold_expired`: the unpaid hold ran out, so the booking is (now) cancelled.
+pub fn hold_expired() -> CoreError {
+    CoreError::conflict(
+        "hold_expired",
+        "the booking's hold expired before it was paid; the booking is cancelled and the unit is free again",
+    )
+}
+
+/// True when a booking is an unpaid hold whose `expiresAt` has passed at `now`.
+pub fn is_expired_hold(b: &bookings::Model, now: DateTime<Utc>) -> bool {
+    b.status == BookingStatus::PendingPayment.as_str() && b.expires_at < now
 }
 
 impl Services {
@@ -679,6 +693,15 @@ impl Services {
         }
         let txn = begin_write(&self.db).await?;
         let b = self.visible_booking(&txn, viewer, id).await?;
+        // Hold expiry is exact: paying or activating a lapsed hold cancels it instead, whether or
+        // not the sweeper got there first (then this changes nothing and still answers 409).
+        let pays = patch.status == Some(BookingStatus::Active)
+            || patch.payment_status == Some(PaymentStatus::Paid);
+        if pays && let Some(events) = self.expire_if_due(&txn, &b).await? {
+            txn.commit().await?;
+            self.publish(&events).await;
+            return Err(hold_expired());
+        }
         let changes = Changes {
             status: patch.status,
             payment_status: patch.payment_status,
@@ -725,7 +748,7 @@ impl Services {
     /// Applies a change to a booking as a conditional update on its current status (and, for
     /// expiry, on `expires_at` having passed); the unit follows. None when the booking changed
     /// meanwhile, so the caller's transaction must not commit a half-done change (nothing was written).
-    async fn change_booking<C: ConnectionTrait>(
+    pub(crate) async fn change_booking<C: ConnectionTrait>(
         &self,
         conn: &C,
         actor: &ActorRef,
@@ -773,8 +796,15 @@ impl Services {
             return Ok(None);
         };
 
+        if changes.status == Some(BookingStatus::Cancelled) {
+            // A cancelled booking owes nothing more: its open invoices are voided with it.
+            crate::services::payments::void_open_invoices(conn, self.clock.as_ref(), actor, b.id)
+                .await?;
+        }
         let action = match (cause, changes.status) {
             (Cause::Expired, _) => "booking.expired",
+            (Cause::Payment, Some(BookingStatus::Active)) => "booking.paid",
+            (Cause::Payment, Some(BookingStatus::Completed)) => "booking.completed",
             (_, Some(BookingStatus::Cancelled)) => "booking.cancelled",
             (_, Some(_)) => "booking.status_changed",
             (_, None) => "booking.updated",
@@ -840,10 +870,40 @@ impl Services {
         Ok(Some((updated, events)))
     }
 
+    /// Cancels `b` when it is a lapsed hold (conditionally, like the sweeper): None when it is not
+    /// one; Some(events) when it is, with no events if someone else (the sweeper) cancelled it
+    /// first, which its `booking.expired` audit row tells even after the fact.
+    pub(crate) async fn expire_if_due<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        b: &bookings::Model,
+    ) -> CoreResult<Option<Vec<UnitEvent>>> {
+        if b.status == BookingStatus::Cancelled.as_str() {
+            let expired = audit_log::Entity::find()
+                .filter(audit_log::Column::EntityType.eq("booking"))
+                .filter(audit_log::Column::EntityId.eq(b.id))
+                .filter(audit_log::Column::Action.eq("booking.expired"))
+                .count(conn)
+                .await?;
+            return Ok((expired > 0).then(Vec::new));
+        }
+        if !is_expired_hold(b, self.clock.now()) {
+            return Ok(None);
+        }
+        let changes = Changes {
+            status: Some(BookingStatus::Cancelled),
+            ..Changes::default()
+        };
+        let done = self
+            .change_booking(conn, &ActorRef::system(), b, changes, Cause::Expired)
+            .await?;
+        Ok(Some(done.map(|(_, events)| events).unwrap_or_default()))
+    }
+
     /// Cancels `PENDING_PAYMENT` bookings past `expiresAt` and frees their units, in batches.
     /// On PostgreSQL the due rows are locked `FOR UPDATE SKIP LOCKED`, so several instances (or a
-    /// payment holding a row) never block or double-cancel; each cancellation is still a
-    /// conditional update, so a payment committed first wins. Returns how many were cancelled.
+    /// request cancelling a lapsed hold itself) never block or double-cancel; each cancellation is
+    /// still a conditional update. Returns how many were cancelled.
     pub async fn expire_holds(&self) -> CoreResult<usize> {
         let mut total = 0;
         loop {

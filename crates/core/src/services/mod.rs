@@ -3,10 +3,12 @@
 pub mod accounts;
 pub mod bookings;
 pub mod customers;
+pub mod disputes;
 pub mod documents;
 pub mod idempotency;
 pub mod kyc;
 pub mod leads;
+pub mod payments;
 pub mod projects;
 pub mod siteplans;
 pub mod units;

@@ -65,13 +65,13 @@ pub fn upload_config() -> MultipartFormConfig {
 }
 
 /// Maps multipart errors to problems (the form config's error handler).
-fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_web::Error {
+pub(crate) fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_web::Error {
     let api = multipart_problem(&err);
     actix_web::error::InternalError::from_response(err, api.error_response()).into()
 }
 
 /// Over a limit 413, not multipart 415, missing field 422, anything else 400.
-fn multipart_problem(err: &MultipartError) -> ApiError {
+pub(crate) fn multipart_problem(err: &MultipartError) -> ApiError {
     let too_large = |e: &MultipartError| match e {
         MultipartError::Payload(actix_web::error::PayloadError::Overflow) => true,
         MultipartError::Field { source, .. } => {

@@ -5,11 +5,13 @@ pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod customers;
+pub mod disputes;
 pub mod documents;
 pub mod health;
 pub mod kyc;
 pub mod leads;
 pub mod pages;
+pub mod payments;
 pub mod projects;
 pub mod siteplans;
 pub mod units;
@@ -82,6 +84,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(leads::create)),
                 )
                 .service(web::resource("/leads/{id}/unlock").route(web::post().to(leads::unlock)))
+                .service(
+                    web::resource("/leads/{id}/disputes").route(web::post().to(disputes::create)),
+                )
+                .service(web::resource("/disputes").route(web::get().to(disputes::list)))
+                .service(web::resource("/disputes/{id}").route(web::patch().to(disputes::decide)))
                 .service(web::resource("/wallet").route(web::get().to(wallet::get)))
                 .service(
                     web::resource("/wallet/transactions")
@@ -167,6 +174,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/booking-documents/{id}")
                         .route(web::patch().to(documents::verify)),
+                )
+                .service(
+                    web::resource("/bookings/{id}/schedule")
+                        .route(web::post().to(payments::schedule)),
+                )
+                .service(
+                    web::resource("/bookings/{id}/invoices")
+                        .route(web::get().to(payments::booking_invoices)),
+                )
+                .service(web::resource("/invoices").route(web::get().to(payments::list)))
+                // Before `/invoices/{id}`, which would otherwise claim `export.csv` as an id.
+                .service(
+                    web::resource("/invoices/export.csv")
+                        .route(web::get().to(payments::export_csv)),
+                )
+                .service(web::resource("/invoices/{id}").route(web::get().to(payments::get)))
+                .service(
+                    web::resource("/invoices/{id}/payments")
+                        .app_data(payments::upload_config())
+                        .route(web::post().to(payments::submit)),
+                )
+                .service(web::resource("/payments").route(web::get().to(payments::list_payments)))
+                .service(
+                    web::resource("/payments/{id}")
+                        .route(web::get().to(payments::get_payment))
+                        .route(web::patch().to(payments::decide)),
+                )
+                .service(
+                    web::resource("/payments/{id}/proof").route(web::get().to(payments::proof)),
                 ),
         )
         .default_service(web::to(not_found));

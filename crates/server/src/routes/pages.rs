@@ -10,9 +10,10 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 
 /// The CSP of the admin console and static files: same-origin scripts, styles, images and
-/// connections (`'self'` covers the same-origin WebSocket), nothing inline, no framing.
+/// connections (`'self'` covers the same-origin WebSocket), nothing inline, no framing. Images
+/// may also be `blob:`: payment proofs need the admin's token, so they are fetched into blobs.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
+     img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// The CSP of the live page: as [`PAGE_CSP`], plus inline `style` *attributes* (never `<style>`
@@ -63,6 +64,7 @@ static ASSETS: &[Asset] = &[
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("live.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
+    asset!("admin-payments.js", "text/javascript; charset=utf-8"),
     asset!("kavling.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];

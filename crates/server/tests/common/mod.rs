@@ -136,6 +136,7 @@ pub struct SpawnOptions {
     /// Login/register burst per IP (generous: only the rate-limit test lowers it).
     pub auth_rate_burst: u32,
     pub expiry_every: Duration,
+    pub overdue_every: Duration,
 }
 
 impl Default for SpawnOptions {
@@ -152,6 +153,7 @@ impl Default for SpawnOptions {
             prune_every: Duration::from_secs(60),
             auth_rate_burst: 100_000,
             expiry_every: Duration::from_millis(200),
+            overdue_every: Duration::from_millis(200),
         }
     }
 }
@@ -239,6 +241,7 @@ impl TestApp {
                 event_retention: opts.event_retention,
                 prune_every: opts.prune_every,
                 expiry_every: opts.expiry_every,
+                overdue_every: opts.overdue_every,
             },
         )
         .await

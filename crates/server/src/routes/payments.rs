@@ -1,0 +1,397 @@
+//! Payments after the booking: a booking's schedule of invoices, invoice lists and export,
+//! payments with proof uploads, their verification, and the proof download.
+
+use actix_multipart::MultipartError;
+use actix_multipart::form::bytes::Bytes as FileField;
+use actix_multipart::form::text::Text;
+use actix_multipart::form::{MultipartForm, MultipartFormConfig};
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use kavling_core::entities::invoices;
+use kavling_core::list::{ListQuery, Page};
+use kavling_core::services::bookings::Viewer;
+use kavling_core::services::documents::MAX_DOCUMENT_BYTES;
+use kavling_core::services::payments::{
+    INVOICE_LIST, InvoiceView, NewPayment, PaymentDecision, PaymentView, ScheduleInput,
+};
+use kavling_core::services::users::Access;
+use kavling_core::{CoreError, Services};
+use uuid::Uuid;
+
+use crate::error::{ApiResult, ProblemBody};
+use crate::extract::{Auth, RequestCtx};
+use crate::routes::bookings::{cell, ts};
+use crate::routes::documents::{multipart_error, multipart_problem};
+use crate::state::AppState;
+
+/// Rows fetched per page while streaming the export.
+const EXPORT_PAGE: u64 = 500;
+/// Room for the text fields and multipart framing beyond the file itself.
+const FORM_OVERHEAD: usize = 64 * 1024;
+
+/// `POST /invoices/{id}/payments` form.
+#[derive(MultipartForm)]
+pub struct PaymentUpload {
+    /// The proof (PDF, JPEG or PNG), at most 5 MiB.
+    #[multipart(limit = "5MiB")]
+    file: FileField,
+    /// Rupiah.
+    #[multipart(limit = "64B")]
+    amount: Text<String>,
+    /// TRANSFER, CASH, CHECK or CREDIT.
+    #[multipart(limit = "64B")]
+    method: Text<String>,
+    /// RFC 3339.
+    #[multipart(rename = "paidAt", limit = "128B")]
+    paid_at: Text<String>,
+}
+
+/// The payment form as the API document shows it (the handler reads [`PaymentUpload`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct PaymentUploadDoc {
+    /// The proof: PDF, JPEG or PNG (judged by content), at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Rupiah, 1 to 10,000,000,000,000; with what is paid or awaiting verification, at most the
+    /// invoice's amount.
+    #[schema(minimum = 1, maximum = 10_000_000_000_000_i64)]
+    amount: i64,
+    /// How it was paid.
+    #[schema(pattern = "^(TRANSFER|CASH|CHECK|CREDIT)$")]
+    method: String,
+    /// When it was paid (RFC 3339).
+    #[schema(format = DateTime)]
+    paid_at: String,
+}
+
+/// The form limits of the payment upload route.
+pub fn upload_config() -> MultipartFormConfig {
+    MultipartFormConfig::default()
+        .total_limit(MAX_DOCUMENT_BYTES + FORM_OVERHEAD)
+        .memory_limit(MAX_DOCUMENT_BYTES + FORM_OVERHEAD)
+        .error_handler(multipart_error)
+}
+
+/// `POST /bookings/{id}/schedule` (ADMIN or the booking's verified marketing user).
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/schedule", tag = "payments", operation_id = "schedule_invoices",
+    security(("bearer" = [])), request_body = ScheduleInput, params(("id" = Uuid, Path, description = "Booking id")),
+    description = "Adds invoices to the booking's payment schedule (posting again adds more). Numbers are `INV-<year>-<n>`, gap-free per year (WIB).",
+    responses((status = 201, description = "The created invoices", body = Vec<InvoiceView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 409, description = "The booking is CANCELLED or COMPLETED (`invalid_transition`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`: 1..60 items, amounts 1..10^13, one BOOKING_FEE)", body = ProblemBody)))]
+pub async fn schedule(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    body: web::Json<ScheduleInput>,
+) -> ApiResult<HttpResponse> {
+    let (id, input) = (path.into_inner(), body.into_inner());
+    let invoices = state
+        .write(move |services| async move {
+            let user = services.require(&auth.0, Access::VerifiedStaff).await?;
+            services
+                .schedule_invoices(&ctx.actor(&user), Viewer::of(&user), id, input)
+                .await
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(invoices))
+}
+
+/// `GET /bookings/{id}/invoices` (staff; list conventions).
+#[utoipa::path(get, path = "/api/v1/bookings/{id}/invoices", tag = "payments", operation_id = "list_booking_invoices",
+    security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = Page<InvoiceView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+pub async fn booking_invoices(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let page = state
+        .services
+        .list_invoices(
+            Viewer::of(&user),
+            req.query_string(),
+            Some(path.into_inner()),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /invoices` (staff; admins all, marketing their own bookings').
+#[utoipa::path(get, path = "/api/v1/invoices", tag = "payments", operation_id = "list_invoices", security(("bearer" = [])),
+    responses((status = 200, body = Page<InvoiceView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let page = state
+        .services
+        .list_invoices(Viewer::of(&user), req.query_string(), None)
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /invoices/{id}` (staff).
+#[utoipa::path(get, path = "/api/v1/invoices/{id}", tag = "payments", operation_id = "get_invoice", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Invoice id")),
+    responses((status = 200, body = InvoiceView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let invoice = state
+        .services
+        .get_invoice(Viewer::of(&user), path.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(invoice))
+}
+
+/// `POST /invoices/{id}/payments` (ADMIN or the booking's verified marketing user).
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", tag = "payments", operation_id = "submit_payment",
+    security(("bearer" = [])), params(("id" = Uuid, Path, description = "Invoice id")),
+    request_body(content = PaymentUploadDoc, content_type = "multipart/form-data"),
+    responses((status = 201, body = PaymentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 409, description = "The invoice is PAID or VOID (`invoice_not_payable`), or the booking's hold expired (`hold_expired`: it is cancelled now)", body = ProblemBody),
+        (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`; `amount` `overpayment`)", body = ProblemBody)))]
+pub async fn submit(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    form: Result<MultipartForm<PaymentUpload>, actix_web::Error>,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .services
+        .require(&auth.0, Access::VerifiedStaff)
+        .await?;
+    let form = match form {
+        Ok(f) => f.into_inner(),
+        // Content-type errors skip the config's handler: map them here.
+        Err(e) => match e.as_error::<MultipartError>() {
+            Some(m) => return Err(multipart_problem(m)),
+            None => return Ok(e.error_response()),
+        },
+    };
+    let input = NewPayment {
+        amount: form.amount.into_inner(),
+        method: form.method.into_inner(),
+        paid_at: form.paid_at.into_inner(),
+        data: form.file.data.to_vec(),
+    };
+    let id = path.into_inner();
+    let payment = state
+        .write(move |services| async move {
+            services
+                .submit_payment(&ctx.actor(&user), Viewer::of(&user), id, input)
+                .await
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(payment))
+}
+
+/// `GET /payments` (staff; list conventions): the verification queue with
+/// `filters[status][$eq]=AWAITING_VERIFICATION`.
+#[utoipa::path(get, path = "/api/v1/payments", tag = "payments", operation_id = "list_payments", security(("bearer" = [])),
+    responses((status = 200, body = Page<PaymentView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody)))]
+pub async fn list_payments(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let page = state
+        .services
+        .list_payments(Viewer::of(&user), req.query_string())
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /payments/{id}` (staff): with the rejection reason, if any.
+#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "get_payment", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 200, body = PaymentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+pub async fn get_payment(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let payment = state
+        .services
+        .get_payment(Viewer::of(&user), path.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(payment))
+}
+
+/// `PATCH /payments/{id}` (ADMIN): verify or reject, once.
+#[utoipa::path(patch, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "decide_payment",
+    security(("bearer" = [])), request_body = PaymentDecision, params(("id" = Uuid, Path, description = "Payment id")),
+    description = "Verifying adds the amount to the invoice; paid in full it is PAID, a paid BOOKING_FEE makes the booking ACTIVE and a fully paid schedule COMPLETED (unit SOLD).",
+    responses((status = 200, body = PaymentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 409, description = "Already verified or rejected (`payment_already_decided`), the invoice is not payable (`invoice_not_payable`), or the hold expired (`hold_expired`)", body = ProblemBody),
+        (status = 422, description = "Validation failed (`validation_failed`: `reason` required when rejecting, at most 500 characters)", body = ProblemBody)))]
+pub async fn decide(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: RequestCtx,
+    path: web::Path<Uuid>,
+    body: web::Json<PaymentDecision>,
+) -> ApiResult<HttpResponse> {
+    let (id, input) = (path.into_inner(), body.into_inner());
+    let payment = state
+        .write(move |services| async move {
+            let admin = services.require(&auth.0, Access::Admin).await?;
+            services
+                .decide_payment(&ctx.actor(&admin), Viewer::of(&admin), id, input)
+                .await
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(payment))
+}
+
+/// `GET /payments/{id}/proof` (ADMIN or the booking's marketing user): always a download.
+#[utoipa::path(get, path = "/api/v1/payments/{id}/proof", tag = "payments", operation_id = "payment_proof", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 200, description = "The proof, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+pub async fn proof(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    let (payment, data) = state
+        .services
+        .payment_proof(Viewer::of(&user), path.into_inner())
+        .await?;
+    let ext = payment
+        .proof_storage_name
+        .rsplit('.')
+        .next()
+        .unwrap_or("bin");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, payment.proof_content_type.clone()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"payment-{}.{ext}\"", payment.id),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(data))
+}
+
+/// `GET /invoices/export.csv` (staff): the filtered invoices as CSV, streamed page by page.
+#[utoipa::path(get, path = "/api/v1/invoices/export.csv", tag = "payments", operation_id = "export_invoices", security(("bearer" = [])),
+    responses((status = 200, description = "The filtered invoices as CSV, streamed", content_type = "text/csv", body = String), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody)))]
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let user = state.services.require(&auth.0, Access::Staff).await?;
+    // Parsed up front so a bad filter is a 400, not a broken stream.
+    let query = ListQuery::parse(req.query_string(), &INVOICE_LIST)?;
+    let cursor = Export {
+        services: state.services.clone(),
+        viewer: Viewer::of(&user),
+        query,
+        after: None,
+        header: true,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(cursor, |mut c| async move {
+        if c.done {
+            return None;
+        }
+        match c.next_chunk().await {
+            Ok(Some(bytes)) => Some((Ok::<_, actix_web::Error>(bytes), c)),
+            Ok(None) => None,
+            Err(e) => {
+                // Headers are gone already: end the body early so the client sees a truncated transfer.
+                tracing::error!(error = %e, "invoice export failed mid-stream");
+                c.done = true;
+                Some((
+                    Err(actix_web::error::ErrorInternalServerError("export failed")),
+                    c,
+                ))
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"invoices.csv\"",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .streaming(body))
+}
+
+/// The export's position.
+struct Export {
+    services: Services,
+    viewer: Viewer,
+    query: ListQuery<invoices::Column>,
+    after: Option<Uuid>,
+    header: bool,
+    done: bool,
+}
+
+const EXPORT_COLUMNS: [&str; 10] = [
+    "invoiceNumber",
+    "bookingCode",
+    "kind",
+    "amount",
+    "paidAmount",
+    "dueDate",
+    "status",
+    "paidAt",
+    "createdAt",
+    "bookingId",
+];
+
+impl Export {
+    /// The next CSV chunk (the header with the first page), or None at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, CoreError> {
+        let rows = self
+            .services
+            .export_invoices_page(self.viewer, &self.query, self.after, EXPORT_PAGE)
+            .await?;
+        if (rows.len() as u64) < EXPORT_PAGE {
+            self.done = true;
+        }
+        if rows.is_empty() && !self.header {
+            return Ok(None);
+        }
+        self.after = rows.last().map(|(i, _)| i.id).or(self.after);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = |e: csv::Error| CoreError::Internal(format!("writing CSV: {e}"));
+        if std::mem::take(&mut self.header) {
+            w.write_record(EXPORT_COLUMNS).map_err(io)?;
+        }
+        for (i, code) in &rows {
+            w.write_record([
+                cell(&i.invoice_number),
+                cell(code),
+                i.kind.clone(),
+                i.amount.to_string(),
+                i.paid_amount.to_string(),
+                i.due_date.to_string(),
+                i.status.clone(),
+                i.paid_at.map(ts).unwrap_or_default(),
+                ts(i.created_at),
+                i.booking_id.to_string(),
+            ])
+            .map_err(io)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| CoreError::Internal(format!("writing CSV: {e}")))?;
+        Ok(Some(Bytes::from(bytes)))
+    }
+}
