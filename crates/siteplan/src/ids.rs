@@ -350,6 +350,7 @@ struct Claim {
     rank: u8,
     node: u32,
     source: MatchSource,
+    named: u32,
 }
 
 /// Names of one element, decoded and trimmed.
@@ -444,8 +445,18 @@ pub(crate) struct Doc<'a> {
     pub text: &'a str,
     pub nodes: &'a [Node],
     pub named: &'a [Named],
-    pub index: &'a IdIndex,
+    /// Built on first use: mapping by names alone never needs it.
+    pub index: &'a std::sync::OnceLock<IdIndex>,
     pub view_box: Option<crate::ViewBox>,
+}
+
+impl<'a> Doc<'a> {
+    /// The first mappable-or-not element (document order) with this id.
+    pub(crate) fn find_id(&self, id: &str) -> Option<u32> {
+        self.index
+            .get_or_init(|| IdIndex::build(self.text, self.named))
+            .find(self.text, self.named, id)
+    }
 }
 
 /// Element ids (decoded) to nodes, sorted by hash: O(log n) look-ups, built once per document.
@@ -641,6 +652,8 @@ struct Hit {
     unit: u32,
     node: u32,
     source: MatchSource,
+    /// Index into the names list when known (saves a search for the display id).
+    named: u32,
 }
 
 /// Computes the mapping report: names, then text labels, then manual mappings.
@@ -661,15 +674,18 @@ pub(crate) fn map_units(
     let mut claims: Vec<Claim> = Vec::new();
     let mut unclaimed: Vec<usize> = Vec::new();
     for (ni, named) in named_list.iter().enumerate() {
+        // Only a generated id: nothing to match, nothing to report.
+        if named.generated
+            && named.data_name.is_none()
+            && named.label.is_none()
+            && named.title.is_none()
+        {
+            continue;
+        }
         if !is_mappable(nodes, named.node) {
             continue;
         }
         let names = Names::of(text, named);
-        if names.ordered().next().is_none() {
-            // Only a generated id: nothing to match, nothing to report.
-            unclaimed.push(ni);
-            continue;
-        }
         if let (Some(id), Some(dn)) = (names.id.as_deref(), names.data_name.as_deref())
             && !is_generated_id(id)
             && !names_agree(id, dn)
@@ -727,6 +743,7 @@ pub(crate) fn map_units(
                 rank,
                 node: named.node,
                 source,
+                named: ni as u32,
             }),
             None => unclaimed.push(ni),
         }
@@ -763,6 +780,7 @@ pub(crate) fn map_units(
                 unit,
                 node: w.node,
                 source: w.source,
+                named: w.named,
             });
         }
         let quote = |cs: &[&Claim]| {
@@ -808,6 +826,7 @@ pub(crate) fn map_units(
             unit,
             node,
             source: MatchSource::Text,
+            named: NONE,
         });
     }
 
@@ -825,7 +844,10 @@ pub(crate) fn map_units(
         has_hit[h.unit as usize] = true;
         mapping.matched.push(MatchedUnit {
             block_number: units.list[h.unit as usize].to_string(),
-            element_id: display_id(text, named_list, h.node),
+            element_id: match named_list.get(h.named as usize) {
+                Some(n) => Names::of(text, n).display(),
+                None => display_id(text, named_list, h.node),
+            },
             source: h.source,
         });
         mapping.nodes.push(h.node);
@@ -907,8 +929,7 @@ fn apply_manual(
     let mut manual_hits: Vec<Hit> = Vec::new();
     for m in manual {
         let node = doc
-            .index
-            .find(doc.text, doc.named, m.element_id)
+            .find_id(m.element_id)
             .filter(|&n| is_mappable(doc.nodes, n));
         let Some(node) = node else {
             warnings.add(|| {
@@ -932,6 +953,7 @@ fn apply_manual(
             unit,
             node,
             source: MatchSource::Manual,
+            named: NONE,
         });
     }
     if manual_hits.is_empty() {
@@ -959,6 +981,10 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
     let mut out = Vec::new();
     let mut ni = 0usize;
     for (i, n) in nodes.iter().enumerate() {
+        // Everything inside a matched unit is skipped, so its names need no look.
+        if covered[i] {
+            continue;
+        }
         let parent_tl =
             n.parent != NONE && text_like.get(n.parent as usize).copied().unwrap_or(false);
         let own = n.kind == Kind::G && node_text_like(text, nodes, named, i as u32);

@@ -143,7 +143,7 @@ pub(crate) fn use_target(doc: Doc<'_>, node: &Node) -> Option<u32> {
     });
     let id = target?;
     let id = id.trim().strip_prefix('#')?;
-    doc.index.find(doc.text, doc.named, id)
+    doc.find_id(id)
 }
 
 fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, depth: u32) {
@@ -446,7 +446,9 @@ pub(crate) fn match_text_labels(
     // (unit, text node, content)
     let mut labels: Vec<(u32, u32, String)> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
+        // A text inside a matched unit is that unit's own label.
         if n.kind != Kind::Text
+            || covered[i]
             || n.hidden
             || nodes.get(n.parent as usize).is_none_or(|p| p.in_text)
         {
@@ -463,7 +465,7 @@ pub(crate) fn match_text_labels(
                 }
             }
             Ok(None) => {
-                if looks_like_block(&content) && !covered[i] {
+                if looks_like_block(&content) {
                     warnings.add(|| {
                         format!("text label \"{content}\" looks like a block number but no such unit exists")
                     });

@@ -186,9 +186,7 @@ impl Siteplan {
             text: &self.text,
             nodes: &self.nodes,
             named: &self.named,
-            index: self
-                .index
-                .get_or_init(|| ids::IdIndex::build(&self.text, &self.named)),
+            index: &self.index,
             view_box: self.view_box,
         }
     }
@@ -196,8 +194,7 @@ impl Siteplan {
     /// Whether the document has a mappable element (a rendered group, shape or `use`) with this id.
     pub fn has_element(&self, element_id: &str) -> bool {
         let doc = self.doc();
-        doc.index
-            .find(doc.text, doc.named, element_id)
+        doc.find_id(element_id)
             .is_some_and(|n| ids::is_mappable(doc.nodes, n))
     }
 

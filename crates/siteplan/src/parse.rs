@@ -75,6 +75,9 @@ pub(crate) struct Named {
     pub label: Option<Span>,
     /// Text content of the element's `<title>` child.
     pub title: Option<Span>,
+    /// The id has the generated form (`kv-…`), so it names nothing (kept here so mapping need
+    /// not read the id's bytes out of a large text).
+    pub generated: bool,
 }
 
 /// Prefix of the ids generated for id-less shapes.
@@ -128,7 +131,7 @@ pub(crate) fn tag_hash(bytes: &[u8]) -> u32 {
     (h ^ (h >> 32)) as u32
 }
 
-/// A hasher for keys that are already hashes.
+/// A hasher for keys that are already hashes (one multiply to spread them).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdentityHasher(u64);
 
@@ -148,7 +151,8 @@ impl std::hash::Hasher for IdentityHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // hashbrown tags buckets with the top bits: spread a 32-bit key over all 64.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 }
 
@@ -165,6 +169,38 @@ pub(crate) fn points_closed(points: &str) -> bool {
     let last = 2 * (pairs - 1);
     match (n.first(), n.get(1), n.get(last), n.get(last + 1)) {
         (Some(a), Some(b), Some(c), Some(d)) => (a - c).abs() < 1e-9 && (b - d).abs() < 1e-9,
+        _ => false,
+    }
+}
+
+/// Kinds that get a generated id when they draw a closed area.
+fn is_shape_kind(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Rect
+            | Kind::Circle
+            | Kind::Ellipse
+            | Kind::Path
+            | Kind::Polyline
+            | Kind::Polygon
+            | Kind::Use
+    )
+}
+
+/// Whether a shape draws a closed area: a path whose data closes (`Z`), a polyline that returns
+/// to its start, a polygon with points, a rect/circle/ellipse with a size, a use with a reference
+/// (`closes` says it has one).
+fn draws_area(kind: Kind, closes: bool, data: Option<&str>, sizes: [Option<&str>; 2]) -> bool {
+    let positive = |v: Option<&str>| v.and_then(parse_length).is_some_and(|v| v > 0.0);
+    match kind {
+        // `Z` usually ends the data: search from the end.
+        Kind::Path => data.is_some_and(|d| d.bytes().rev().any(|b| b == b'z' || b == b'Z')),
+        Kind::Polyline => data.is_some_and(points_closed),
+        Kind::Polygon => data.is_some_and(|p| crate::geometry::numbers(p).len() >= 6),
+        Kind::Rect => positive(sizes[0]) && positive(sizes[1]),
+        Kind::Circle => positive(sizes[0]),
+        Kind::Ellipse => positive(sizes[0]) || positive(sizes[1]),
+        Kind::Use => closes,
         _ => false,
     }
 }
@@ -576,7 +612,8 @@ impl<'a> Pass<'a> {
             // Headroom for inlined class rules, so patching in place rarely reallocates.
             out: String::with_capacity(text.len() + text.len() / 4 + 256),
             nodes: Vec::with_capacity(text.len() / 256 + 16),
-            named: Vec::new(),
+            // Generated ids name most shapes: about one per element.
+            named: Vec::with_capacity(text.len() / 512 + 16),
             stack: Vec::with_capacity(64),
             dropping: 0,
             root_seen: false,
@@ -918,12 +955,14 @@ impl<'a> Pass<'a> {
             data_name: None,
             label: None,
             title: None,
+            generated: false,
         };
         let mut class = None;
         // Whether the shape draws a closed area: a path's data closes it, a polyline returns to
         // its start, a rect/circle/ellipse has a size, a polygon has points, a use a reference.
         let mut closes = false;
-        let mut sizes = [false; 2];
+        let mut shape_data: Option<&str> = None;
+        let mut sizes: [Option<&str>; 2] = [None, None];
         let mut style_mask = 0u64;
         let pres_start = self.pres_spans.len();
         let (mut vb, mut width, mut height) = (None, None, None);
@@ -941,19 +980,15 @@ impl<'a> Pass<'a> {
                         continue;
                     }
                     let span = self.write_attr(key, raw, pos)?;
-                    let positive = || parse_length(raw).is_some_and(|v| v > 0.0);
+                    // Only remembered here: checked at the end, and only for id-less shapes.
                     match (kind, key) {
-                        (Kind::Path, "d") => {
-                            // `Z` usually ends the data: search from the end.
-                            closes = raw.bytes().rev().any(|b| b == b'z' || b == b'Z');
+                        (Kind::Path, "d") | (Kind::Polyline | Kind::Polygon, "points") => {
+                            shape_data = Some(raw);
                         }
-                        (Kind::Polyline, "points") => closes = points_closed(raw),
-                        (Kind::Polygon, "points") => {
-                            closes = crate::geometry::numbers(raw).len() >= 6;
+                        (Kind::Rect, "width") | (Kind::Ellipse, "rx") | (Kind::Circle, "r") => {
+                            sizes[0] = Some(raw);
                         }
-                        (Kind::Rect, "width") | (Kind::Ellipse, "rx") => sizes[0] = positive(),
-                        (Kind::Rect, "height") | (Kind::Ellipse, "ry") => sizes[1] = positive(),
-                        (Kind::Circle, "r") => closes = positive(),
+                        (Kind::Rect, "height") | (Kind::Ellipse, "ry") => sizes[1] = Some(raw),
                         _ => {}
                     }
                     if is_root {
@@ -969,6 +1004,7 @@ impl<'a> Pass<'a> {
                 AttrKind::Id => {
                     let s = self.write_attr(key, raw, pos)?;
                     named.id = Some(s);
+                    named.generated = is_generated_id(&self.out[s.range()]);
                 }
                 AttrKind::DataName => {
                     let s = self.write_attr(key, raw, pos)?;
@@ -1041,14 +1077,10 @@ impl<'a> Pass<'a> {
             version = self.sheet.decls.len() as u32;
             self.inline_classes(class_span, style_mask, pres_start, &mut named);
         }
-        let shape = match kind {
-            Kind::Rect => sizes[0] && sizes[1],
-            Kind::Ellipse => sizes[0] || sizes[1],
-            Kind::Path | Kind::Polyline | Kind::Polygon | Kind::Circle | Kind::Use => closes,
-            _ => false,
-        };
-        if shape && named.id.is_none() && !hidden && !in_text && !is_root {
+        let wants_id = named.id.is_none() && !hidden && !in_text && !is_root;
+        if wants_id && is_shape_kind(kind) && draws_area(kind, closes, shape_data, sizes) {
             named.id = Some(self.generate_id(tag_start));
+            named.generated = true;
         }
         self.out.push_str(if empty { "/>" } else { ">" });
         self.nodes.push(Node {
@@ -1098,9 +1130,13 @@ impl<'a> Pass<'a> {
         self.out.push_str(" id=\"");
         let start = self.out.len();
         self.out.push_str(GENERATED_PREFIX);
-        use std::fmt::Write;
-        let _ = write!(self.out, "{h:08x}");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for k in (0..8).rev() {
+            self.out
+                .push(char::from(HEX[((h >> (k * 4)) & 0xf) as usize]));
+        }
         if n > 1 {
+            use std::fmt::Write;
             let _ = write!(self.out, "-{n}");
         }
         let len = self.out.len() - start;
@@ -1139,6 +1175,7 @@ impl<'a> Pass<'a> {
                     data_name: None,
                     label: None,
                     title: Some(span),
+                    generated: false,
                 },
             ),
         }
