@@ -14,7 +14,7 @@ use crate::allow::Kind;
 use crate::css::{split_decl, split_decls};
 use crate::geometry::{Affine, Ring, Transforms, ring_area, shape_rings, winding};
 use crate::ids::{Doc, Units, Warnings, looks_like_block, node_text_like};
-use crate::parse::{NONE, Node, decode_lossy, for_each_attr, points_closed};
+use crate::parse::{NONE, Node, decode_lossy, for_each_attr};
 
 /// How deep `<use>` references are followed (a use of a group holding uses...).
 const MAX_USE_DEPTH: u32 = 4;
@@ -59,23 +59,9 @@ pub(crate) fn fill_none(text: &str, nodes: &[Node], node: u32) -> bool {
 
 /// Whether an element is a closed shape: rect, circle, ellipse, polygon, a path with `Z`, a
 /// polyline that returns to its start, or a `use` copy.
-pub(crate) fn is_closed(text: &str, node: &Node) -> bool {
-    match node.kind {
-        Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polygon | Kind::Use => true,
-        Kind::Path | Kind::Polyline => {
-            let mut closed = false;
-            for_each_attr(text, node, |k, v, _| {
-                let raw = &text[v.range()];
-                match (node.kind, k) {
-                    (Kind::Path, "d") => closed = raw.bytes().any(|b| b == b'z' || b == b'Z'),
-                    (Kind::Polyline, "points") => closed = points_closed(raw),
-                    _ => {}
-                }
-            });
-            closed
-        }
-        _ => false,
-    }
+pub(crate) fn is_closed(_text: &str, node: &Node) -> bool {
+    // Decided once while parsing.
+    node.closed
 }
 
 /// A flattened closed shape in root user space.
@@ -680,7 +666,13 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
                 .unwrap_or(false);
         let tl = parent_tl || node_text_like(text, nodes, doc.named, i as u32);
         text_like[i - first] = tl;
-        if tl || d.hidden || d.in_text || !lot_kind(d.kind) || !is_closed(text, d) {
+        // Rects, circles, ellipses, polygons and uses are closed by kind (even without a size,
+        // painting them is harmless); paths and polylines only when they close.
+        let closed_kind = matches!(
+            d.kind,
+            Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polygon | Kind::Use
+        ) || d.closed;
+        if tl || d.hidden || d.in_text || !lot_kind(d.kind) || !closed_kind {
             continue;
         }
         closed.push(i as u32);

@@ -64,6 +64,8 @@ pub(crate) struct Node {
     pub hidden: bool,
     /// Inside (or itself) a `text`, `tspan` or `textPath`.
     pub in_text: bool,
+    /// A shape that draws a closed area (see `draws_area`), or a `use` with a reference.
+    pub closed: bool,
 }
 
 /// The naming attributes of an element (decoded lazily from the sanitized text).
@@ -1078,7 +1080,8 @@ impl<'a> Pass<'a> {
             self.inline_classes(class_span, style_mask, pres_start, &mut named);
         }
         let wants_id = named.id.is_none() && !hidden && !in_text && !is_root;
-        if wants_id && is_shape_kind(kind) && draws_area(kind, closes, shape_data, sizes) {
+        let closed = is_shape_kind(kind) && draws_area(kind, closes, shape_data, sizes);
+        if wants_id && closed {
             named.id = Some(self.generate_id(tag_start));
             named.generated = true;
         }
@@ -1091,6 +1094,7 @@ impl<'a> Pass<'a> {
             kind,
             hidden,
             in_text,
+            closed,
         });
         if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
             self.named.push(named);
