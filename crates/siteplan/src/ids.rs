@@ -1,16 +1,21 @@
-//! Matching elements to units by what design tools do to layer names on export.
+//! Matching elements to units by what design tools do to layer names on export, then by text
+//! labels (`labels.rs`), then by the admin's manual mappings.
 //!
 //! Ranks, first hit wins (an element claims at most one unit):
-//! 1. exact: `data-name`, `inkscape:label` or `id` equals a block number;
-//! 2. export escapes undone: Illustrator "Save As" `_xHH_` hex escapes (`_x31_2` is `12`), its
-//!    duplicate suffix `_N_` (`A12_1_`), the `_` "Export As" puts before a leading digit (`_91`),
-//!    and Figma's duplicate suffix `_N` (`A12_2`), each only if the result is a block number;
+//! 1. exact: `data-name`, `inkscape:label`, `<title>` or `id` equals a block number, or is it
+//!    with a duplicate suffix (Illustrator `_N_` as in `A12_1_`, Figma `_N` as in `A12_2`: the
+//!    same layer name drawn again, so the copies rank together);
+//! 2. export escapes undone: Illustrator "Save As" `_xHH_` hex escapes (`_x31_2` is `12`), the
+//!    `_` "Export As" puts before a leading digit (`_91`), each only if the result is a block
+//!    number;
 //! 3. normalised: case-insensitive, separators (space `_` `-` `.`) removed, the words BLOK, BLOCK,
 //!    NO, NOMOR, KAV, KAVLING, LOT, UNIT, RUMAH dropped ("Blok A No 12", `A-12`, `unit-A12` find `A12`).
 //!
-//! Within a rank the human-typed names come first: `data-name`, then `inkscape:label`, then `id`.
-//! When several elements claim one unit: an ancestor beats its descendants silently (the outermost
-//! group is the unit), otherwise the best rank wins, then document order, with a warning.
+//! Within a rank the human-typed names come first: `data-name`, `inkscape:label`, `<title>`, then
+//! `id`; generated `kv-` ids name nothing. When several elements claim one unit: an ancestor
+//! beats its descendants silently (the outermost group is the unit); of the rest, all claims at
+//! the best rank match (one unit, several shapes) with a warning naming them, worse ranks lose
+//! with a warning.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -68,7 +73,8 @@ pub struct MatchedUnit {
 /// same `Siteplan` (or one parsed from its sanitized text: the index is identical).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapping {
-    /// Units with their element, in the order the block numbers were given.
+    /// Units with their elements, in the order the block numbers were given; a unit drawn as
+    /// several elements has one entry per element, consecutive, in document order.
     pub matched: Vec<MatchedUnit>,
     /// Ids of unit-like elements (groups and shapes with an `id`, rendered, not part of a matched
     /// unit and not containing one, and not a tool's automatic id such as `path1234` or
@@ -79,8 +85,10 @@ pub struct Mapping {
     /// Things an admin should look at: double claims, id/data-name disagreements, ids that look
     /// like block numbers but match no unit, units that collide once normalised.
     pub warnings: Vec<String>,
-    /// Ids of closed shapes (and `use` copies) that are not part of a matched unit: what an admin
-    /// may map by hand.
+    /// Ids (generated `kv-` ones included) of rendered closed shapes and `use` copies that are
+    /// not inside a matched unit, not painted `fill="none"` (decorative strokes) and not inside a
+    /// text-like group (`Labels`, `text`, `nomor`, ...), in document order: what an admin page
+    /// highlights for click-to-map.
     pub unmatched_shape_ids: Vec<String>,
     /// Node index of each `matched` entry.
     pub(crate) nodes: Vec<u32>,
