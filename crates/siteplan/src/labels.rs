@@ -99,7 +99,7 @@ pub(crate) fn node_rings(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32, out: 
     };
     if nd.kind == Kind::Use {
         let base = xf.content(node).then(use_offset(doc.text, nd));
-        use_rings(doc, base, nd, out, 0);
+        use_rings(doc, base, nd, out, 0, &mut xf.use_budget);
     } else {
         shape_rings(doc.text, nd, xf.content(node), out);
     }
@@ -132,8 +132,15 @@ pub(crate) fn use_target(doc: Doc<'_>, node: &Node) -> Option<u32> {
     doc.find_id(id)
 }
 
-fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, depth: u32) {
-    if depth >= MAX_USE_DEPTH {
+fn use_rings(
+    doc: Doc<'_>,
+    base: Affine,
+    use_node: &Node,
+    out: &mut Vec<Ring>,
+    depth: u32,
+    budget: &mut usize,
+) {
+    if depth >= MAX_USE_DEPTH || *budget == 0 {
         return;
     }
     let Some(target) = use_target(doc, use_node) else {
@@ -156,6 +163,10 @@ fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, d
                 .copied()
                 .unwrap_or(base)
         };
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         let m = pm.then(crate::geometry::own_transform_in(
             doc.text,
             nd,
@@ -167,7 +178,14 @@ fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, d
             continue;
         }
         match nd.kind {
-            Kind::Use => use_rings(doc, m.then(use_offset(doc.text, nd)), nd, out, depth + 1),
+            Kind::Use => use_rings(
+                doc,
+                m.then(use_offset(doc.text, nd)),
+                nd,
+                out,
+                depth + 1,
+                budget,
+            ),
             Kind::Path
             | Kind::Rect
             | Kind::Circle
@@ -352,7 +370,7 @@ impl Grid {
         for (i, s) in shapes.iter().enumerate() {
             let (cx0, cy0) = g.cell(s.bbox[0], s.bbox[1]);
             let (cx1, cy1) = g.cell(s.bbox[2], s.bbox[3]);
-            if (cx1 - cx0 + 1) * (cy1 - cy0 + 1) > 64 {
+            if (cx1.saturating_sub(cx0) + 1) * (cy1.saturating_sub(cy0) + 1) > 64 {
                 g.big.push(i as u32);
                 continue;
             }

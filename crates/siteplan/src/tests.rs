@@ -1316,3 +1316,22 @@ fn outlines_are_closed_polygons_of_at_most_64_points() {
         "{a5:?}"
     );
 }
+
+#[test]
+fn uses_of_groups_of_uses_stay_cheap() {
+    // Each level multiplies by 30: without a budget, 4 levels are 810,000 expansions per label.
+    let uses: String = (0..30).map(|_| "<use href=\"#g\"/>").collect();
+    let labels: String = (0..50)
+        .map(|i| format!("<text x=\"{i}\" y=\"1\">Q{i}</text>"))
+        .collect();
+    let src = format!(
+        "<svg viewBox=\"0 0 100 100\"><defs><g id=\"g\"><rect width=\"1\" height=\"1\"/>{uses}</g></defs>{uses}{labels}</svg>"
+    );
+    let p = plan(&src);
+    let units: Vec<String> = (0..50).map(|i| format!("Q{i}")).collect();
+    let refs: Vec<&str> = units.iter().map(String::as_str).collect();
+    let t = std::time::Instant::now();
+    let m = p.map_units(&refs);
+    let _ = p.geometry(&m);
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+}
