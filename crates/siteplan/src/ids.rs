@@ -417,15 +417,6 @@ impl<'t> Names<'t> {
     }
 }
 
-/// The element id shown for a node (its id, else data-name, else label).
-pub(crate) fn display_id(text: &str, named: &[Named], node: u32) -> String {
-    named
-        .binary_search_by_key(&node, |n| n.node)
-        .ok()
-        .map(|i| Names::of(text, &named[i]).display())
-        .unwrap_or_default()
-}
-
 /// Whether an element's `id` and `data-name` name the same thing once export changes are undone.
 fn names_agree(id: &str, data_name: &str) -> bool {
     let dn = normalise(data_name);
@@ -453,52 +444,79 @@ pub(crate) struct Doc<'a> {
     pub text: &'a str,
     pub nodes: &'a [Node],
     pub named: &'a [Named],
+    /// Elements named only by a generated id.
+    pub gen_ids: &'a [(u32, Span)],
     /// Built on first use: mapping by names alone never needs it.
     pub index: &'a std::sync::OnceLock<IdIndex>,
     pub view_box: Option<crate::ViewBox>,
 }
 
 impl<'a> Doc<'a> {
-    /// The first mappable-or-not element (document order) with this id.
+    /// The first element (document order) with this id.
     pub(crate) fn find_id(&self, id: &str) -> Option<u32> {
         self.index
-            .get_or_init(|| IdIndex::build(self.text, self.named))
-            .find(self.text, self.named, id)
+            .get_or_init(|| IdIndex::build(self.text, self.named, self.gen_ids))
+            .find(self.text, id)
+    }
+
+    /// The id span of a node, if it has an id (its own or generated).
+    pub(crate) fn id_span(&self, node: u32) -> Option<Span> {
+        match self.named.binary_search_by_key(&node, |n| n.node) {
+            Ok(i) => self.named.get(i).and_then(|n| n.id),
+            Err(_) => self
+                .gen_ids
+                .binary_search_by_key(&node, |g| g.0)
+                .ok()
+                .and_then(|i| self.gen_ids.get(i))
+                .map(|g| g.1),
+        }
+    }
+
+    /// The element id shown for a node: its id (own or generated), else data-name, label, title.
+    pub(crate) fn display(&self, node: u32) -> String {
+        match self.named.binary_search_by_key(&node, |n| n.node) {
+            Ok(i) => Names::of(self.text, &self.named[i]).display(),
+            Err(_) => self
+                .id_span(node)
+                .map(|s| decode_lossy(&self.text[s.range()]).into_owned())
+                .unwrap_or_default(),
+        }
     }
 }
 
 /// Element ids (decoded) to nodes, sorted by hash: O(log n) look-ups, built once per document.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdIndex {
-    /// (hash of the decoded id, index into `named`), sorted.
-    entries: Vec<(u32, u32)>,
+    /// (hash of the decoded id, node, id span), sorted.
+    entries: Vec<(u32, u32, Span)>,
 }
 
 impl IdIndex {
-    pub(crate) fn build(text: &str, named: &[Named]) -> IdIndex {
-        let mut entries: Vec<(u32, u32)> = named
+    pub(crate) fn build(text: &str, named: &[Named], gen_ids: &[(u32, Span)]) -> IdIndex {
+        let ids = named
             .iter()
-            .enumerate()
-            .filter_map(|(i, n)| {
-                let id = decode_lossy(&text[n.id?.range()]);
-                Some((crate::parse::tag_hash(id.as_bytes()), i as u32))
+            .filter_map(|n| Some((n.node, n.id?)))
+            .chain(gen_ids.iter().copied());
+        let mut entries: Vec<(u32, u32, Span)> = ids
+            .map(|(node, s)| {
+                let id = decode_lossy(&text[s.range()]);
+                (crate::parse::tag_hash(id.as_bytes()), node, s)
             })
             .collect();
-        entries.sort_unstable();
+        entries.sort_unstable_by_key(|e| (e.0, e.1));
         IdIndex { entries }
     }
 
     /// The first element (document order) with this id.
-    pub(crate) fn find(&self, text: &str, named: &[Named], id: &str) -> Option<u32> {
+    pub(crate) fn find(&self, text: &str, id: &str) -> Option<u32> {
         let h = crate::parse::tag_hash(id.as_bytes());
         let from = self.entries.partition_point(|e| e.0 < h);
         self.entries
             .get(from..)?
             .iter()
             .take_while(|e| e.0 == h)
-            .filter_map(|e| named.get(e.1 as usize))
-            .find(|n| n.id.is_some_and(|s| decode_lossy(&text[s.range()]) == id))
-            .map(|n| n.node)
+            .find(|e| decode_lossy(&text[e.2.range()]) == id)
+            .map(|e| e.1)
     }
 }
 
@@ -793,7 +811,7 @@ pub(crate) fn map_units(
         }
         let quote = |cs: &[&Claim]| {
             cs.iter()
-                .map(|c| format!("\"{}\"", display_id(text, named_list, c.node)))
+                .map(|c| format!("\"{}\"", doc.display(c.node)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -854,7 +872,7 @@ pub(crate) fn map_units(
             block_number: units.list[h.unit as usize].to_string(),
             element_id: match named_list.get(h.named as usize) {
                 Some(n) => Names::of(text, n).display(),
-                None => display_id(text, named_list, h.node),
+                None => doc.display(h.node),
             },
             source: h.source,
         });
@@ -987,7 +1005,6 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
     } = doc;
     let mut text_like = vec![false; nodes.len()];
     let mut out = Vec::new();
-    let mut ni = 0usize;
     for (i, n) in nodes.iter().enumerate() {
         // Everything inside a matched unit is skipped, so its names need no look.
         if covered[i] {
@@ -997,9 +1014,6 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
             n.parent != NONE && text_like.get(n.parent as usize).copied().unwrap_or(false);
         let own = n.kind == Kind::G && node_text_like(text, nodes, named, i as u32);
         text_like[i] = parent_tl || own;
-        while ni < named.len() && (named[ni].node as usize) < i {
-            ni += 1;
-        }
         if !matches!(
             n.kind,
             Kind::Path
@@ -1018,10 +1032,7 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
         {
             continue;
         }
-        let Some(nm) = named.get(ni).filter(|nm| nm.node as usize == i) else {
-            continue;
-        };
-        let Some(id) = nm.id else {
+        let Some(id) = doc.id_span(i as u32) else {
             continue;
         };
         if crate::labels::is_closed(text, n) && !crate::labels::fill_none(text, nodes, i as u32) {

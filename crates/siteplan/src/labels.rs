@@ -560,7 +560,7 @@ pub(crate) fn match_text_labels(
         return Vec::new();
     }
     let grid = Grid::new(&shapes);
-    let id_of = |s: u32| crate::ids::display_id(text, doc.named, shapes[s as usize].node);
+    let id_of = |s: u32| doc.display(shapes[s as usize].node);
 
     // (shape, unit) for every located label.
     let mut placed: Vec<(u32, u32)> = Vec::new();

@@ -118,6 +118,7 @@ pub struct Siteplan {
     text: Arc<String>,
     nodes: Vec<parse::Node>,
     named: Vec<parse::Named>,
+    gen_ids: Vec<(u32, parse::Span)>,
     view_box: Option<ViewBox>,
     /// Element ids to nodes, built on first use (parsing alone does not pay for it).
     index: OnceLock<ids::IdIndex>,
@@ -142,6 +143,7 @@ impl Siteplan {
             text: Arc::new(p.text),
             nodes: p.nodes,
             named: p.named,
+            gen_ids: p.gen_ids,
             view_box: p.view_box,
             index: OnceLock::new(),
         })
@@ -219,6 +221,7 @@ impl Siteplan {
             text: &self.text,
             nodes: &self.nodes,
             named: &self.named,
+            gen_ids: &self.gen_ids,
             index: &self.index,
             view_box: self.view_box,
         }

@@ -212,6 +212,9 @@ pub(crate) struct Parsed {
     pub text: String,
     pub nodes: Vec<Node>,
     pub named: Vec<Named>,
+    /// (node, id span) of elements whose only name is a generated id, in node order: kept apart
+    /// so mapping by name never walks them.
+    pub gen_ids: Vec<(u32, Span)>,
     pub view_box: Option<ViewBox>,
 }
 
@@ -583,6 +586,7 @@ struct Pass<'a> {
     out: String,
     nodes: Vec<Node>,
     named: Vec<Named>,
+    gen_ids: Vec<(u32, Span)>,
     stack: Vec<Frame>,
     /// Dropped or style frames on the stack: while non-zero nothing is written.
     dropping: usize,
@@ -615,7 +619,8 @@ impl<'a> Pass<'a> {
             out: String::with_capacity(text.len() + text.len() / 4 + 256),
             nodes: Vec::with_capacity(text.len() / 256 + 16),
             // Generated ids name most shapes: about one per element.
-            named: Vec::with_capacity(text.len() / 512 + 16),
+            named: Vec::new(),
+            gen_ids: Vec::with_capacity(text.len() / 512 + 16),
             stack: Vec::with_capacity(64),
             dropping: 0,
             root_seen: false,
@@ -729,6 +734,7 @@ impl<'a> Pass<'a> {
             text: self.out,
             nodes: self.nodes,
             named: self.named,
+            gen_ids: self.gen_ids,
             view_box: self.view_box,
         })
     }
@@ -1096,7 +1102,11 @@ impl<'a> Pass<'a> {
             in_text,
             closed,
         });
-        if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
+        if let (Some(id), true, None, None) =
+            (named.id, named.generated, named.data_name, named.label)
+        {
+            self.gen_ids.push((node, id));
+        } else if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
             self.named.push(named);
         }
         match class {
@@ -1165,6 +1175,11 @@ impl<'a> Pass<'a> {
             start,
             len: end - start,
         };
+        // A titled element is named by its title now: move it out of the generated-only list.
+        let mut gen_id = None;
+        if let Ok(g) = self.gen_ids.binary_search_by_key(&parent, |g| g.0) {
+            gen_id = Some(self.gen_ids.remove(g).1);
+        }
         match self.named.binary_search_by_key(&parent, |n| n.node) {
             Ok(i) => {
                 if let Some(n) = self.named.get_mut(i) {
@@ -1175,11 +1190,11 @@ impl<'a> Pass<'a> {
                 i,
                 Named {
                     node: parent,
-                    id: None,
+                    id: gen_id,
                     data_name: None,
                     label: None,
                     title: Some(span),
-                    generated: false,
+                    generated: gen_id.is_some(),
                 },
             ),
         }
@@ -1377,6 +1392,9 @@ impl<'a> Pass<'a> {
         for n in &mut self.nodes {
             n.tag_start = map(n.tag_start);
             n.tag_end = map(n.tag_end);
+        }
+        for (_, s) in &mut self.gen_ids {
+            s.start = map(s.start);
         }
         for named in &mut self.named {
             for s in [

@@ -27,6 +27,7 @@ fn assert_idempotent(s: &str) {
     assert_eq!(a.sanitized(), b.sanitized(), "not idempotent for\n{s}");
     assert_eq!(a.nodes, b.nodes);
     assert_eq!(a.named, b.named);
+    assert_eq!(a.gen_ids, b.gen_ids);
 }
 
 // ---- validation -------------------------------------------------------------------------
@@ -1334,4 +1335,17 @@ fn uses_of_groups_of_uses_stay_cheap() {
     let m = p.map_units(&refs);
     let _ = p.geometry(&m);
     assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_title_names_an_id_less_shape() {
+    let src = "<svg><rect width=\"5\" height=\"5\"><title>Kav A7</title></rect><rect x=\"9\" width=\"5\" height=\"5\"/></svg>";
+    let p = plan(src);
+    let m = p.map_units(&["A7"]);
+    assert_eq!(m.matched.len(), 1, "{m:?}");
+    assert_eq!(m.matched[0].source, MatchSource::Label);
+    assert!(m.matched[0].element_id.starts_with("kv-"), "{m:?}");
+    assert!(p.has_element(&m.matched[0].element_id));
+    assert_eq!(m.unmatched_shape_ids.len(), 1);
+    assert_idempotent(src);
 }
