@@ -796,6 +796,17 @@ pub(crate) fn map_units(
             j += 1;
         }
         let best_rank = tops.iter().map(|c| c.rank).min().unwrap_or(u8::MAX);
+        if let [only] = tops[..] {
+            // The common case: one element per unit, nothing to report.
+            hits.push(Hit {
+                unit,
+                node: only.node,
+                source: only.source,
+                named: only.named,
+            });
+            i = j;
+            continue;
+        }
         let winners: Vec<&Claim> = tops
             .iter()
             .copied()

@@ -193,7 +193,7 @@ fn is_shape_kind(kind: Kind) -> bool {
 /// to its start, a polygon with points, a rect/circle/ellipse with a size, a use with a reference
 /// (`closes` says it has one).
 fn draws_area(kind: Kind, closes: bool, data: Option<&str>, sizes: [Option<&str>; 2]) -> bool {
-    let positive = |v: Option<&str>| v.and_then(parse_length).is_some_and(|v| v > 0.0);
+    let positive = |v: Option<&str>| v.is_some_and(positive_length);
     match kind {
         // `Z` usually ends the data: search from the end.
         Kind::Path => data.is_some_and(|d| d.bytes().rev().any(|b| b == b'z' || b == b'Z')),
@@ -205,6 +205,16 @@ fn draws_area(kind: Kind, closes: bool, data: Option<&str>, sizes: [Option<&str>
         Kind::Use => closes,
         _ => false,
     }
+}
+
+/// Whether a length such as `38`, `0.5px`, `+2` or `50%` is positive, without parsing the float
+/// (this runs for every id-less shape): no minus sign and a non-zero digit before anything else.
+fn positive_length(raw: &str) -> bool {
+    let t = raw.trim_start();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    t.bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .any(|b| (b'1'..=b'9').contains(&b))
 }
 
 /// Result of the pass.
@@ -1145,10 +1155,12 @@ impl<'a> Pass<'a> {
         let start = self.out.len();
         self.out.push_str(GENERATED_PREFIX);
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for k in (0..8).rev() {
-            self.out
-                .push(char::from(HEX[((h >> (k * 4)) & 0xf) as usize]));
+        let mut buf = [0u8; 8];
+        for (k, b) in buf.iter_mut().enumerate() {
+            *b = HEX[((h >> ((7 - k) * 4)) & 0xf) as usize];
         }
+        self.out
+            .push_str(std::str::from_utf8(&buf).unwrap_or("00000000"));
         if n > 1 {
             use std::fmt::Write;
             let _ = write!(self.out, "-{n}");
