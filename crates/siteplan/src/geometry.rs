@@ -1156,6 +1156,10 @@ pub(crate) struct Transforms<'a> {
     nodes: &'a [Node],
     root: Option<crate::ViewBox>,
     content: Vec<Option<Affine>>,
+    /// Elements `use` references may still expand into during this operation: a hostile file
+    /// of uses referring to groups of uses cannot blow up (4 levels of 1,000 would be 10¹²);
+    /// a real plan (thousands of copies of a small symbol) stays far below it.
+    pub(crate) use_budget: usize,
 }
 
 impl<'a> Transforms<'a> {
@@ -1165,6 +1169,7 @@ impl<'a> Transforms<'a> {
             nodes,
             root,
             content: vec![None; nodes.len()],
+            use_budget: 250_000,
         }
     }
 

@@ -1,16 +1,21 @@
-//! Matching elements to units by what design tools do to layer names on export.
+//! Matching elements to units by what design tools do to layer names on export, then by text
+//! labels (`labels.rs`), then by the admin's manual mappings.
 //!
 //! Ranks, first hit wins (an element claims at most one unit):
-//! 1. exact: `data-name`, `inkscape:label` or `id` equals a block number;
-//! 2. export escapes undone: Illustrator "Save As" `_xHH_` hex escapes (`_x31_2` is `12`), its
-//!    duplicate suffix `_N_` (`A12_1_`), the `_` "Export As" puts before a leading digit (`_91`),
-//!    and Figma's duplicate suffix `_N` (`A12_2`), each only if the result is a block number;
+//! 1. exact: `data-name`, `inkscape:label`, `<title>` or `id` equals a block number, or is it
+//!    with a duplicate suffix (Illustrator `_N_` as in `A12_1_`, Figma `_N` as in `A12_2`: the
+//!    same layer name drawn again, so the copies rank together);
+//! 2. export escapes undone: Illustrator "Save As" `_xHH_` hex escapes (`_x31_2` is `12`), the
+//!    `_` "Export As" puts before a leading digit (`_91`), each only if the result is a block
+//!    number;
 //! 3. normalised: case-insensitive, separators (space `_` `-` `.`) removed, the words BLOK, BLOCK,
 //!    NO, NOMOR, KAV, KAVLING, LOT, UNIT, RUMAH dropped ("Blok A No 12", `A-12`, `unit-A12` find `A12`).
 //!
-//! Within a rank the human-typed names come first: `data-name`, then `inkscape:label`, then `id`.
-//! When several elements claim one unit: an ancestor beats its descendants silently (the outermost
-//! group is the unit), otherwise the best rank wins, then document order, with a warning.
+//! Within a rank the human-typed names come first: `data-name`, `inkscape:label`, `<title>`, then
+//! `id`; generated `kv-` ids name nothing. When several elements claim one unit: an ancestor
+//! beats its descendants silently (the outermost group is the unit); of the rest, all claims at
+//! the best rank match (one unit, several shapes) with a warning naming them, worse ranks lose
+//! with a warning.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -68,7 +73,8 @@ pub struct MatchedUnit {
 /// same `Siteplan` (or one parsed from its sanitized text: the index is identical).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapping {
-    /// Units with their element, in the order the block numbers were given.
+    /// Units with their elements, in the order the block numbers were given; a unit drawn as
+    /// several elements has one entry per element, consecutive, in document order.
     pub matched: Vec<MatchedUnit>,
     /// Ids of unit-like elements (groups and shapes with an `id`, rendered, not part of a matched
     /// unit and not containing one, and not a tool's automatic id such as `path1234` or
@@ -79,8 +85,10 @@ pub struct Mapping {
     /// Things an admin should look at: double claims, id/data-name disagreements, ids that look
     /// like block numbers but match no unit, units that collide once normalised.
     pub warnings: Vec<String>,
-    /// Ids of closed shapes (and `use` copies) that are not part of a matched unit: what an admin
-    /// may map by hand.
+    /// Ids (generated `kv-` ones included) of rendered closed shapes and `use` copies that are
+    /// not inside a matched unit, not painted `fill="none"` (decorative strokes) and not inside a
+    /// text-like group (`Labels`, `text`, `nomor`, ...), in document order: what an admin page
+    /// highlights for click-to-map.
     pub unmatched_shape_ids: Vec<String>,
     /// Node index of each `matched` entry.
     pub(crate) nodes: Vec<u32>,
@@ -350,6 +358,7 @@ struct Claim {
     rank: u8,
     node: u32,
     source: MatchSource,
+    named: u32,
 }
 
 /// Names of one element, decoded and trimmed.
@@ -408,15 +417,6 @@ impl<'t> Names<'t> {
     }
 }
 
-/// The element id shown for a node (its id, else data-name, else label).
-pub(crate) fn display_id(text: &str, named: &[Named], node: u32) -> String {
-    named
-        .binary_search_by_key(&node, |n| n.node)
-        .ok()
-        .map(|i| Names::of(text, &named[i]).display())
-        .unwrap_or_default()
-}
-
 /// Whether an element's `id` and `data-name` name the same thing once export changes are undone.
 fn names_agree(id: &str, data_name: &str) -> bool {
     let dn = normalise(data_name);
@@ -444,42 +444,79 @@ pub(crate) struct Doc<'a> {
     pub text: &'a str,
     pub nodes: &'a [Node],
     pub named: &'a [Named],
-    pub index: &'a IdIndex,
+    /// Elements named only by a generated id.
+    pub gen_ids: &'a [(u32, Span)],
+    /// Built on first use: mapping by names alone never needs it.
+    pub index: &'a std::sync::OnceLock<IdIndex>,
     pub view_box: Option<crate::ViewBox>,
+}
+
+impl<'a> Doc<'a> {
+    /// The first element (document order) with this id.
+    pub(crate) fn find_id(&self, id: &str) -> Option<u32> {
+        self.index
+            .get_or_init(|| IdIndex::build(self.text, self.named, self.gen_ids))
+            .find(self.text, id)
+    }
+
+    /// The id span of a node, if it has an id (its own or generated).
+    pub(crate) fn id_span(&self, node: u32) -> Option<Span> {
+        match self.named.binary_search_by_key(&node, |n| n.node) {
+            Ok(i) => self.named.get(i).and_then(|n| n.id),
+            Err(_) => self
+                .gen_ids
+                .binary_search_by_key(&node, |g| g.0)
+                .ok()
+                .and_then(|i| self.gen_ids.get(i))
+                .map(|g| g.1),
+        }
+    }
+
+    /// The element id shown for a node: its id (own or generated), else data-name, label, title.
+    pub(crate) fn display(&self, node: u32) -> String {
+        match self.named.binary_search_by_key(&node, |n| n.node) {
+            Ok(i) => Names::of(self.text, &self.named[i]).display(),
+            Err(_) => self
+                .id_span(node)
+                .map(|s| decode_lossy(&self.text[s.range()]).into_owned())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Element ids (decoded) to nodes, sorted by hash: O(log n) look-ups, built once per document.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdIndex {
-    /// (hash of the decoded id, index into `named`), sorted.
-    entries: Vec<(u32, u32)>,
+    /// (hash of the decoded id, node, id span), sorted.
+    entries: Vec<(u32, u32, Span)>,
 }
 
 impl IdIndex {
-    pub(crate) fn build(text: &str, named: &[Named]) -> IdIndex {
-        let mut entries: Vec<(u32, u32)> = named
+    pub(crate) fn build(text: &str, named: &[Named], gen_ids: &[(u32, Span)]) -> IdIndex {
+        let ids = named
             .iter()
-            .enumerate()
-            .filter_map(|(i, n)| {
-                let id = decode_lossy(&text[n.id?.range()]);
-                Some((crate::parse::tag_hash(id.as_bytes()), i as u32))
+            .filter_map(|n| Some((n.node, n.id?)))
+            .chain(gen_ids.iter().copied());
+        let mut entries: Vec<(u32, u32, Span)> = ids
+            .map(|(node, s)| {
+                let id = decode_lossy(&text[s.range()]);
+                (crate::parse::tag_hash(id.as_bytes()), node, s)
             })
             .collect();
-        entries.sort_unstable();
+        entries.sort_unstable_by_key(|e| (e.0, e.1));
         IdIndex { entries }
     }
 
     /// The first element (document order) with this id.
-    pub(crate) fn find(&self, text: &str, named: &[Named], id: &str) -> Option<u32> {
+    pub(crate) fn find(&self, text: &str, id: &str) -> Option<u32> {
         let h = crate::parse::tag_hash(id.as_bytes());
         let from = self.entries.partition_point(|e| e.0 < h);
         self.entries
             .get(from..)?
             .iter()
             .take_while(|e| e.0 == h)
-            .filter_map(|e| named.get(e.1 as usize))
-            .find(|n| n.id.is_some_and(|s| decode_lossy(&text[s.range()]) == id))
-            .map(|n| n.node)
+            .find(|e| decode_lossy(&text[e.2.range()]) == id)
+            .map(|e| e.1)
     }
 }
 
@@ -641,6 +678,8 @@ struct Hit {
     unit: u32,
     node: u32,
     source: MatchSource,
+    /// Index into the names list when known (saves a search for the display id).
+    named: u32,
 }
 
 /// Computes the mapping report: names, then text labels, then manual mappings.
@@ -661,15 +700,18 @@ pub(crate) fn map_units(
     let mut claims: Vec<Claim> = Vec::new();
     let mut unclaimed: Vec<usize> = Vec::new();
     for (ni, named) in named_list.iter().enumerate() {
+        // Only a generated id: nothing to match, nothing to report.
+        if named.generated
+            && named.data_name.is_none()
+            && named.label.is_none()
+            && named.title.is_none()
+        {
+            continue;
+        }
         if !is_mappable(nodes, named.node) {
             continue;
         }
         let names = Names::of(text, named);
-        if names.ordered().next().is_none() {
-            // Only a generated id: nothing to match, nothing to report.
-            unclaimed.push(ni);
-            continue;
-        }
         if let (Some(id), Some(dn)) = (names.id.as_deref(), names.data_name.as_deref())
             && !is_generated_id(id)
             && !names_agree(id, dn)
@@ -727,6 +769,7 @@ pub(crate) fn map_units(
                 rank,
                 node: named.node,
                 source,
+                named: ni as u32,
             }),
             None => unclaimed.push(ni),
         }
@@ -753,6 +796,17 @@ pub(crate) fn map_units(
             j += 1;
         }
         let best_rank = tops.iter().map(|c| c.rank).min().unwrap_or(u8::MAX);
+        if let [only] = tops[..] {
+            // The common case: one element per unit, nothing to report.
+            hits.push(Hit {
+                unit,
+                node: only.node,
+                source: only.source,
+                named: only.named,
+            });
+            i = j;
+            continue;
+        }
         let winners: Vec<&Claim> = tops
             .iter()
             .copied()
@@ -763,11 +817,12 @@ pub(crate) fn map_units(
                 unit,
                 node: w.node,
                 source: w.source,
+                named: w.named,
             });
         }
         let quote = |cs: &[&Claim]| {
             cs.iter()
-                .map(|c| format!("\"{}\"", display_id(text, named_list, c.node)))
+                .map(|c| format!("\"{}\"", doc.display(c.node)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -808,6 +863,7 @@ pub(crate) fn map_units(
             unit,
             node,
             source: MatchSource::Text,
+            named: NONE,
         });
     }
 
@@ -825,7 +881,10 @@ pub(crate) fn map_units(
         has_hit[h.unit as usize] = true;
         mapping.matched.push(MatchedUnit {
             block_number: units.list[h.unit as usize].to_string(),
-            element_id: display_id(text, named_list, h.node),
+            element_id: match named_list.get(h.named as usize) {
+                Some(n) => Names::of(text, n).display(),
+                None => doc.display(h.node),
+            },
             source: h.source,
         });
         mapping.nodes.push(h.node);
@@ -907,8 +966,7 @@ fn apply_manual(
     let mut manual_hits: Vec<Hit> = Vec::new();
     for m in manual {
         let node = doc
-            .index
-            .find(doc.text, doc.named, m.element_id)
+            .find_id(m.element_id)
             .filter(|&n| is_mappable(doc.nodes, n));
         let Some(node) = node else {
             warnings.add(|| {
@@ -932,6 +990,7 @@ fn apply_manual(
             unit,
             node,
             source: MatchSource::Manual,
+            named: NONE,
         });
     }
     if manual_hits.is_empty() {
@@ -957,15 +1016,15 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
     } = doc;
     let mut text_like = vec![false; nodes.len()];
     let mut out = Vec::new();
-    let mut ni = 0usize;
     for (i, n) in nodes.iter().enumerate() {
+        // Everything inside a matched unit is skipped, so its names need no look.
+        if covered[i] {
+            continue;
+        }
         let parent_tl =
             n.parent != NONE && text_like.get(n.parent as usize).copied().unwrap_or(false);
         let own = n.kind == Kind::G && node_text_like(text, nodes, named, i as u32);
         text_like[i] = parent_tl || own;
-        while ni < named.len() && (named[ni].node as usize) < i {
-            ni += 1;
-        }
         if !matches!(
             n.kind,
             Kind::Path
@@ -984,10 +1043,7 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
         {
             continue;
         }
-        let Some(nm) = named.get(ni).filter(|nm| nm.node as usize == i) else {
-            continue;
-        };
-        let Some(id) = nm.id else {
+        let Some(id) = doc.id_span(i as u32) else {
             continue;
         };
         if crate::labels::is_closed(text, n) && !crate::labels::fill_none(text, nodes, i as u32) {

@@ -14,7 +14,7 @@ use crate::allow::Kind;
 use crate::css::{split_decl, split_decls};
 use crate::geometry::{Affine, Ring, Transforms, ring_area, shape_rings, winding};
 use crate::ids::{Doc, Units, Warnings, looks_like_block, node_text_like};
-use crate::parse::{NONE, Node, decode_lossy, for_each_attr, points_closed};
+use crate::parse::{NONE, Node, decode_lossy, for_each_attr};
 
 /// How deep `<use>` references are followed (a use of a group holding uses...).
 const MAX_USE_DEPTH: u32 = 4;
@@ -59,23 +59,9 @@ pub(crate) fn fill_none(text: &str, nodes: &[Node], node: u32) -> bool {
 
 /// Whether an element is a closed shape: rect, circle, ellipse, polygon, a path with `Z`, a
 /// polyline that returns to its start, or a `use` copy.
-pub(crate) fn is_closed(text: &str, node: &Node) -> bool {
-    match node.kind {
-        Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polygon | Kind::Use => true,
-        Kind::Path | Kind::Polyline => {
-            let mut closed = false;
-            for_each_attr(text, node, |k, v, _| {
-                let raw = &text[v.range()];
-                match (node.kind, k) {
-                    (Kind::Path, "d") => closed = raw.bytes().any(|b| b == b'z' || b == b'Z'),
-                    (Kind::Polyline, "points") => closed = points_closed(raw),
-                    _ => {}
-                }
-            });
-            closed
-        }
-        _ => false,
-    }
+pub(crate) fn is_closed(_text: &str, node: &Node) -> bool {
+    // Decided once while parsing.
+    node.closed
 }
 
 /// A flattened closed shape in root user space.
@@ -113,7 +99,7 @@ pub(crate) fn node_rings(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32, out: 
     };
     if nd.kind == Kind::Use {
         let base = xf.content(node).then(use_offset(doc.text, nd));
-        use_rings(doc, base, nd, out, 0);
+        use_rings(doc, base, nd, out, 0, &mut xf.use_budget);
     } else {
         shape_rings(doc.text, nd, xf.content(node), out);
     }
@@ -143,11 +129,18 @@ pub(crate) fn use_target(doc: Doc<'_>, node: &Node) -> Option<u32> {
     });
     let id = target?;
     let id = id.trim().strip_prefix('#')?;
-    doc.index.find(doc.text, doc.named, id)
+    doc.find_id(id)
 }
 
-fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, depth: u32) {
-    if depth >= MAX_USE_DEPTH {
+fn use_rings(
+    doc: Doc<'_>,
+    base: Affine,
+    use_node: &Node,
+    out: &mut Vec<Ring>,
+    depth: u32,
+    budget: &mut usize,
+) {
+    if depth >= MAX_USE_DEPTH || *budget == 0 {
         return;
     }
     let Some(target) = use_target(doc, use_node) else {
@@ -170,6 +163,10 @@ fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, d
                 .copied()
                 .unwrap_or(base)
         };
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         let m = pm.then(crate::geometry::own_transform_in(
             doc.text,
             nd,
@@ -181,7 +178,14 @@ fn use_rings(doc: Doc<'_>, base: Affine, use_node: &Node, out: &mut Vec<Ring>, d
             continue;
         }
         match nd.kind {
-            Kind::Use => use_rings(doc, m.then(use_offset(doc.text, nd)), nd, out, depth + 1),
+            Kind::Use => use_rings(
+                doc,
+                m.then(use_offset(doc.text, nd)),
+                nd,
+                out,
+                depth + 1,
+                budget,
+            ),
             Kind::Path
             | Kind::Rect
             | Kind::Circle
@@ -366,7 +370,7 @@ impl Grid {
         for (i, s) in shapes.iter().enumerate() {
             let (cx0, cy0) = g.cell(s.bbox[0], s.bbox[1]);
             let (cx1, cy1) = g.cell(s.bbox[2], s.bbox[3]);
-            if (cx1 - cx0 + 1) * (cy1 - cy0 + 1) > 64 {
+            if (cx1.saturating_sub(cx0) + 1) * (cy1.saturating_sub(cy0) + 1) > 64 {
                 g.big.push(i as u32);
                 continue;
             }
@@ -446,7 +450,9 @@ pub(crate) fn match_text_labels(
     // (unit, text node, content)
     let mut labels: Vec<(u32, u32, String)> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
+        // A text inside a matched unit is that unit's own label.
         if n.kind != Kind::Text
+            || covered[i]
             || n.hidden
             || nodes.get(n.parent as usize).is_none_or(|p| p.in_text)
         {
@@ -463,7 +469,7 @@ pub(crate) fn match_text_labels(
                 }
             }
             Ok(None) => {
-                if looks_like_block(&content) && !covered[i] {
+                if looks_like_block(&content) {
                     warnings.add(|| {
                         format!("text label \"{content}\" looks like a block number but no such unit exists")
                     });
@@ -554,7 +560,7 @@ pub(crate) fn match_text_labels(
         return Vec::new();
     }
     let grid = Grid::new(&shapes);
-    let id_of = |s: u32| crate::ids::display_id(text, doc.named, shapes[s as usize].node);
+    let id_of = |s: u32| doc.display(shapes[s as usize].node);
 
     // (shape, unit) for every located label.
     let mut placed: Vec<(u32, u32)> = Vec::new();
@@ -678,7 +684,13 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
                 .unwrap_or(false);
         let tl = parent_tl || node_text_like(text, nodes, doc.named, i as u32);
         text_like[i - first] = tl;
-        if tl || d.hidden || d.in_text || !lot_kind(d.kind) || !is_closed(text, d) {
+        // Rects, circles, ellipses, polygons and uses are closed by kind (even without a size,
+        // painting them is harmless); paths and polylines only when they close.
+        let closed_kind = matches!(
+            d.kind,
+            Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polygon | Kind::Use
+        ) || d.closed;
+        if tl || d.hidden || d.in_text || !lot_kind(d.kind) || !closed_kind {
             continue;
         }
         closed.push(i as u32);

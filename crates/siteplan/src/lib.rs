@@ -34,9 +34,20 @@
 //! presentation attribute of the same property, loses to the element's `style=""`, and a later
 //! rule beats an earlier one.
 //!
+//! # Generated ids
+//! Manual mapping and the report need an id for every shape an admin might click. Every
+//! rendered closed shape (rect/circle/ellipse with a size, polygon, path with `Z`, polyline
+//! back at its start) and `use` with a reference that has no `id` gets one while sanitizing:
+//! `kv-` and 8 hex digits of a hash (word-wise FNV-1a with a final mixer, in
+//! `parse::tag_hash`) of its sanitized start tag (name and attributes), `-2`, `-3`... for exact
+//! duplicates in document order. Not inside `defs`, `symbol`, `clipPath`, `mask`, `pattern`,
+//! `marker` or text. The same drawing gives the same ids, editing one shape leaves the
+//! others' alone, and sanitizing the output again keeps them (they are ids now).
+//!
 //! # Mapping, colouring, geometry
-//! See [`Siteplan::map_units`] (ranked id resolution), [`ColorTemplate::render`] and
-//! [`Siteplan::geometry`].
+//! See [`Siteplan::map_units`] (names, then text labels), [`Siteplan::map_units_with`]
+//! (manual mappings), [`ColorTemplate::render`] (lot shapes only) and [`Siteplan::geometry`]
+//! (one box and outline per unit).
 //!
 //! ```
 //! use kavling_siteplan::{Limits, Palette, Siteplan};
@@ -107,6 +118,7 @@ pub struct Siteplan {
     text: Arc<String>,
     nodes: Vec<parse::Node>,
     named: Vec<parse::Named>,
+    gen_ids: Vec<(u32, parse::Span)>,
     view_box: Option<ViewBox>,
     /// Element ids to nodes, built on first use (parsing alone does not pay for it).
     index: OnceLock<ids::IdIndex>,
@@ -131,6 +143,7 @@ impl Siteplan {
             text: Arc::new(p.text),
             nodes: p.nodes,
             named: p.named,
+            gen_ids: p.gen_ids,
             view_box: p.view_box,
             index: OnceLock::new(),
         })
@@ -153,30 +166,52 @@ impl Siteplan {
 
     /// Matches elements to the given block numbers.
     ///
-    /// Candidates are rendered groups and shapes (`g`, `path`, `rect`, `circle`, `ellipse`,
-    /// `line`, `polyline`, `polygon`, `use`; not text labels, not inside `defs`/`clipPath`/...,
-    /// not the root). Each is named by its `data-name`, `inkscape:label` and `id`, tried in that
-    /// order at each rank, first hit wins:
-    /// 1. exact equality with a block number;
+    /// **By name.** Candidates are rendered groups and shapes (`g`, `path`, `rect`, `circle`,
+    /// `ellipse`, `line`, `polyline`, `polygon`, `use`; not text, not inside
+    /// `defs`/`clipPath`/`symbol`/..., not the root). Each is named by its `data-name`,
+    /// `inkscape:label`, `<title>` child (source `label`) and `id` (source `id`; generated `kv-`
+    /// ids name nothing), tried in that order at each rank, first hit wins:
+    /// 1. exact equality with a block number, or a design tool's duplicate suffix of it
+    ///    (Illustrator `A12_1_`, Figma `A12_2`: the same layer name drawn again);
     /// 2. after undoing export changes, only when that yields a block number: Illustrator
-    ///    "Save As" `_xHH_` escapes (`_x31_2` is `12`) and `_N_` duplicate suffix (`A12_1_`),
-    ///    the `_` "Export As" puts before a leading digit (`_91`), Figma's `_N` suffix (`A12_2`);
+    ///    "Save As" `_xHH_` escapes (`_x31_2` is `12`), the `_` "Export As" puts before a
+    ///    leading digit (`_91`);
     /// 3. normalised: case-insensitive, space `_` `-` `.` removed, and the words BLOK, BLOCK, NO,
     ///    NOMOR, KAV, KAVLING, LOT, UNIT, RUMAH dropped ("Blok A No 12", `A-12`, `unit-A12`).
     ///
-    /// An element claims at most one unit. When several claim one unit, an ancestor silently
-    /// beats its descendants (the outermost group is the unit), otherwise the best rank wins,
-    /// then document order, and a warning names them all. Also warned: an `id` and `data-name`
-    /// that disagree (`id="_91" data-name="81"`), names that look like block numbers (`E5`) but
-    /// match no unit, and units that become equal once normalised (those match only at ranks 1–2).
+    /// An element claims at most one unit; a unit may have several elements. When several
+    /// claim one unit, an ancestor silently beats its descendants (the outermost group is the
+    /// unit). Among the remaining (non-nested) claims every one at the best rank matches (a lot
+    /// drawn as several shapes: duplicate suffixes, a `data-name` repeated on siblings), each a
+    /// `matched` entry, with a warning naming them; claims at worse ranks lose, with a warning.
+    /// Also warned: an `id` and `data-name` that disagree (`id="_91" data-name="81"`), names
+    /// that look like block numbers (`E5`) but match no unit, and units that become equal once
+    /// normalised (those match only at ranks 1–2).
+    ///
+    /// **By text label** (source `text`), for units still without an element: a `<text>` not
+    /// inside a matched unit whose content (its `<tspan>`s joined as words, trimmed) equals a
+    /// block number exactly, once normalised, or once normalised with leading zeros dropped
+    /// (`A03` is `A3` when that names exactly one unit), maps the closed shape its anchor lies
+    /// in. The anchor is the text's (or first tspan's) x/y through every transform (nested
+    /// `svg` x/y and viewBox too); when it lies in no shape, the centre of the text's estimated
+    /// box is tried. Shapes are rects, circles, ellipses, polygons, closed paths and polylines
+    /// (curves flattened, `fill-rule` honoured) and `use` copies (their referenced shapes under
+    /// the use's x/y and transform), outside matched units and text-like groups. Nested shapes:
+    /// the innermost is the candidate; a background (a box over half the drawing holding other
+    /// shapes) never is. Warned and left unmatched: a label in two overlapping shapes that do not
+    /// nest, a shape holding labels of two units, a unit whose label lies in two shapes, a label
+    /// that looks like a block number but names no unit.
     pub fn map_units(&self, block_numbers: &[&str]) -> Mapping {
         self.map_units_with(block_numbers, &[])
     }
 
     /// [`Siteplan::map_units`], then the admin's manual mappings on top (source `manual`): a
-    /// manually mapped element belongs to its unit whatever automatic matching said of it. A
-    /// manual entry whose element id is not in the document (see [`Siteplan::has_element`]) or
-    /// whose block number is not given is skipped and named in `warnings`.
+    /// manually mapped element belongs to its unit whatever automatic matching said of it (a
+    /// unit that had it loses it; inside an automatically matched group it is split out and
+    /// coloured as its own unit; automatic matches inside it are dropped), and a unit mapped by
+    /// hand keeps only its manual elements (the admin took it over). A manual entry whose
+    /// element id is not mappable (see [`Siteplan::has_element`]) or whose block number is not
+    /// given is skipped and named in `warnings`.
     pub fn map_units_with(&self, block_numbers: &[&str], manual: &[ManualMapping<'_>]) -> Mapping {
         ids::map_units(self.doc(), block_numbers, manual)
     }
@@ -186,26 +221,39 @@ impl Siteplan {
             text: &self.text,
             nodes: &self.nodes,
             named: &self.named,
-            index: self
-                .index
-                .get_or_init(|| ids::IdIndex::build(&self.text, &self.named)),
+            gen_ids: &self.gen_ids,
+            index: &self.index,
             view_box: self.view_box,
         }
     }
 
-    /// Whether the document has a mappable element (a rendered group, shape or `use`) with this id.
+    /// Whether the document has a mappable element (a rendered group, shape or `use`, generated
+    /// `kv-` ids included) with this id. O(log n) through an id index built on first use.
     pub fn has_element(&self, element_id: &str) -> bool {
         let doc = self.doc();
-        doc.index
-            .find(doc.text, doc.named, element_id)
+        doc.find_id(element_id)
             .is_some_and(|n| ids::is_mappable(doc.nodes, n))
     }
 
-    /// Bounding box and centre of each matched unit in root user coordinates (the viewBox
-    /// space): the element and its rendered descendants, through every `transform` of the element
-    /// and its ancestors (nested `svg` x/y too), with exact curve and arc extrema, without stroke
-    /// width (like `getBBox()`). Text (needs font metrics) and `use` (needs its reference) are not
-    /// measured; a unit drawn only with those is left out.
+    /// One geometry per matched unit (not per element), in root user coordinates (the viewBox
+    /// space: a root with `width="100%"` and a viewBox uses the viewBox's numbers).
+    ///
+    /// `bbox` is the union over the unit's elements and their rendered descendants, through
+    /// every `transform` of them and their ancestors, nested `svg` x/y and `viewBox`
+    /// (`xMidYMid meet`, or `none`; percentage sizes taken of the root viewBox), and `use`
+    /// copies (their reference under the use's x/y and transform), with exact curve and arc
+    /// extrema, plus half the stroke width (scaled by the transform) around shapes whose
+    /// inherited `stroke` is set and not `none` (unlike `getBBox()`). Text (needs font metrics)
+    /// is not measured; a unit drawn only with text is left out. `element_id` is the first
+    /// element, `element_ids` all of them in document order.
+    ///
+    /// `outline` is a closed polygon (3–64 points, no repeated closing point) of the unit's
+    /// largest lot shape (for a group: its lot shapes as colouring picks them; see
+    /// [`ColorTemplate::render`]): the shape's largest ring, transformed and flattened (curves
+    /// and arcs sampled), then simplified by Douglas–Peucker ranking to at most 64 points. A
+    /// rect gives its 4 corners, a circle 32 points. A unit with no closed shape gets the convex
+    /// hull of what it draws. The largest shape, not a hull of all shapes, because hulls of a
+    /// lot with its house and tree would also take taps on the neighbouring street corner.
     pub fn geometry(&self, mapping: &Mapping) -> Vec<UnitGeometry> {
         labels::unit_geometry(self.doc(), mapping)
     }

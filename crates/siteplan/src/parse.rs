@@ -64,6 +64,8 @@ pub(crate) struct Node {
     pub hidden: bool,
     /// Inside (or itself) a `text`, `tspan` or `textPath`.
     pub in_text: bool,
+    /// A shape that draws a closed area (see `draws_area`), or a `use` with a reference.
+    pub closed: bool,
 }
 
 /// The naming attributes of an element (decoded lazily from the sanitized text).
@@ -75,6 +77,9 @@ pub(crate) struct Named {
     pub label: Option<Span>,
     /// Text content of the element's `<title>` child.
     pub title: Option<Span>,
+    /// The id has the generated form (`kv-…`), so it names nothing (kept here so mapping need
+    /// not read the id's bytes out of a large text).
+    pub generated: bool,
 }
 
 /// Prefix of the ids generated for id-less shapes.
@@ -128,7 +133,7 @@ pub(crate) fn tag_hash(bytes: &[u8]) -> u32 {
     (h ^ (h >> 32)) as u32
 }
 
-/// A hasher for keys that are already hashes.
+/// A hasher for keys that are already hashes (one multiply to spread them).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdentityHasher(u64);
 
@@ -148,7 +153,8 @@ impl std::hash::Hasher for IdentityHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // hashbrown tags buckets with the top bits: spread a 32-bit key over all 64.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 }
 
@@ -169,11 +175,56 @@ pub(crate) fn points_closed(points: &str) -> bool {
     }
 }
 
+/// Kinds that get a generated id when they draw a closed area.
+fn is_shape_kind(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Rect
+            | Kind::Circle
+            | Kind::Ellipse
+            | Kind::Path
+            | Kind::Polyline
+            | Kind::Polygon
+            | Kind::Use
+    )
+}
+
+/// Whether a shape draws a closed area: a path whose data closes (`Z`), a polyline that returns
+/// to its start, a polygon with points, a rect/circle/ellipse with a size, a use with a reference
+/// (`closes` says it has one).
+fn draws_area(kind: Kind, closes: bool, data: Option<&str>, sizes: [Option<&str>; 2]) -> bool {
+    let positive = |v: Option<&str>| v.is_some_and(positive_length);
+    match kind {
+        // `Z` usually ends the data: search from the end.
+        Kind::Path => data.is_some_and(|d| d.bytes().rev().any(|b| b == b'z' || b == b'Z')),
+        Kind::Polyline => data.is_some_and(points_closed),
+        Kind::Polygon => data.is_some_and(|p| crate::geometry::numbers(p).len() >= 6),
+        Kind::Rect => positive(sizes[0]) && positive(sizes[1]),
+        Kind::Circle => positive(sizes[0]),
+        Kind::Ellipse => positive(sizes[0]) || positive(sizes[1]),
+        Kind::Use => closes,
+        _ => false,
+    }
+}
+
+/// Whether a length such as `38`, `0.5px`, `+2` or `50%` is positive, without parsing the float
+/// (this runs for every id-less shape): no minus sign and a non-zero digit before anything else.
+fn positive_length(raw: &str) -> bool {
+    let t = raw.trim_start();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    t.bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .any(|b| (b'1'..=b'9').contains(&b))
+}
+
 /// Result of the pass.
 pub(crate) struct Parsed {
     pub text: String,
     pub nodes: Vec<Node>,
     pub named: Vec<Named>,
+    /// (node, id span) of elements whose only name is a generated id, in node order: kept apart
+    /// so mapping by name never walks them.
+    pub gen_ids: Vec<(u32, Span)>,
     pub view_box: Option<ViewBox>,
 }
 
@@ -545,6 +596,7 @@ struct Pass<'a> {
     out: String,
     nodes: Vec<Node>,
     named: Vec<Named>,
+    gen_ids: Vec<(u32, Span)>,
     stack: Vec<Frame>,
     /// Dropped or style frames on the stack: while non-zero nothing is written.
     dropping: usize,
@@ -576,7 +628,9 @@ impl<'a> Pass<'a> {
             // Headroom for inlined class rules, so patching in place rarely reallocates.
             out: String::with_capacity(text.len() + text.len() / 4 + 256),
             nodes: Vec::with_capacity(text.len() / 256 + 16),
+            // Generated ids name most shapes: about one per element.
             named: Vec::new(),
+            gen_ids: Vec::with_capacity(text.len() / 512 + 16),
             stack: Vec::with_capacity(64),
             dropping: 0,
             root_seen: false,
@@ -690,6 +744,7 @@ impl<'a> Pass<'a> {
             text: self.out,
             nodes: self.nodes,
             named: self.named,
+            gen_ids: self.gen_ids,
             view_box: self.view_box,
         })
     }
@@ -918,12 +973,14 @@ impl<'a> Pass<'a> {
             data_name: None,
             label: None,
             title: None,
+            generated: false,
         };
         let mut class = None;
         // Whether the shape draws a closed area: a path's data closes it, a polyline returns to
         // its start, a rect/circle/ellipse has a size, a polygon has points, a use a reference.
         let mut closes = false;
-        let mut sizes = [false; 2];
+        let mut shape_data: Option<&str> = None;
+        let mut sizes: [Option<&str>; 2] = [None, None];
         let mut style_mask = 0u64;
         let pres_start = self.pres_spans.len();
         let (mut vb, mut width, mut height) = (None, None, None);
@@ -941,19 +998,15 @@ impl<'a> Pass<'a> {
                         continue;
                     }
                     let span = self.write_attr(key, raw, pos)?;
-                    let positive = || parse_length(raw).is_some_and(|v| v > 0.0);
+                    // Only remembered here: checked at the end, and only for id-less shapes.
                     match (kind, key) {
-                        (Kind::Path, "d") => {
-                            // `Z` usually ends the data: search from the end.
-                            closes = raw.bytes().rev().any(|b| b == b'z' || b == b'Z');
+                        (Kind::Path, "d") | (Kind::Polyline | Kind::Polygon, "points") => {
+                            shape_data = Some(raw);
                         }
-                        (Kind::Polyline, "points") => closes = points_closed(raw),
-                        (Kind::Polygon, "points") => {
-                            closes = crate::geometry::numbers(raw).len() >= 6;
+                        (Kind::Rect, "width") | (Kind::Ellipse, "rx") | (Kind::Circle, "r") => {
+                            sizes[0] = Some(raw);
                         }
-                        (Kind::Rect, "width") | (Kind::Ellipse, "rx") => sizes[0] = positive(),
-                        (Kind::Rect, "height") | (Kind::Ellipse, "ry") => sizes[1] = positive(),
-                        (Kind::Circle, "r") => closes = positive(),
+                        (Kind::Rect, "height") | (Kind::Ellipse, "ry") => sizes[1] = Some(raw),
                         _ => {}
                     }
                     if is_root {
@@ -969,6 +1022,7 @@ impl<'a> Pass<'a> {
                 AttrKind::Id => {
                     let s = self.write_attr(key, raw, pos)?;
                     named.id = Some(s);
+                    named.generated = is_generated_id(&self.out[s.range()]);
                 }
                 AttrKind::DataName => {
                     let s = self.write_attr(key, raw, pos)?;
@@ -1041,14 +1095,11 @@ impl<'a> Pass<'a> {
             version = self.sheet.decls.len() as u32;
             self.inline_classes(class_span, style_mask, pres_start, &mut named);
         }
-        let shape = match kind {
-            Kind::Rect => sizes[0] && sizes[1],
-            Kind::Ellipse => sizes[0] || sizes[1],
-            Kind::Path | Kind::Polyline | Kind::Polygon | Kind::Circle | Kind::Use => closes,
-            _ => false,
-        };
-        if shape && named.id.is_none() && !hidden && !in_text && !is_root {
+        let wants_id = named.id.is_none() && !hidden && !in_text && !is_root;
+        let closed = is_shape_kind(kind) && draws_area(kind, closes, shape_data, sizes);
+        if wants_id && closed {
             named.id = Some(self.generate_id(tag_start));
+            named.generated = true;
         }
         self.out.push_str(if empty { "/>" } else { ">" });
         self.nodes.push(Node {
@@ -1059,8 +1110,13 @@ impl<'a> Pass<'a> {
             kind,
             hidden,
             in_text,
+            closed,
         });
-        if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
+        if let (Some(id), true, None, None) =
+            (named.id, named.generated, named.data_name, named.label)
+        {
+            self.gen_ids.push((node, id));
+        } else if named.id.is_some() || named.data_name.is_some() || named.label.is_some() {
             self.named.push(named);
         }
         match class {
@@ -1098,9 +1154,15 @@ impl<'a> Pass<'a> {
         self.out.push_str(" id=\"");
         let start = self.out.len();
         self.out.push_str(GENERATED_PREFIX);
-        use std::fmt::Write;
-        let _ = write!(self.out, "{h:08x}");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 8];
+        for (k, b) in buf.iter_mut().enumerate() {
+            *b = HEX[((h >> ((7 - k) * 4)) & 0xf) as usize];
+        }
+        self.out
+            .push_str(std::str::from_utf8(&buf).unwrap_or("00000000"));
         if n > 1 {
+            use std::fmt::Write;
             let _ = write!(self.out, "-{n}");
         }
         let len = self.out.len() - start;
@@ -1125,6 +1187,11 @@ impl<'a> Pass<'a> {
             start,
             len: end - start,
         };
+        // A titled element is named by its title now: move it out of the generated-only list.
+        let mut gen_id = None;
+        if let Ok(g) = self.gen_ids.binary_search_by_key(&parent, |g| g.0) {
+            gen_id = Some(self.gen_ids.remove(g).1);
+        }
         match self.named.binary_search_by_key(&parent, |n| n.node) {
             Ok(i) => {
                 if let Some(n) = self.named.get_mut(i) {
@@ -1135,10 +1202,11 @@ impl<'a> Pass<'a> {
                 i,
                 Named {
                     node: parent,
-                    id: None,
+                    id: gen_id,
                     data_name: None,
                     label: None,
                     title: Some(span),
+                    generated: gen_id.is_some(),
                 },
             ),
         }
@@ -1336,6 +1404,9 @@ impl<'a> Pass<'a> {
         for n in &mut self.nodes {
             n.tag_start = map(n.tag_start);
             n.tag_end = map(n.tag_end);
+        }
+        for (_, s) in &mut self.gen_ids {
+            s.start = map(s.start);
         }
         for named in &mut self.named {
             for s in [

@@ -27,6 +27,7 @@ fn assert_idempotent(s: &str) {
     assert_eq!(a.sanitized(), b.sanitized(), "not idempotent for\n{s}");
     assert_eq!(a.nodes, b.nodes);
     assert_eq!(a.named, b.named);
+    assert_eq!(a.gen_ids, b.gen_ids);
 }
 
 // ---- validation -------------------------------------------------------------------------
@@ -1315,4 +1316,36 @@ fn outlines_are_closed_polygons_of_at_most_64_points() {
         near(a5.bbox.width, 95.0) && near(a5.bbox.height, 95.0),
         "{a5:?}"
     );
+}
+
+#[test]
+fn uses_of_groups_of_uses_stay_cheap() {
+    // Each level multiplies by 30: without a budget, 4 levels are 810,000 expansions per label.
+    let uses: String = (0..30).map(|_| "<use href=\"#g\"/>").collect();
+    let labels: String = (0..50)
+        .map(|i| format!("<text x=\"{i}\" y=\"1\">Q{i}</text>"))
+        .collect();
+    let src = format!(
+        "<svg viewBox=\"0 0 100 100\"><defs><g id=\"g\"><rect width=\"1\" height=\"1\"/>{uses}</g></defs>{uses}{labels}</svg>"
+    );
+    let p = plan(&src);
+    let units: Vec<String> = (0..50).map(|i| format!("Q{i}")).collect();
+    let refs: Vec<&str> = units.iter().map(String::as_str).collect();
+    let t = std::time::Instant::now();
+    let m = p.map_units(&refs);
+    let _ = p.geometry(&m);
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_title_names_an_id_less_shape() {
+    let src = "<svg><rect width=\"5\" height=\"5\"><title>Kav A7</title></rect><rect x=\"9\" width=\"5\" height=\"5\"/></svg>";
+    let p = plan(src);
+    let m = p.map_units(&["A7"]);
+    assert_eq!(m.matched.len(), 1, "{m:?}");
+    assert_eq!(m.matched[0].source, MatchSource::Label);
+    assert!(m.matched[0].element_id.starts_with("kv-"), "{m:?}");
+    assert!(p.has_element(&m.matched[0].element_id));
+    assert_eq!(m.unmatched_shape_ids.len(), 1);
+    assert_idempotent(src);
 }

@@ -307,3 +307,108 @@ fn figma_groups_with_outlined_labels() {
         ],
     );
 }
+
+/// Outlines of rectangular-ish lots hold their box centre.
+fn outlines_hold_centres(g: &[UnitGeometry]) {
+    for u in g {
+        assert!(u.outline.len() >= 3 && u.outline.len() <= 64, "{u:?}");
+        assert_ne!(u.outline.first(), u.outline.last(), "{u:?}");
+        let (x, y) = (
+            u.bbox.x + u.bbox.width / 2.0,
+            u.bbox.y + u.bbox.height / 2.0,
+        );
+        assert!(inside(&u.outline, x, y), "{u:?}");
+    }
+}
+
+#[test]
+fn illustrator_save_as_sources_and_colours() {
+    let p = load("illustrator-save-as.svg");
+    let u: Vec<String> = (1..=16).map(|n| n.to_string()).collect();
+    let m = p.map_units(&u.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut want: Vec<(String, String, &str)> = (1..=16)
+        .map(|n: u32| {
+            let id = match n {
+                7 => "_x37__1_".to_string(),
+                14 => "_x31_4_1_".to_string(),
+                16 => "_x31_6_2_".to_string(),
+                n if n < 10 => format!("_x3{n}_"),
+                n => format!("_x31_{}", n - 10),
+            };
+            (n.to_string(), id, "id")
+        })
+        .collect();
+    want.sort();
+    assert_eq!(matched(&m), want);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(m.unmatched_shape_ids, ["kv-dcb97850", "JALAN_x5F_UTAMA"]);
+    let out = paint_all(&p, &m);
+    assert_eq!(out.matches("fill=\"#22c55e\"").count(), 19, "{out}");
+    outlines_hold_centres(&p.geometry(&m));
+}
+
+#[test]
+fn illustrator_export_as_sources() {
+    let p = load("illustrator-export-as.svg");
+    let u: Vec<String> = (91..=100).map(|n| n.to_string()).collect();
+    let m = p.map_units(&u.iter().map(String::as_str).collect::<Vec<_>>());
+    // data-name (the layer name) matched first: source `label`.
+    let mut want: Vec<(String, String, &str)> = (91..=100)
+        .map(|n: u32| {
+            let id = match n {
+                95 => "_95-2".to_string(),
+                98 => "No_98".to_string(),
+                n => format!("_{n}"),
+            };
+            (n.to_string(), id, "label")
+        })
+        .collect();
+    want.sort();
+    assert_eq!(matched(&m), want);
+    assert_eq!(m.unmatched_shape_ids, ["kv-7c89ba45", "JALAN"]);
+    assert_eq!(paint_all(&p, &m).matches("fill=\"#22c55e\"").count(), 10);
+    outlines_hold_centres(&p.geometry(&m));
+}
+
+#[test]
+fn inkscape_sources() {
+    let p = load("inkscape.svg");
+    let m = p.map_units(&["A10", "A11", "A12", "A13", "A14", "A15"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("A10", "path1234", "label"),
+            ("A11", "path1236", "label"),
+            ("A12", "rect1238", "label"),
+            ("A13", "g1240", "label"),
+            ("A14", "A14", "id"),
+            ("A15", "path1250", "label"),
+        ])
+    );
+    assert_eq!(m.unmatched_shape_ids, ["rect101"]);
+    assert_eq!(paint_all(&p, &m).matches("fill=\"#22c55e\"").count(), 7);
+    outlines_hold_centres(&p.geometry(&m));
+}
+
+#[test]
+fn figma_sources() {
+    let p = load("figma.svg");
+    let m = p.map_units(&["A12", "A13", "A14", "A15", "A16"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("A12", "Blok A No 12", "id"),
+            ("A13", "A13_2", "id"),
+            ("A14", "A14", "id"),
+            ("A14", "A14_2", "id"),
+            ("A15", "A 15", "id"),
+            ("A16", "Unit-A16", "id"),
+        ])
+    );
+    assert_eq!(
+        m.unmatched_shape_ids,
+        ["kv-169b4caa", "Rectangle 12", "Taman"]
+    );
+    assert_eq!(paint_all(&p, &m).matches("fill=\"#22c55e\"").count(), 7);
+    outlines_hold_centres(&p.geometry(&m));
+}
