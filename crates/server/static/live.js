@@ -21,6 +21,8 @@ const state = {
   units: new Map(),
   /** unitId → the element drawn for it. */
   elements: new Map(),
+  /** unitId → the lot shapes the server paints for it (not a group's labels or glyphs). */
+  shapes: new Map(),
   /** element → unitId, for hit-testing events. */
   unitOf: new WeakMap(),
   socket: null,
@@ -43,7 +45,8 @@ function paint(unitId, flash = false) {
   const status = unit ? unit.status : 'UNKNOWN';
   const color = (unit && unit.color) || statusInfo(status).color;
   if (el instanceof SVGElement) {
-    for (const node of [el, ...el.querySelectorAll(SHAPES)]) {
+    const shapes = state.shapes.get(unitId);
+    for (const node of shapes && shapes.length ? shapes : [el, ...el.querySelectorAll(SHAPES)]) {
       node.setAttribute('fill', color);
       node.style.fill = color;
     }
@@ -460,6 +463,7 @@ async function start() {
       for (const g of geometry.units) {
         const el = byId.get(g.elementId);
         if (el) attach(g.unitId, el);
+        state.shapes.set(g.unitId, (g.shapeIds || []).map((id) => byId.get(id)).filter(Boolean));
       }
       plan.replaceChildren(svg);
     } else {

@@ -569,6 +569,25 @@ async fn text_labels_map_the_shapes_under_them_and_are_never_coloured() {
         res.json
     );
 
+    let geo = app
+        .get(
+            &format!("/api/v1/projects/{project}/siteplan/geometry"),
+            None,
+        )
+        .await;
+    let a1 = geo.json["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["blockNumber"] == "A1")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        a1["shapeIds"],
+        json!(["r1"]),
+        "what a client repaints: {a1}"
+    );
+
     let svg = colored_svg(&app, project).await;
     assert_eq!(fill_of(&svg, "r1").as_deref(), Some("#22c55e"), "{svg}");
     assert!(

@@ -42,6 +42,9 @@ pub struct UnitGeometry {
     pub element_id: String,
     /// Every element drawn for the unit, in document order.
     pub element_ids: Vec<String>,
+    /// Ids of the lot shapes colouring paints (a matched shape itself; a group's lot shapes, not
+    /// its labels, glyphs or strokes), so a client recolouring locally paints the same ones.
+    pub shape_ids: Vec<String>,
     /// Bounding box in root user coordinates (the union over the unit's elements).
     pub bbox: BBox,
     /// The lot's outline as a closed polygon (at most 64 points, root user coordinates), for

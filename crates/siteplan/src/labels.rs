@@ -782,11 +782,18 @@ pub(crate) fn unit_geometry(doc: Doc<'_>, mapping: &crate::Mapping) -> Vec<crate
         // The largest ring among the unit's lot shapes.
         let mut best: Option<(f64, Ring)> = None;
         let mut all_points: Vec<(f64, f64)> = Vec::new();
+        let mut shape_ids: Vec<String> = Vec::new();
         for &(_, node) in group {
             for s in lot_shapes(doc, &mut xf, node) {
                 let Some(n) = doc.nodes.get(s as usize) else {
                     continue;
                 };
+                crate::parse::for_each_attr(doc.text, n, |k, v, _| {
+                    if k == "id" {
+                        shape_ids
+                            .push(crate::parse::decode_lossy(&doc.text[v.range()]).into_owned());
+                    }
+                });
                 let mut rings = Vec::new();
                 node_rings(doc, &mut xf, s, &mut rings);
                 let closed = is_closed(doc.text, n);
@@ -817,6 +824,7 @@ pub(crate) fn unit_geometry(doc: Doc<'_>, mapping: &crate::Mapping) -> Vec<crate
             block_number: bn.clone(),
             element_id: group[0].0.element_id.clone(),
             element_ids: group.iter().map(|e| e.0.element_id.clone()).collect(),
+            shape_ids,
             bbox,
             outline,
             center: Point {

@@ -144,6 +144,9 @@ pub struct UnitGeometryView {
     pub element_id: String,
     /// Every element drawn for the unit.
     pub element_ids: Vec<String>,
+    /// The lot shapes the server's colouring paints: recolour these, not the whole group, so
+    /// labels and glyphs keep their paint.
+    pub shape_ids: Vec<String>,
     /// Bounding box.
     pub bbox: BoxView,
     /// Centre of the box.
@@ -701,6 +704,7 @@ impl Services {
                         block_number: g.block_number.clone(),
                         element_id: g.element_id.clone(),
                         element_ids: g.element_ids.clone(),
+                        shape_ids: g.shape_ids.clone(),
                         bbox: BoxView {
                             x: g.bbox.x,
                             y: g.bbox.y,
