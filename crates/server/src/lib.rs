@@ -2,6 +2,7 @@
 //! (problem+json), configuration and startup. Business rules live in `kavling-core`.
 
 pub mod config;
+pub mod csv_export;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -1,10 +1,7 @@
 //! Bookings: create, list, get, change, cancel, and the streamed CSV export.
 
 use crate::error::ProblemBody;
-use actix_web::http::header;
-use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, SecondsFormat, Utc};
 use kavling_core::list::ListQuery;
 use kavling_core::list::Page;
 use kavling_core::services::bookings::BookingView;
@@ -15,12 +12,10 @@ use kavling_core::services::users::Access;
 use kavling_core::{CoreError, Services};
 use uuid::Uuid;
 
+use crate::csv_export::{CsvSource, cell, csv_response, ts};
 use crate::error::ApiResult;
 use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
-
-/// Rows fetched per page while streaming the export.
-const EXPORT_PAGE: u64 = 500;
 
 /// `POST /bookings` (ADMIN or verified MARKETING).
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = [])), request_body = NewBooking,
@@ -132,106 +127,48 @@ pub async fn export_csv(
     let user = state.services.require(&auth.0, Access::Staff).await?;
     // Parsed up front so a bad filter is a 400, not a broken stream.
     let query = ListQuery::parse(req.query_string(), &BOOKING_LIST)?;
-    let cursor = Export {
+    let source = BookingExport {
         services: state.services.clone(),
         viewer: Viewer::of(&user),
         query,
-        after: None,
-        header: true,
-        done: false,
     };
-    let body = futures_util::stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
-        match c.next_chunk().await {
-            Ok(Some(bytes)) => Some((Ok::<_, actix_web::Error>(bytes), c)),
-            Ok(None) => None,
-            Err(e) => {
-                // Headers are gone already: end the body early so the client sees a truncated transfer.
-                tracing::error!(error = %e, "booking export failed mid-stream");
-                c.done = true;
-                Some((
-                    Err(actix_web::error::ErrorInternalServerError("export failed")),
-                    c,
-                ))
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"bookings.csv\"",
-        ))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .streaming(body))
+    Ok(csv_response(source, "bookings.csv"))
 }
 
-/// The export's position.
-struct Export {
+/// The filtered bookings a staff member may see, as CSV rows.
+struct BookingExport {
     services: Services,
     viewer: Viewer,
     query: ListQuery<kavling_core::entities::bookings::Column>,
-    after: Option<Uuid>,
-    header: bool,
-    done: bool,
 }
 
-const EXPORT_COLUMNS: [&str; 12] = [
-    "bookingCode",
-    "bookingDate",
-    "status",
-    "paymentStatus",
-    "paymentMethod",
-    "paymentDate",
-    "bookingFee",
-    "expiresAt",
-    "unitBlockNumber",
-    "customerName",
-    "customerPhone",
-    "marketingName",
-];
+impl CsvSource for BookingExport {
+    const COLUMNS: &'static [&'static str] = &[
+        "bookingCode",
+        "bookingDate",
+        "status",
+        "paymentStatus",
+        "paymentMethod",
+        "paymentDate",
+        "bookingFee",
+        "expiresAt",
+        "unitBlockNumber",
+        "customerName",
+        "customerPhone",
+        "marketingName",
+    ];
+    const WHAT: &'static str = "bookings";
 
-impl Export {
-    /// The next CSV chunk (the header with the first page), or None at the end.
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, CoreError> {
+    async fn page(
+        &self,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<(Uuid, Vec<String>)>, CoreError> {
         let rows = self
             .services
-            .export_bookings_page(self.viewer, &self.query, self.after, EXPORT_PAGE)
+            .export_bookings_page(self.viewer, &self.query, after, limit)
             .await?;
-        if (rows.len() as u64) < EXPORT_PAGE {
-            self.done = true;
-        }
-        if rows.is_empty() && !self.header {
-            return Ok(None);
-        }
-        self.after = rows.last().map(|r| r.id).or(self.after);
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let io = |e: csv::Error| CoreError::Internal(format!("writing CSV: {e}"));
-        if std::mem::take(&mut self.header) {
-            w.write_record(EXPORT_COLUMNS).map_err(io)?;
-        }
-        for r in &rows {
-            w.write_record(record(r)).map_err(io)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| CoreError::Internal(format!("writing CSV: {e}")))?;
-        Ok(Some(Bytes::from(bytes)))
-    }
-}
-
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Text typed by people could start a spreadsheet formula (`=HYPERLINK(..)`): neutralise it.
-pub(crate) fn cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
+        Ok(rows.iter().map(|r| (r.id, record(r).to_vec())).collect())
     }
 }
 

@@ -6,7 +6,6 @@ use actix_multipart::form::bytes::Bytes as FileField;
 use actix_multipart::form::text::Text;
 use actix_multipart::form::{MultipartForm, MultipartFormConfig};
 use actix_web::http::header;
-use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::entities::invoices;
 use kavling_core::list::{ListQuery, Page};
@@ -19,14 +18,12 @@ use kavling_core::services::users::Access;
 use kavling_core::{CoreError, Services};
 use uuid::Uuid;
 
+use crate::csv_export::{CsvSource, cell, csv_response, ts};
 use crate::error::{ApiResult, ProblemBody};
 use crate::extract::{Auth, RequestCtx};
-use crate::routes::bookings::{cell, ts};
 use crate::routes::documents::{multipart_error, multipart_problem};
 use crate::state::AppState;
 
-/// Rows fetched per page while streaming the export.
-const EXPORT_PAGE: u64 = 500;
 /// Room for the text fields and multipart framing beyond the file itself.
 const FORM_OVERHEAD: usize = 64 * 1024;
 
@@ -296,102 +293,62 @@ pub async fn export_csv(
     let user = state.services.require(&auth.0, Access::Staff).await?;
     // Parsed up front so a bad filter is a 400, not a broken stream.
     let query = ListQuery::parse(req.query_string(), &INVOICE_LIST)?;
-    let cursor = Export {
+    let source = InvoiceExport {
         services: state.services.clone(),
         viewer: Viewer::of(&user),
         query,
-        after: None,
-        header: true,
-        done: false,
     };
-    let body = futures_util::stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
-        match c.next_chunk().await {
-            Ok(Some(bytes)) => Some((Ok::<_, actix_web::Error>(bytes), c)),
-            Ok(None) => None,
-            Err(e) => {
-                // Headers are gone already: end the body early so the client sees a truncated transfer.
-                tracing::error!(error = %e, "invoice export failed mid-stream");
-                c.done = true;
-                Some((
-                    Err(actix_web::error::ErrorInternalServerError("export failed")),
-                    c,
-                ))
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"invoices.csv\"",
-        ))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .streaming(body))
+    Ok(csv_response(source, "invoices.csv"))
 }
 
-/// The export's position.
-struct Export {
+/// The filtered invoices a staff member may see, as CSV rows.
+struct InvoiceExport {
     services: Services,
     viewer: Viewer,
     query: ListQuery<invoices::Column>,
-    after: Option<Uuid>,
-    header: bool,
-    done: bool,
 }
 
-const EXPORT_COLUMNS: [&str; 10] = [
-    "invoiceNumber",
-    "bookingCode",
-    "kind",
-    "amount",
-    "paidAmount",
-    "dueDate",
-    "status",
-    "paidAt",
-    "createdAt",
-    "bookingId",
-];
+impl CsvSource for InvoiceExport {
+    const COLUMNS: &'static [&'static str] = &[
+        "invoiceNumber",
+        "bookingCode",
+        "kind",
+        "amount",
+        "paidAmount",
+        "dueDate",
+        "status",
+        "paidAt",
+        "createdAt",
+        "bookingId",
+    ];
+    const WHAT: &'static str = "invoices";
 
-impl Export {
-    /// The next CSV chunk (the header with the first page), or None at the end.
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, CoreError> {
+    async fn page(
+        &self,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<(Uuid, Vec<String>)>, CoreError> {
         let rows = self
             .services
-            .export_invoices_page(self.viewer, &self.query, self.after, EXPORT_PAGE)
+            .export_invoices_page(self.viewer, &self.query, after, limit)
             .await?;
-        if (rows.len() as u64) < EXPORT_PAGE {
-            self.done = true;
-        }
-        if rows.is_empty() && !self.header {
-            return Ok(None);
-        }
-        self.after = rows.last().map(|(i, _)| i.id).or(self.after);
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let io = |e: csv::Error| CoreError::Internal(format!("writing CSV: {e}"));
-        if std::mem::take(&mut self.header) {
-            w.write_record(EXPORT_COLUMNS).map_err(io)?;
-        }
-        for (i, code) in &rows {
-            w.write_record([
-                cell(&i.invoice_number),
-                cell(code),
-                i.kind.clone(),
-                i.amount.to_string(),
-                i.paid_amount.to_string(),
-                i.due_date.to_string(),
-                i.status.clone(),
-                i.paid_at.map(ts).unwrap_or_default(),
-                ts(i.created_at),
-                i.booking_id.to_string(),
-            ])
-            .map_err(io)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| CoreError::Internal(format!("writing CSV: {e}")))?;
-        Ok(Some(Bytes::from(bytes)))
+        Ok(rows
+            .iter()
+            .map(|(i, code)| {
+                let cells = vec![
+                    cell(&i.invoice_number),
+                    cell(code),
+                    i.kind.clone(),
+                    i.amount.to_string(),
+                    i.paid_amount.to_string(),
+                    i.due_date.to_string(),
+                    i.status.clone(),
+                    i.paid_at.map(ts).unwrap_or_default(),
+                    ts(i.created_at),
+                    i.booking_id.to_string(),
+                ];
+                (i.id, cells)
+            })
+            .collect())
     }
 }
