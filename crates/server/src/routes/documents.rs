@@ -70,6 +70,20 @@ pub(crate) fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_
     actix_web::error::InternalError::from_response(err, api.error_response()).into()
 }
 
+/// The parsed form, or the response its error deserves. Content-type errors skip the form
+/// config's handler, so they are mapped here like every other multipart error.
+pub(crate) fn parsed_form<T: actix_multipart::form::MultipartCollect>(
+    form: Result<MultipartForm<T>, actix_web::Error>,
+) -> Result<T, Box<HttpResponse>> {
+    match form {
+        Ok(f) => Ok(f.into_inner()),
+        Err(e) => Err(Box::new(match e.as_error::<MultipartError>() {
+            Some(m) => multipart_problem(m).error_response(),
+            None => e.error_response(),
+        })),
+    }
+}
+
 /// Over a limit 413, not multipart 415, missing field 422, anything else 400.
 pub(crate) fn multipart_problem(err: &MultipartError) -> ApiError {
     let too_large = |e: &MultipartError| match e {
@@ -117,13 +131,9 @@ pub async fn upload(
         .services
         .require(&auth.0, Access::VerifiedStaff)
         .await?;
-    let form = match form {
-        Ok(f) => f.into_inner(),
-        // Content-type errors skip the config's handler: map them here.
-        Err(e) => match e.as_error::<MultipartError>() {
-            Some(m) => return Err(multipart_problem(m)),
-            None => return Ok(e.error_response()),
-        },
+    let form = match parsed_form(form) {
+        Ok(f) => f,
+        Err(res) => return Ok(*res),
     };
     let doc = state
         .services

@@ -1,7 +1,6 @@
 //! Payments after the booking: a booking's schedule of invoices, invoice lists and export,
 //! payments with proof uploads, their verification, and the proof download.
 
-use actix_multipart::MultipartError;
 use actix_multipart::form::bytes::Bytes as FileField;
 use actix_multipart::form::text::Text;
 use actix_multipart::form::{MultipartForm, MultipartFormConfig};
@@ -21,7 +20,7 @@ use uuid::Uuid;
 use crate::csv_export::{CsvSource, cell, csv_response, ts};
 use crate::error::{ApiResult, ProblemBody};
 use crate::extract::{Auth, RequestCtx};
-use crate::routes::documents::{multipart_error, multipart_problem};
+use crate::routes::documents::{multipart_error, parsed_form};
 use crate::state::AppState;
 
 /// Room for the text fields and multipart framing beyond the file itself.
@@ -169,13 +168,9 @@ pub async fn submit(
         .services
         .require(&auth.0, Access::VerifiedStaff)
         .await?;
-    let form = match form {
-        Ok(f) => f.into_inner(),
-        // Content-type errors skip the config's handler: map them here.
-        Err(e) => match e.as_error::<MultipartError>() {
-            Some(m) => return Err(multipart_problem(m)),
-            None => return Ok(e.error_response()),
-        },
+    let form = match parsed_form(form) {
+        Ok(f) => f,
+        Err(res) => return Ok(*res),
     };
     let input = NewPayment {
         amount: form.amount.into_inner(),
