@@ -4,7 +4,7 @@
 use kavling_core::list::ListSpec;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
@@ -311,109 +311,377 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
 /// clients (and schemathesis's stateful phase) can follow them.
 struct Links;
 
-/// (path, method, status, link name, target operation id, parameter, where the id is).
-const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
-    (
+/// Where a link's id comes from: the created resource's own id, or the path id of the request.
+const NEW_ID: &str = "$response.body#/id";
+const PATH_ID: &str = "$request.path.id";
+
+/// One link: from (path, method, status) to the operation `target`, filling `param` with `expr`,
+/// or (when `param` is empty) merging `{field: expr}` into the target's generated body.
+struct LinkSpec {
+    path: &'static str,
+    method: &'static str,
+    status: &'static str,
+    target: &'static str,
+    param: &'static str,
+    body_field: &'static str,
+    expr: &'static str,
+}
+
+const fn to_path(
+    path: &'static str,
+    method: &'static str,
+    status: &'static str,
+    target: &'static str,
+    expr: &'static str,
+) -> LinkSpec {
+    LinkSpec {
+        path,
+        method,
+        status,
+        target,
+        param: "id",
+        body_field: "",
+        expr,
+    }
+}
+
+const fn to_body(
+    path: &'static str,
+    method: &'static str,
+    status: &'static str,
+    target: &'static str,
+    body_field: &'static str,
+) -> LinkSpec {
+    LinkSpec {
+        path,
+        method,
+        status,
+        target,
+        param: "",
+        body_field,
+        expr: NEW_ID,
+    }
+}
+
+/// Every link. A new create operation adds its own here (see docs/ARCHITECTURE.md, "OpenAPI").
+const LINKS: &[LinkSpec] = &[
+    // A project: read it, its units, availability and siteplan; upload a drawing, add units.
+    to_path("/api/v1/projects", "post", "201", "getProjects", NEW_ID),
+    to_path(
+        "/api/v1/projects",
+        "post",
+        "201",
+        "listProjectsUnits",
+        NEW_ID,
+    ),
+    to_path(
+        "/api/v1/projects",
+        "post",
+        "201",
+        "createProjectsUnits",
+        NEW_ID,
+    ),
+    to_path("/api/v1/projects", "post", "201", "availability", NEW_ID),
+    to_path(
+        "/api/v1/projects",
+        "post",
+        "201",
+        "uploadProjectsSiteplan",
+        NEW_ID,
+    ),
+    to_path("/api/v1/projects", "post", "201", "geometry", NEW_ID),
+    to_path("/api/v1/projects", "post", "201", "mapping", NEW_ID),
+    // A drawing: its SVG, geometry and mapping.
+    to_path(
+        "/api/v1/projects/{id}/siteplan",
+        "put",
+        "200",
+        "svg",
+        PATH_ID,
+    ),
+    to_path(
+        "/api/v1/projects/{id}/siteplan",
+        "put",
+        "200",
+        "geometry",
+        PATH_ID,
+    ),
+    to_path(
+        "/api/v1/projects/{id}/siteplan",
+        "put",
+        "200",
+        "mapping",
+        PATH_ID,
+    ),
+    to_path(
+        "/api/v1/projects/{id}/siteplan",
+        "put",
+        "200",
+        "set_mapping",
+        PATH_ID,
+    ),
+    // A unit: read and change it, book it, ask about it.
+    to_path(
+        "/api/v1/projects/{id}/units",
+        "post",
+        "201",
+        "getUnits",
+        NEW_ID,
+    ),
+    to_path(
+        "/api/v1/projects/{id}/units",
+        "post",
+        "201",
+        "patchUnits",
+        NEW_ID,
+    ),
+    to_body(
+        "/api/v1/projects/{id}/units",
+        "post",
+        "201",
+        "createBookings",
+        "unitId",
+    ),
+    to_body(
+        "/api/v1/projects/{id}/units",
+        "post",
+        "201",
+        "createLeads",
+        "unitId",
+    ),
+    // A customer: read it, book for them.
+    to_path("/api/v1/customers", "post", "201", "getCustomers", NEW_ID),
+    // A booking: read, change, cancel; its documents and payment schedule.
+    to_path("/api/v1/bookings", "post", "201", "getBookings", NEW_ID),
+    to_path("/api/v1/bookings", "post", "201", "patchBookings", NEW_ID),
+    to_path("/api/v1/bookings", "post", "201", "cancel", NEW_ID),
+    to_path(
         "/api/v1/bookings",
         "post",
         "201",
-        "ScheduleInvoices",
+        "listBookingsDocuments",
+        NEW_ID,
+    ),
+    to_path(
+        "/api/v1/bookings",
+        "post",
+        "201",
+        "uploadBookingsDocuments",
+        NEW_ID,
+    ),
+    to_path(
+        "/api/v1/bookings",
+        "post",
+        "201",
         "schedule_invoices",
-        "id",
-        "$response.body#/id",
+        NEW_ID,
     ),
-    (
-        "/api/v1/leads",
+    to_path(
+        "/api/v1/bookings",
         "post",
         "201",
-        "FileDispute",
-        "file_dispute",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "GetInvoice",
-        "get_invoice",
-        "id",
-        "$response.body#/0/id",
-    ),
-    (
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "SubmitPayment",
-        "submit_payment",
-        "id",
-        "$response.body#/0/id",
-    ),
-    (
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "ListBookingInvoices",
         "list_booking_invoices",
-        "id",
-        "$request.path.id",
+        NEW_ID,
     ),
-    (
+    // A booking document: download and verify it.
+    to_path(
+        "/api/v1/bookings/{id}/documents",
+        "post",
+        "201",
+        "file",
+        NEW_ID,
+    ),
+    to_path(
+        "/api/v1/bookings/{id}/documents",
+        "post",
+        "201",
+        "verify",
+        NEW_ID,
+    ),
+    // A schedule: its first invoice, a payment against it, the booking's invoices.
+    to_path(
+        "/api/v1/bookings/{id}/schedule",
+        "post",
+        "201",
+        "get_invoice",
+        "$response.body#/0/id",
+    ),
+    to_path(
+        "/api/v1/bookings/{id}/schedule",
+        "post",
+        "201",
+        "submit_payment",
+        "$response.body#/0/id",
+    ),
+    to_path(
+        "/api/v1/bookings/{id}/schedule",
+        "post",
+        "201",
+        "list_booking_invoices",
+        PATH_ID,
+    ),
+    // A payment: read it, its proof, decide it.
+    to_path(
         "/api/v1/invoices/{id}/payments",
         "post",
         "201",
-        "DecidePayment",
-        "decide_payment",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "GetPayment",
         "get_payment",
-        "id",
-        "$response.body#/id",
+        NEW_ID,
     ),
-    (
+    to_path(
         "/api/v1/invoices/{id}/payments",
         "post",
         "201",
-        "PaymentProof",
         "payment_proof",
-        "id",
-        "$response.body#/id",
+        NEW_ID,
     ),
-    (
+    to_path(
+        "/api/v1/invoices/{id}/payments",
+        "post",
+        "201",
+        "decide_payment",
+        NEW_ID,
+    ),
+    // A lead: unlock it, dispute it; a dispute: decide it.
+    to_path("/api/v1/leads", "post", "201", "unlock", NEW_ID),
+    to_path("/api/v1/leads", "post", "201", "file_dispute", NEW_ID),
+    to_path(
         "/api/v1/leads/{id}/disputes",
         "post",
         "201",
-        "DecideDispute",
         "decide_dispute",
-        "id",
-        "$response.body#/id",
+        NEW_ID,
     ),
+    // A user: the admin's operations on them.
+    to_path(
+        "/api/v1/auth/register",
+        "post",
+        "201",
+        "disable",
+        "$response.body#/user/id",
+    ),
+    to_path(
+        "/api/v1/auth/register",
+        "post",
+        "201",
+        "enable",
+        "$response.body#/user/id",
+    ),
+    to_path(
+        "/api/v1/auth/register",
+        "post",
+        "201",
+        "decide_kyc",
+        "$response.body#/user/id",
+    ),
+    LinkSpec {
+        path: "/api/v1/auth/register",
+        method: "post",
+        status: "201",
+        target: "topup",
+        param: "userId",
+        body_field: "",
+        expr: "$response.body#/user/id",
+    },
 ];
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, method, status, name, target, param, expr) in LINKS {
-            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+        for l in LINKS {
+            let Some(item) = openapi.paths.paths.get_mut(l.path) else {
                 continue;
             };
-            let op = match *method {
+            let op = match l.method {
                 "post" => item.post.as_mut(),
-                "patch" => item.patch.as_mut(),
+                "put" => item.put.as_mut(),
                 _ => item.get.as_mut(),
             };
             let Some(op) = op else { continue };
-            if let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) {
-                let link = utoipa::openapi::link::LinkBuilder::new()
-                    .operation_id(*target)
-                    .parameter(*param, serde_json::Value::String((*expr).to_owned()))
-                    .build();
-                response.links.insert((*name).to_owned(), RefOr::T(link));
+            if let Some(RefOr::T(response)) = op.responses.responses.get_mut(l.status) {
+                let mut link = utoipa::openapi::link::LinkBuilder::new().operation_id(l.target);
+                link = if l.param.is_empty() {
+                    link.request_body(Some(serde_json::json!({ l.body_field: l.expr })))
+                } else {
+                    link.parameter(l.param, serde_json::Value::String(l.expr.to_owned()))
+                };
+                let name = format!("{}{}", l.target[..1].to_ascii_uppercase(), &l.target[1..]);
+                response.links.insert(name, RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
+/// Rules of the server that the derives cannot state, written into the component schemas with
+/// the JSON Schema keywords that state them exactly (OpenAPI 3.1 is JSON Schema 2020-12), so
+/// generated clients and schemathesis know them:
+/// - `NewBooking`: exactly one of `customerId` and `customer` (`oneOf`).
+/// - `PaymentDecision`: a `reason` with a visible character when `verified` is false (`if`/`then`).
+/// - `ScheduleInput.items`: at most one `BOOKING_FEE` item (`contains` + `maxContains`).
+/// - multipart forms: no fields beyond the documented ones (`additionalProperties: false`).
+struct Rules;
+
+/// A visible (non-blank) character, as the server's `trim()` judges it; `\x85` is listed
+/// because Python's `\s` counts it and ECMA's does not.
+const VISIBLE: &str = r"[^\s\x85]";
+
+/// Adds JSON Schema keywords that utoipa has no field for to an object or array schema.
+fn add_keywords(schema: &mut Schema, keywords: serde_json::Value) {
+    let serde_json::Value::Object(map) = keywords else {
+        return;
+    };
+    let extensions = match schema {
+        Schema::Object(o) => &mut o.extensions,
+        Schema::Array(a) => &mut a.extensions,
+        _ => return,
+    };
+    extensions.get_or_insert_with(Default::default).extend(map);
+}
+
+fn component<'a>(openapi: &'a mut utoipa::openapi::OpenApi, name: &str) -> Option<&'a mut Schema> {
+    match openapi.components.as_mut()?.schemas.get_mut(name)? {
+        RefOr::T(s) => Some(s),
+        RefOr::Ref(_) => None,
+    }
+}
+
+impl Modify for Rules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(s) = component(openapi, "NewBooking") {
+            add_keywords(
+                s,
+                serde_json::json!({"oneOf": [
+                    {"title": "ByCustomerId", "required": ["customerId"],
+                     "properties": {"customerId": {"type": "string"}, "customer": {"type": "null"}}},
+                    {"title": "ByInlineCustomer", "required": ["customer"],
+                     "properties": {"customer": {"type": "object"}, "customerId": {"type": "null"}}},
+                ]}),
+            );
+        }
+        if let Some(s) = component(openapi, "PaymentDecision") {
+            add_keywords(
+                s,
+                serde_json::json!({
+                    "if": {"properties": {"verified": {"const": false}}, "required": ["verified"]},
+                    "then": {"required": ["reason"],
+                             "properties": {"reason": {"type": "string", "pattern": VISIBLE}}},
+                }),
+            );
+        }
+        if let Some(Schema::Object(o)) = component(openapi, "ScheduleInput")
+            && let Some(RefOr::T(items)) = o.properties.get_mut("items")
+        {
+            add_keywords(
+                items,
+                serde_json::json!({
+                    "contains": {"properties": {"kind": {"const": "BOOKING_FEE"}}, "required": ["kind"]},
+                    "minContains": 0,
+                    "maxContains": 1,
+                }),
+            );
+        }
+        for form in ["KycUploadDoc", "DocumentUploadDoc", "PaymentUploadDoc"] {
+            if let Some(Schema::Object(o)) = component(openapi, form) {
+                o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
             }
         }
     }
@@ -428,7 +696,8 @@ impl Modify for Links {
             application/problem+json with a stable `code`. The WebSocket protocol (`GET /ws`) is described in CONTRACT.md \
             and docs/flutter.md.",
     ),
-    modifiers(&Conventions, &Links),
+    modifiers(&Conventions, &Links, &Rules),
+    components(schemas(kavling_core::services::kyc::KycDocument)),
     paths(
         routes::health::healthz,
         routes::health::readyz,

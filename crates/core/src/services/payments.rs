@@ -290,8 +290,17 @@ pub fn open_status(due: NaiveDate, now: DateTime<Utc>) -> InvoiceStatus {
     }
 }
 
+/// The 409 of a schedule whose BOOKING_FEE the booking already has: a conflict with the
+/// booking's state, unlike two in one request (422, stated by the schema's `maxContains`).
+fn booking_fee_exists() -> CoreError {
+    CoreError::conflict(
+        "duplicate_booking_fee",
+        "the booking already has its BOOKING_FEE invoice",
+    )
+}
+
 /// Checks a schedule request (count, amounts, one booking fee); `has_fee` says whether the
-/// booking already has its BOOKING_FEE invoice.
+/// booking already has its BOOKING_FEE invoice (then a BOOKING_FEE item is 409).
 pub fn validate_schedule(input: &ScheduleInput, has_fee: bool) -> CoreResult<()> {
     let mut errors = Vec::new();
     if input.items.is_empty() || input.items.len() > MAX_SCHEDULE_ITEMS {
@@ -301,7 +310,7 @@ pub fn validate_schedule(input: &ScheduleInput, has_fee: bool) -> CoreResult<()>
             format!("give 1 to {MAX_SCHEDULE_ITEMS} items"),
         ));
     }
-    let mut fees = usize::from(has_fee);
+    let mut fees = 0;
     for (i, item) in input.items.iter().enumerate() {
         if !(1..=MAX_INVOICE_AMOUNT).contains(&item.amount) {
             errors.push(FieldError::new(
@@ -321,11 +330,13 @@ pub fn validate_schedule(input: &ScheduleInput, has_fee: bool) -> CoreResult<()>
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CoreError::Validation(errors))
+    if !errors.is_empty() {
+        return Err(CoreError::Validation(errors));
     }
+    if has_fee && fees > 0 {
+        return Err(booking_fee_exists());
+    }
+    Ok(())
 }
 
 /// A checked payment submission.
@@ -682,11 +693,7 @@ impl Services {
             Ok(_) => {}
             // ux_invoices_booking_fee: a concurrent schedule added the booking fee first.
             Err(e) if CoreError::is_unique_violation(&e) => {
-                return Err(CoreError::invalid_field(
-                    "items",
-                    "duplicate",
-                    "a booking has at most one BOOKING_FEE invoice",
-                ));
+                return Err(booking_fee_exists());
             }
             Err(e) => return Err(e.into()),
         }
@@ -943,9 +950,9 @@ impl Services {
             .map(|p| p.amount)
             .sum();
         let committed = updated.paid_amount.saturating_add(pending);
+        // A conflict with what the invoice already holds (409), not a malformed amount.
         if committed.saturating_add(draft.amount) > updated.amount {
-            return Err(CoreError::invalid_field(
-                "amount",
+            return Err(CoreError::conflict(
                 "overpayment",
                 format!(
                     "the invoice is {} rupiah; {} are paid or awaiting verification, so at most {} more",
@@ -1297,7 +1304,13 @@ mod tests {
             ],
         };
         assert!(validate_schedule(&ok, false).is_ok());
-        assert!(validate_schedule(&ok, true).is_err());
+        assert!(matches!(
+            validate_schedule(&ok, true),
+            Err(CoreError::Conflict {
+                code: "duplicate_booking_fee",
+                ..
+            })
+        ));
         assert!(validate_schedule(&ScheduleInput { items: vec![] }, false).is_err());
         let many = ScheduleInput {
             items: (0..61).map(|_| item(InvoiceKind::Installment, 1)).collect(),

@@ -23,8 +23,9 @@ use crate::state::AppState;
 /// Room for the text fields and multipart framing beyond the file itself.
 const FORM_OVERHEAD: usize = 64 * 1024;
 
-/// `POST /bookings/{id}/documents` form.
+/// `POST /bookings/{id}/documents` form; fields beyond these are refused (400).
 #[derive(MultipartForm)]
+#[multipart(deny_unknown_fields)]
 pub struct DocumentUpload {
     /// The file (PDF, JPEG or PNG), at most 5 MiB.
     #[multipart(limit = "5MiB")]
@@ -46,7 +47,7 @@ pub struct DocumentUploadDoc {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// One of `ktp`, `npwp`, `slip-gaji`, `kk`, `lainnya`.
-    #[schema(pattern = "^(ktp|npwp|slip-gaji|kk|lainnya)$")]
+    #[schema(schema_with = kavling_core::services::documents::document_type_schema)]
     document_type: String,
     /// A label for humans.
     #[schema(
