@@ -614,7 +614,7 @@ impl Modify for Links {
 /// Rules of the server that the derives cannot state, written into the component schemas with
 /// the JSON Schema keywords that state them exactly (OpenAPI 3.1 is JSON Schema 2020-12), so
 /// generated clients and schemathesis know them:
-/// - `NewBooking`: exactly one of `customerId` and `customer` (`oneOf`).
+/// - `NewBooking`: exactly one of `customerId` and `customer` (`if`/`then`/`else`).
 /// - `PaymentDecision`: a `reason` with a visible character when `verified` is false (`if`/`then`).
 /// - `ScheduleInput.items`: at most one `BOOKING_FEE` item (`contains` + `maxContains`).
 /// - multipart forms: no fields beyond the documented ones (`additionalProperties: false`).
@@ -647,14 +647,15 @@ fn component<'a>(openapi: &'a mut utoipa::openapi::OpenApi, name: &str) -> Optio
 impl Modify for Rules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(s) = component(openapi, "NewBooking") {
+            // if/then/else rather than oneOf: generators that ignore the rule still see one
+            // plain object (oneOf makes some emit a union of unnamed models).
             add_keywords(
                 s,
-                serde_json::json!({"oneOf": [
-                    {"title": "ByCustomerId", "required": ["customerId"],
-                     "properties": {"customerId": {"type": "string"}, "customer": {"type": "null"}}},
-                    {"title": "ByInlineCustomer", "required": ["customer"],
-                     "properties": {"customer": {"type": "object"}, "customerId": {"type": "null"}}},
-                ]}),
+                serde_json::json!({
+                    "if": {"properties": {"customerId": {"type": "string"}}, "required": ["customerId"]},
+                    "then": {"properties": {"customer": {"type": "null"}}},
+                    "else": {"properties": {"customer": {"type": "object"}}, "required": ["customer"]},
+                }),
             );
         }
         if let Some(s) = component(openapi, "PaymentDecision") {
