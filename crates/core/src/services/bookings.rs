@@ -93,6 +93,7 @@ pub struct BookingUnit {
     /// Price in rupiah.
     pub price: i64,
     /// Current status.
+    #[schema(value_type = crate::domain::UnitStatus)]
     pub status: String,
 }
 
@@ -128,10 +129,13 @@ pub struct BookingView {
     /// When it was booked.
     pub booking_date: DateTime<Utc>,
     /// Lifecycle status.
+    #[schema(value_type = crate::domain::BookingStatus)]
     pub status: String,
     /// Payment status.
+    #[schema(value_type = crate::domain::PaymentStatus)]
     pub payment_status: String,
     /// Payment method.
+    #[schema(value_type = Option<crate::domain::PaymentMethod>)]
     pub payment_method: Option<String>,
     /// When it was paid.
     pub payment_date: Option<DateTime<Utc>>,

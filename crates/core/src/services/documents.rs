@@ -36,6 +36,7 @@ pub struct DocumentView {
     /// The booking.
     pub booking_id: Uuid,
     /// `ktp`, `npwp`, `slip-gaji`, `kk` or `lainnya`.
+    #[schema(schema_with = document_type_schema)]
     pub document_type: String,
     /// The name given by the uploader.
     pub document_name: String,

@@ -79,6 +79,7 @@ pub struct InvoiceView {
     /// The booking.
     pub booking_id: Uuid,
     /// BOOKING_FEE, DOWN_PAYMENT, INSTALLMENT or KPR.
+    #[schema(value_type = crate::domain::InvoiceKind)]
     pub kind: String,
     /// Amount due, rupiah.
     pub amount: i64,
@@ -87,6 +88,7 @@ pub struct InvoiceView {
     /// Due date.
     pub due_date: NaiveDate,
     /// UNPAID, AWAITING_VERIFICATION, PAID, OVERDUE or VOID.
+    #[schema(value_type = crate::domain::InvoiceStatus)]
     pub status: String,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -128,10 +130,12 @@ pub struct PaymentView {
     /// Rupiah.
     pub amount: i64,
     /// TRANSFER, CASH, CHECK or CREDIT.
+    #[schema(value_type = crate::domain::PaymentMethod)]
     pub method: String,
     /// When the customer paid (as submitted).
     pub paid_at: DateTime<Utc>,
     /// AWAITING_VERIFICATION, VERIFIED or REJECTED.
+    #[schema(value_type = crate::domain::PaymentProofStatus)]
     pub status: String,
     /// Why it was rejected.
     pub reason: Option<String>,
