@@ -315,297 +315,101 @@ struct Links;
 const NEW_ID: &str = "$response.body#/id";
 const PATH_ID: &str = "$request.path.id";
 
-/// One link: from (path, method, status) to the operation `target`, filling `param` with `expr`,
-/// or (when `param` is empty) merging `{field: expr}` into the target's generated body.
-struct LinkSpec {
-    path: &'static str,
-    method: &'static str,
-    status: &'static str,
-    target: &'static str,
-    param: &'static str,
-    body_field: &'static str,
-    expr: &'static str,
+/// What a link fills in the target operation.
+enum Fill {
+    /// The path parameter `id` with this expression.
+    Id(&'static str),
+    /// Another parameter, with this expression.
+    Param(&'static str, &'static str),
+    /// Merges `{field: <the new id>}` into the target's generated body.
+    Body(&'static str),
 }
 
-const fn to_path(
-    path: &'static str,
-    method: &'static str,
-    status: &'static str,
-    target: &'static str,
-    expr: &'static str,
-) -> LinkSpec {
-    LinkSpec {
-        path,
-        method,
-        status,
-        target,
-        param: "id",
-        body_field: "",
-        expr,
-    }
-}
+use Fill::{Body, Id, Param};
 
-const fn to_body(
-    path: &'static str,
-    method: &'static str,
-    status: &'static str,
-    target: &'static str,
-    body_field: &'static str,
-) -> LinkSpec {
-    LinkSpec {
-        path,
-        method,
-        status,
-        target,
-        param: "",
-        body_field,
-        expr: NEW_ID,
-    }
-}
-
-/// Every link. A new create operation adds its own here (see docs/ARCHITECTURE.md, "OpenAPI").
-const LINKS: &[LinkSpec] = &[
+/// Every link: from (path, method, status) to (target operation id, what it fills). A new
+/// create operation adds its row here (see docs/ARCHITECTURE.md, "The OpenAPI document").
+#[rustfmt::skip]
+const LINKS: &[(&str, &str, &str, &[(&str, Fill)])] = &[
     // A project: read it, its units, availability and siteplan; upload a drawing, add units.
-    to_path("/api/v1/projects", "post", "201", "getProjects", NEW_ID),
-    to_path(
-        "/api/v1/projects",
-        "post",
-        "201",
-        "listProjectsUnits",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/projects",
-        "post",
-        "201",
-        "createProjectsUnits",
-        NEW_ID,
-    ),
-    to_path("/api/v1/projects", "post", "201", "availability", NEW_ID),
-    to_path(
-        "/api/v1/projects",
-        "post",
-        "201",
-        "uploadProjectsSiteplan",
-        NEW_ID,
-    ),
-    to_path("/api/v1/projects", "post", "201", "geometry", NEW_ID),
-    to_path("/api/v1/projects", "post", "201", "mapping", NEW_ID),
+    ("/api/v1/projects", "post", "201", &[
+        ("getProjects", Id(NEW_ID)), ("listProjectsUnits", Id(NEW_ID)),
+        ("createProjectsUnits", Id(NEW_ID)), ("availability", Id(NEW_ID)),
+        ("uploadProjectsSiteplan", Id(NEW_ID)), ("geometry", Id(NEW_ID)), ("mapping", Id(NEW_ID)),
+    ]),
     // A drawing: its SVG, geometry and mapping.
-    to_path(
-        "/api/v1/projects/{id}/siteplan",
-        "put",
-        "200",
-        "svg",
-        PATH_ID,
-    ),
-    to_path(
-        "/api/v1/projects/{id}/siteplan",
-        "put",
-        "200",
-        "geometry",
-        PATH_ID,
-    ),
-    to_path(
-        "/api/v1/projects/{id}/siteplan",
-        "put",
-        "200",
-        "mapping",
-        PATH_ID,
-    ),
-    to_path(
-        "/api/v1/projects/{id}/siteplan",
-        "put",
-        "200",
-        "set_mapping",
-        PATH_ID,
-    ),
+    ("/api/v1/projects/{id}/siteplan", "put", "200", &[
+        ("svg", Id(PATH_ID)), ("geometry", Id(PATH_ID)), ("mapping", Id(PATH_ID)),
+        ("set_mapping", Id(PATH_ID)),
+    ]),
     // A unit: read and change it, book it, ask about it.
-    to_path(
-        "/api/v1/projects/{id}/units",
-        "post",
-        "201",
-        "getUnits",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/projects/{id}/units",
-        "post",
-        "201",
-        "patchUnits",
-        NEW_ID,
-    ),
-    to_body(
-        "/api/v1/projects/{id}/units",
-        "post",
-        "201",
-        "createBookings",
-        "unitId",
-    ),
-    to_body(
-        "/api/v1/projects/{id}/units",
-        "post",
-        "201",
-        "createLeads",
-        "unitId",
-    ),
-    // A customer: read it, book for them.
-    to_path("/api/v1/customers", "post", "201", "getCustomers", NEW_ID),
+    ("/api/v1/projects/{id}/units", "post", "201", &[
+        ("getUnits", Id(NEW_ID)), ("patchUnits", Id(NEW_ID)),
+        ("createBookings", Body("unitId")), ("createLeads", Body("unitId")),
+    ]),
+    // A customer: read it.
+    ("/api/v1/customers", "post", "201", &[("getCustomers", Id(NEW_ID))]),
     // A booking: read, change, cancel; its documents and payment schedule.
-    to_path("/api/v1/bookings", "post", "201", "getBookings", NEW_ID),
-    to_path("/api/v1/bookings", "post", "201", "patchBookings", NEW_ID),
-    to_path("/api/v1/bookings", "post", "201", "cancel", NEW_ID),
-    to_path(
-        "/api/v1/bookings",
-        "post",
-        "201",
-        "listBookingsDocuments",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/bookings",
-        "post",
-        "201",
-        "uploadBookingsDocuments",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/bookings",
-        "post",
-        "201",
-        "schedule_invoices",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/bookings",
-        "post",
-        "201",
-        "list_booking_invoices",
-        NEW_ID,
-    ),
+    ("/api/v1/bookings", "post", "201", &[
+        ("getBookings", Id(NEW_ID)), ("patchBookings", Id(NEW_ID)), ("cancel", Id(NEW_ID)),
+        ("listBookingsDocuments", Id(NEW_ID)), ("uploadBookingsDocuments", Id(NEW_ID)),
+        ("schedule_invoices", Id(NEW_ID)), ("list_booking_invoices", Id(NEW_ID)),
+    ]),
     // A booking document: download and verify it.
-    to_path(
-        "/api/v1/bookings/{id}/documents",
-        "post",
-        "201",
-        "file",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/bookings/{id}/documents",
-        "post",
-        "201",
-        "verify",
-        NEW_ID,
-    ),
+    ("/api/v1/bookings/{id}/documents", "post", "201", &[
+        ("file", Id(NEW_ID)), ("verify", Id(NEW_ID)),
+    ]),
     // A schedule: its first invoice, a payment against it, the booking's invoices.
-    to_path(
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "get_invoice",
-        "$response.body#/0/id",
-    ),
-    to_path(
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "submit_payment",
-        "$response.body#/0/id",
-    ),
-    to_path(
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "list_booking_invoices",
-        PATH_ID,
-    ),
+    ("/api/v1/bookings/{id}/schedule", "post", "201", &[
+        ("get_invoice", Id("$response.body#/0/id")),
+        ("submit_payment", Id("$response.body#/0/id")),
+        ("list_booking_invoices", Id(PATH_ID)),
+    ]),
     // A payment: read it, its proof, decide it.
-    to_path(
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "get_payment",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "payment_proof",
-        NEW_ID,
-    ),
-    to_path(
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "decide_payment",
-        NEW_ID,
-    ),
+    ("/api/v1/invoices/{id}/payments", "post", "201", &[
+        ("get_payment", Id(NEW_ID)), ("payment_proof", Id(NEW_ID)), ("decide_payment", Id(NEW_ID)),
+    ]),
     // A lead: unlock it, dispute it; a dispute: decide it.
-    to_path("/api/v1/leads", "post", "201", "unlock", NEW_ID),
-    to_path("/api/v1/leads", "post", "201", "file_dispute", NEW_ID),
-    to_path(
-        "/api/v1/leads/{id}/disputes",
-        "post",
-        "201",
-        "decide_dispute",
-        NEW_ID,
-    ),
+    ("/api/v1/leads", "post", "201", &[("unlock", Id(NEW_ID)), ("file_dispute", Id(NEW_ID))]),
+    ("/api/v1/leads/{id}/disputes", "post", "201", &[("decide_dispute", Id(NEW_ID))]),
     // A user: the admin's operations on them.
-    to_path(
-        "/api/v1/auth/register",
-        "post",
-        "201",
-        "disable",
-        "$response.body#/user/id",
-    ),
-    to_path(
-        "/api/v1/auth/register",
-        "post",
-        "201",
-        "enable",
-        "$response.body#/user/id",
-    ),
-    to_path(
-        "/api/v1/auth/register",
-        "post",
-        "201",
-        "decide_kyc",
-        "$response.body#/user/id",
-    ),
-    LinkSpec {
-        path: "/api/v1/auth/register",
-        method: "post",
-        status: "201",
-        target: "topup",
-        param: "userId",
-        body_field: "",
-        expr: "$response.body#/user/id",
-    },
+    ("/api/v1/auth/register", "post", "201", &[
+        ("disable", Id("$response.body#/user/id")), ("enable", Id("$response.body#/user/id")),
+        ("decide_kyc", Id("$response.body#/user/id")),
+        ("topup", Param("userId", "$response.body#/user/id")),
+    ]),
 ];
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for l in LINKS {
-            let Some(item) = openapi.paths.paths.get_mut(l.path) else {
+        for (path, method, status, links) in LINKS {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
                 continue;
             };
-            let op = match l.method {
+            let op = match *method {
                 "post" => item.post.as_mut(),
                 "put" => item.put.as_mut(),
                 _ => item.get.as_mut(),
             };
-            let Some(op) = op else { continue };
-            if let Some(RefOr::T(response)) = op.responses.responses.get_mut(l.status) {
-                let mut link = utoipa::openapi::link::LinkBuilder::new().operation_id(l.target);
-                link = if l.param.is_empty() {
-                    link.request_body(Some(serde_json::json!({ l.body_field: l.expr })))
-                } else {
-                    link.parameter(l.param, serde_json::Value::String(l.expr.to_owned()))
+            let Some(RefOr::T(response)) =
+                op.and_then(|op| op.responses.responses.get_mut(*status))
+            else {
+                continue;
+            };
+            for (target, fill) in *links {
+                let link = utoipa::openapi::link::LinkBuilder::new().operation_id(*target);
+                let link = match fill {
+                    Id(expr) => link.parameter("id", *expr),
+                    Param(name, expr) => link.parameter(*name, *expr),
+                    Body(field) => link.request_body(Some(serde_json::json!({ *field: NEW_ID }))),
                 };
-                let name = format!("{}{}", l.target[..1].to_ascii_uppercase(), &l.target[1..]);
-                response.links.insert(name, RefOr::T(link.build()));
+                let mut name: Vec<char> = target.chars().collect();
+                if let Some(first) = name.first_mut() {
+                    first.make_ascii_uppercase();
+                }
+                response
+                    .links
+                    .insert(name.into_iter().collect(), RefOr::T(link.build()));
             }
         }
     }

@@ -201,30 +201,33 @@ impl Services {
             }
         };
         // Judged by the same patterns the OpenAPI document publishes.
-        let ktp = match c.ktp_number.as_deref().map(nik_field) {
-            None | Some(Identifier::Absent) => None,
-            Some(Identifier::Digits(d)) => Some(d),
-            Some(Identifier::Invalid) => {
-                errors.push(FieldError::new(
-                    &f("ktpNumber"),
-                    "invalid_nik",
-                    "a NIK is 16 digits with a real birth date (DDMMYY, day + 40 for women) and a province code",
-                ));
-                None
-            }
-        };
-        let npwp = match c.npwp_number.as_deref().map(npwp_field) {
-            None | Some(Identifier::Absent) => None,
-            Some(Identifier::Digits(d)) => Some(d),
-            Some(Identifier::Invalid) => {
-                errors.push(FieldError::new(
-                    &f("npwpNumber"),
-                    "invalid_npwp",
-                    "an NPWP is 15 or 16 digits",
-                ));
-                None
-            }
-        };
+        let mut identifier =
+            |value: &Option<String>,
+             judge: fn(&str) -> Identifier,
+             (field, code, message): (&str, &str, &str)| {
+                match value.as_deref().map(judge) {
+                    None | Some(Identifier::Absent) => None,
+                    Some(Identifier::Digits(d)) => Some(d),
+                    Some(Identifier::Invalid) => {
+                        errors.push(FieldError::new(&f(field), code, message));
+                        None
+                    }
+                }
+            };
+        let ktp = identifier(
+            &c.ktp_number,
+            nik_field,
+            (
+                "ktpNumber",
+                "invalid_nik",
+                "a NIK is 16 digits with a real birth date (DDMMYY, day + 40 for women) and a province code",
+            ),
+        );
+        let npwp = identifier(
+            &c.npwp_number,
+            npwp_field,
+            ("npwpNumber", "invalid_npwp", "an NPWP is 15 or 16 digits"),
+        );
         let address = opt_text(&c.address);
         if address.as_ref().is_some_and(|a| a.chars().count() > 1000) {
             errors.push(FieldError::new(
