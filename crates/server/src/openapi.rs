@@ -327,10 +327,18 @@ enum Fill {
 
 use Fill::{Body, Id, Param};
 
+/// The links of one response: (path, method, status) and its (target operation id, fill)s.
+type LinkRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, Fill)],
+);
+
 /// Every link: from (path, method, status) to (target operation id, what it fills). A new
 /// create operation adds its row here (see docs/ARCHITECTURE.md, "The OpenAPI document").
 #[rustfmt::skip]
-const LINKS: &[(&str, &str, &str, &[(&str, Fill)])] = &[
+const LINKS: &[LinkRow] = &[
     // A project: read it, its units, availability and siteplan; upload a drawing, add units.
     ("/api/v1/projects", "post", "201", &[
         ("getProjects", Id(NEW_ID)), ("listProjectsUnits", Id(NEW_ID)),
