@@ -1106,6 +1106,10 @@ async fn documents_are_typed_by_content_capped_stored_safely_and_verified_by_adm
     upload(&app, &marketing, id, "ktp", "X", Some(&pdf((5 << 20) + 1)))
         .await
         .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    // A name over the form field's limit is a bad value (the schema's maxLength), not a big file.
+    let res = upload(&app, &marketing, id, "ktp", &"N".repeat(2048), Some(&ktp)).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(res.json["errors"][0]["field"], "documentName");
     let res = upload(&app, &marketing, id, "paspor", "X", Some(&ktp)).await;
     res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(res.json["errors"][0]["field"], "documentType");

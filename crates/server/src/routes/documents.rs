@@ -31,10 +31,12 @@ pub struct DocumentUpload {
     #[multipart(limit = "5MiB")]
     file: FileField,
     /// `ktp`, `npwp`, `slip-gaji`, `kk` or `lainnya`.
-    #[multipart(rename = "documentType", limit = "64B")]
+    // Text limits far above what the schema allows: an over-long value reaches the validator
+    // (422, the schema's maxLength), and only a form too big as a whole is 413.
+    #[multipart(rename = "documentType", limit = "16KiB")]
     document_type: Text<String>,
     /// A label for humans.
-    #[multipart(rename = "documentName", limit = "1KiB")]
+    #[multipart(rename = "documentName", limit = "16KiB")]
     document_name: Text<String>,
 }
 

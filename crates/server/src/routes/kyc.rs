@@ -34,8 +34,9 @@ pub struct KycForm {
     /// Office ID card image.
     #[multipart(rename = "officeIdCard", limit = "5MiB")]
     pub office_id_card: Bytes,
-    /// The agency.
-    #[multipart(rename = "companyName", limit = "4KiB")]
+    /// The agency. The limit is far above the schema's 200 characters, so an over-long name
+    /// reaches the validator (422); only a form too big as a whole is 413.
+    #[multipart(rename = "companyName", limit = "16KiB")]
     pub company_name: Text<String>,
 }
 

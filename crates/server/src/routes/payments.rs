@@ -34,13 +34,15 @@ pub struct PaymentUpload {
     #[multipart(limit = "5MiB")]
     file: FileField,
     /// Rupiah.
-    #[multipart(limit = "64B")]
+    // Text limits far above any valid value: an over-long one reaches the validator (422), and
+    // only a form too big as a whole is 413.
+    #[multipart(limit = "16KiB")]
     amount: Text<String>,
     /// TRANSFER, CASH, CHECK or CREDIT.
-    #[multipart(limit = "64B")]
+    #[multipart(limit = "16KiB")]
     method: Text<String>,
     /// RFC 3339.
-    #[multipart(rename = "paidAt", limit = "128B")]
+    #[multipart(rename = "paidAt", limit = "16KiB")]
     paid_at: Text<String>,
 }
 
