@@ -1098,8 +1098,10 @@ fn is_missing_customer(err: &sea_orm::DbErr) -> bool {
         Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(msg)) if msg.contains("customer_id"))
 }
 
+/// An unknown `customerId` is a missing resource (404), like an unknown `unitId`: the body is
+/// well formed, the customer it names does not exist.
 fn unknown_customer() -> CoreError {
-    CoreError::invalid_field("customerId", "not_found", "no such customer")
+    CoreError::NotFound("customer")
 }
 
 /// The `booking.created` audit record. PostgreSQL adds `customerId` inside its statement, where
