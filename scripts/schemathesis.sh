@@ -4,7 +4,8 @@
 # demo seed, logs in as the seeded admin, runs `st run --checks all` (schemathesis.toml holds the
 # only relaxations, each explained), and stops the server. Fails if any seed reports a failure.
 # Usage: scripts/schemathesis.sh [MAX_EXAMPLES] [SEED...]   (default: 100 examples, seeds 1 2 3)
-# The full run (100 examples, three seeds) takes about 25 minutes here; CI runs a shorter pass.
+# The full run (100 examples, three seeds) takes 30-45 minutes on this 2-core machine under load;
+# CI runs one seed with 25 examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/kavling/target}"
