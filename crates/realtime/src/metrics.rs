@@ -1,57 +1,67 @@
-//! Counters and a latency histogram, rendered in Prometheus text format.
+//! Counters, gauges and a latency histogram, exposed in Prometheus text format through
+//! `prometheus-client`. Every update on the hot path is one relaxed atomic add.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric, counter, gauge};
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the commit-to-send latency buckets, in milliseconds.
 pub const LATENCY_BUCKETS_MS: [u64; 11] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// A monotonically increasing counter (a `prometheus-client` counter: one shared atomic).
+#[derive(Clone, Debug, Default)]
+pub struct Counter(counter::Counter<u64, AtomicU64>);
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     /// Current value.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
+/// A value that goes up and down (a `prometheus-client` gauge).
+#[derive(Clone, Debug, Default)]
+pub struct Gauge(gauge::Gauge<i64, AtomicI64>);
 
 impl Gauge {
     /// Adds one.
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
     /// Subtracts one.
     pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
     /// Current value.
     pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// Fixed-bucket histogram of durations (buckets in [`LATENCY_BUCKETS_MS`] plus +Inf).
 #[derive(Debug, Default)]
-pub struct LatencyHistogram {
+struct HistogramCells {
     buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     sum_micros: AtomicU64,
     count: AtomicU64,
 }
+
+/// Fixed-bucket histogram of durations (buckets in [`LATENCY_BUCKETS_MS`] plus +Inf). Lock-free:
+/// `prometheus-client`'s own histogram takes a lock per observation, so this one keeps atomics
+/// and only lets the library encode it.
+#[derive(Clone, Debug, Default)]
+pub struct LatencyHistogram(Arc<HistogramCells>);
 
 impl LatencyHistogram {
     /// Records one observation.
@@ -61,31 +71,58 @@ impl LatencyHistogram {
             .iter()
             .position(|&b| ms <= b as f64)
             .unwrap_or(LATENCY_BUCKETS_MS.len());
-        if let Some(b) = self.buckets.get(idx) {
+        if let Some(b) = self.0.buckets.get(idx) {
             b.fetch_add(1, Ordering::Relaxed);
         }
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.0.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.0.count.fetch_add(1, Ordering::Relaxed);
     }
     /// Number of observations.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.0.count.load(Ordering::Relaxed)
     }
     /// Sum of observations.
     pub fn sum(&self) -> Duration {
-        Duration::from_micros(self.sum_micros.load(Ordering::Relaxed))
+        Duration::from_micros(self.0.sum_micros.load(Ordering::Relaxed))
     }
     /// Cumulative counts per bucket, the last one being +Inf.
     pub fn cumulative(&self) -> Vec<u64> {
         let mut acc = 0;
-        self.buckets
+        self.0
+            .buckets
             .iter()
             .map(|b| {
                 acc += b.load(Ordering::Relaxed);
                 acc
             })
             .collect()
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Per-bucket counts with their upper bounds in seconds; the encoder accumulates them and
+        // adds `+Inf` (the count, which includes the overflow bucket).
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_MS
+            .iter()
+            .zip(self.0.buckets.iter())
+            .map(|(ms, n)| (*ms as f64 / 1000.0, n.load(Ordering::Relaxed)))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(
+            self.sum().as_secs_f64(),
+            self.count(),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -125,111 +162,102 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Renders all metrics in Prometheus text exposition format (prefix `kavling_realtime_`).
-    pub fn render_prometheus(&self) -> String {
-        let mut out = String::new();
+    /// Registers every metric (prefix `kavling_realtime_`); the registry shares their values.
+    pub fn register(&self, registry: &mut Registry) {
         let gauges = [
             (
                 "connections",
-                "Open WebSocket connections.",
-                self.connections.get(),
+                "Open WebSocket connections",
+                &self.connections,
             ),
             (
                 "subscriptions",
-                "Live channel subscriptions.",
-                self.subscriptions.get(),
+                "Live channel subscriptions",
+                &self.subscriptions,
             ),
         ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP kavling_realtime_{name} {help}");
-            let _ = writeln!(out, "# TYPE kavling_realtime_{name} gauge");
-            let _ = writeln!(out, "kavling_realtime_{name} {v}");
+        for (name, help, g) in gauges {
+            registry.register(format!("kavling_realtime_{name}"), help, g.0.clone());
         }
+        // Counter names without `_total`: the encoder appends it.
         let counters = [
             (
-                "events_published_total",
-                "Events published on the bus.",
+                "events_published",
+                "Events published on the bus",
                 &self.events_published,
             ),
             (
-                "events_received_total",
-                "Events handed to the hub.",
+                "events_received",
+                "Events handed to the hub",
                 &self.events_received,
             ),
             (
-                "events_applied_total",
-                "Events fanned out by the hub.",
+                "events_applied",
+                "Events fanned out by the hub",
                 &self.events_applied,
             ),
             (
-                "duplicates_dropped_total",
-                "Duplicate events dropped.",
+                "duplicates_dropped",
+                "Duplicate events dropped",
                 &self.duplicates_dropped,
             ),
             (
-                "frames_sent_total",
-                "Unit frames queued to clients.",
+                "frames_sent",
+                "Unit frames queued to clients",
                 &self.frames_sent,
             ),
+            ("catch_ups", "Gap fills from the store", &self.catch_ups),
             (
-                "catch_ups_total",
-                "Gap fills from the store.",
-                &self.catch_ups,
-            ),
-            (
-                "catch_up_events_total",
-                "Events recovered from the store.",
+                "catch_up_events",
+                "Events recovered from the store",
                 &self.catch_up_events,
             ),
             (
-                "slow_client_closes_total",
-                "Clients closed for being slow.",
+                "slow_client_closes",
+                "Clients closed for being slow",
                 &self.slow_client_closes,
             ),
             (
-                "revoked_closes_total",
-                "Connections closed for a revoked token.",
+                "revoked_closes",
+                "Connections closed for a revoked token",
                 &self.revoked_closes,
             ),
             (
-                "redis_reconnects_total",
-                "Redis pub/sub reconnects.",
+                "redis_reconnects",
+                "Redis pub/sub reconnects",
                 &self.redis_reconnects,
             ),
             (
-                "snapshot_loads_total",
-                "Availability cache loads.",
+                "snapshot_loads",
+                "Availability cache loads",
                 &self.snapshot_loads,
             ),
             (
-                "store_errors_total",
-                "Failed event store calls.",
+                "store_errors",
+                "Failed event store calls",
                 &self.store_errors,
             ),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(out, "# HELP kavling_realtime_{name} {help}");
-            let _ = writeln!(out, "# TYPE kavling_realtime_{name} counter");
-            let _ = writeln!(out, "kavling_realtime_{name} {}", c.get());
+            registry.register(format!("kavling_realtime_{name}"), help, c.0.clone());
         }
-        let h = &self.commit_to_send;
-        let name = "kavling_realtime_commit_to_send_seconds";
-        let _ = writeln!(out, "# HELP {name} Latency from commit to fan-out.");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let cumulative = h.cumulative();
-        for (i, c) in cumulative.iter().enumerate() {
-            match LATENCY_BUCKETS_MS.get(i) {
-                Some(ms) => {
-                    let le = *ms as f64 / 1000.0;
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {c}");
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
-                }
-            }
+        let histograms = [(
+            "commit_to_send_seconds",
+            "Latency from commit to fan-out",
+            &self.commit_to_send,
+        )];
+        for (name, help, h) in histograms {
+            registry.register(format!("kavling_realtime_{name}"), help, h.clone());
         }
-        let _ = writeln!(out, "{name}_sum {}", h.sum().as_secs_f64());
-        let _ = writeln!(out, "{name}_count {}", h.count());
+    }
+
+    /// Renders all metrics in Prometheus text exposition format (prefix `kavling_realtime_`).
+    pub fn render_prometheus(&self) -> String {
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
         out
     }
 }

@@ -4,7 +4,7 @@
 use kavling_core::list::ListSpec;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
@@ -311,109 +311,190 @@ fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
 /// clients (and schemathesis's stateful phase) can follow them.
 struct Links;
 
-/// (path, method, status, link name, target operation id, parameter, where the id is).
-const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
-    (
-        "/api/v1/bookings",
-        "post",
-        "201",
-        "ScheduleInvoices",
-        "schedule_invoices",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/leads",
-        "post",
-        "201",
-        "FileDispute",
-        "file_dispute",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "GetInvoice",
-        "get_invoice",
-        "id",
-        "$response.body#/0/id",
-    ),
-    (
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "SubmitPayment",
-        "submit_payment",
-        "id",
-        "$response.body#/0/id",
-    ),
-    (
-        "/api/v1/bookings/{id}/schedule",
-        "post",
-        "201",
-        "ListBookingInvoices",
-        "list_booking_invoices",
-        "id",
-        "$request.path.id",
-    ),
-    (
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "DecidePayment",
-        "decide_payment",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "GetPayment",
-        "get_payment",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/invoices/{id}/payments",
-        "post",
-        "201",
-        "PaymentProof",
-        "payment_proof",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "/api/v1/leads/{id}/disputes",
-        "post",
-        "201",
-        "DecideDispute",
-        "decide_dispute",
-        "id",
-        "$response.body#/id",
-    ),
+/// Where a link's id comes from: the created resource's own id, or the path id of the request.
+const NEW_ID: &str = "$response.body#/id";
+const PATH_ID: &str = "$request.path.id";
+
+/// What a link fills in the target operation.
+enum Fill {
+    /// The path parameter `id` with this expression.
+    Id(&'static str),
+    /// Another parameter, with this expression.
+    Param(&'static str, &'static str),
+    /// Merges `{field: <the new id>}` into the target's generated body.
+    Body(&'static str),
+}
+
+use Fill::{Body, Id, Param};
+
+/// The links of one response: (path, method, status) and its (target operation id, fill)s.
+type LinkRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, Fill)],
+);
+
+/// Every link: from (path, method, status) to (target operation id, what it fills). A new
+/// create operation adds its row here (see docs/ARCHITECTURE.md, "The OpenAPI document").
+#[rustfmt::skip]
+const LINKS: &[LinkRow] = &[
+    // A project: read it, its units, availability and siteplan; upload a drawing, add units.
+    ("/api/v1/projects", "post", "201", &[
+        ("getProjects", Id(NEW_ID)), ("listProjectsUnits", Id(NEW_ID)),
+        ("createProjectsUnits", Id(NEW_ID)), ("availability", Id(NEW_ID)),
+        ("uploadProjectsSiteplan", Id(NEW_ID)), ("geometry", Id(NEW_ID)), ("mapping", Id(NEW_ID)),
+    ]),
+    // A drawing: its SVG, geometry and mapping.
+    ("/api/v1/projects/{id}/siteplan", "put", "200", &[
+        ("svg", Id(PATH_ID)), ("geometry", Id(PATH_ID)), ("mapping", Id(PATH_ID)),
+        ("set_mapping", Id(PATH_ID)),
+    ]),
+    // A unit: read and change it, book it, ask about it.
+    ("/api/v1/projects/{id}/units", "post", "201", &[
+        ("getUnits", Id(NEW_ID)), ("patchUnits", Id(NEW_ID)),
+        ("createBookings", Body("unitId")), ("createLeads", Body("unitId")),
+    ]),
+    // A customer: read it.
+    ("/api/v1/customers", "post", "201", &[("getCustomers", Id(NEW_ID))]),
+    // A booking: read, change, cancel; its documents and payment schedule.
+    ("/api/v1/bookings", "post", "201", &[
+        ("getBookings", Id(NEW_ID)), ("patchBookings", Id(NEW_ID)), ("cancel", Id(NEW_ID)),
+        ("listBookingsDocuments", Id(NEW_ID)), ("uploadBookingsDocuments", Id(NEW_ID)),
+        ("schedule_invoices", Id(NEW_ID)), ("list_booking_invoices", Id(NEW_ID)),
+    ]),
+    // A booking document: download and verify it.
+    ("/api/v1/bookings/{id}/documents", "post", "201", &[
+        ("file", Id(NEW_ID)), ("verify", Id(NEW_ID)),
+    ]),
+    // A schedule: its first invoice, a payment against it, the booking's invoices.
+    ("/api/v1/bookings/{id}/schedule", "post", "201", &[
+        ("get_invoice", Id("$response.body#/0/id")),
+        ("submit_payment", Id("$response.body#/0/id")),
+        ("list_booking_invoices", Id(PATH_ID)),
+    ]),
+    // A payment: read it, its proof, decide it.
+    ("/api/v1/invoices/{id}/payments", "post", "201", &[
+        ("get_payment", Id(NEW_ID)), ("payment_proof", Id(NEW_ID)), ("decide_payment", Id(NEW_ID)),
+    ]),
+    // A lead: unlock it, dispute it; a dispute: decide it.
+    ("/api/v1/leads", "post", "201", &[("unlock", Id(NEW_ID)), ("file_dispute", Id(NEW_ID))]),
+    ("/api/v1/leads/{id}/disputes", "post", "201", &[("decide_dispute", Id(NEW_ID))]),
+    // A user: the admin's operations on them.
+    ("/api/v1/auth/register", "post", "201", &[
+        ("disable", Id("$response.body#/user/id")), ("enable", Id("$response.body#/user/id")),
+        ("decide_kyc", Id("$response.body#/user/id")),
+        ("topup", Param("userId", "$response.body#/user/id")),
+    ]),
 ];
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, method, status, name, target, param, expr) in LINKS {
+        for (path, method, status, links) in LINKS {
             let Some(item) = openapi.paths.paths.get_mut(*path) else {
                 continue;
             };
             let op = match *method {
                 "post" => item.post.as_mut(),
-                "patch" => item.patch.as_mut(),
+                "put" => item.put.as_mut(),
                 _ => item.get.as_mut(),
             };
-            let Some(op) = op else { continue };
-            if let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) {
-                let link = utoipa::openapi::link::LinkBuilder::new()
-                    .operation_id(*target)
-                    .parameter(*param, serde_json::Value::String((*expr).to_owned()))
-                    .build();
-                response.links.insert((*name).to_owned(), RefOr::T(link));
+            let Some(RefOr::T(response)) =
+                op.and_then(|op| op.responses.responses.get_mut(*status))
+            else {
+                continue;
+            };
+            for (target, fill) in *links {
+                let link = utoipa::openapi::link::LinkBuilder::new().operation_id(*target);
+                let link = match fill {
+                    Id(expr) => link.parameter("id", *expr),
+                    Param(name, expr) => link.parameter(*name, *expr),
+                    Body(field) => link.request_body(Some(serde_json::json!({ *field: NEW_ID }))),
+                };
+                let mut name: Vec<char> = target.chars().collect();
+                if let Some(first) = name.first_mut() {
+                    first.make_ascii_uppercase();
+                }
+                response
+                    .links
+                    .insert(name.into_iter().collect(), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
+/// Rules of the server that the derives cannot state, written into the component schemas with
+/// the JSON Schema keywords that state them exactly (OpenAPI 3.1 is JSON Schema 2020-12), so
+/// generated clients and schemathesis know them:
+/// - `NewBooking`: exactly one of `customerId` and `customer` (`if`/`then`/`else`).
+/// - `PaymentDecision`: a `reason` with a visible character when `verified` is false (`if`/`then`).
+/// - `ScheduleInput.items`: at most one `BOOKING_FEE` item (`contains` + `maxContains`).
+/// - multipart forms: no fields beyond the documented ones (`additionalProperties: false`).
+struct Rules;
+
+/// A visible (non-blank) character, as the server's `trim()` judges it; `\x85` is listed
+/// because Python's `\s` counts it and ECMA's does not.
+const VISIBLE: &str = r"[^\s\x85]";
+
+/// Adds JSON Schema keywords that utoipa has no field for to an object or array schema.
+fn add_keywords(schema: &mut Schema, keywords: serde_json::Value) {
+    let serde_json::Value::Object(map) = keywords else {
+        return;
+    };
+    let extensions = match schema {
+        Schema::Object(o) => &mut o.extensions,
+        Schema::Array(a) => &mut a.extensions,
+        _ => return,
+    };
+    extensions.get_or_insert_with(Default::default).extend(map);
+}
+
+fn component<'a>(openapi: &'a mut utoipa::openapi::OpenApi, name: &str) -> Option<&'a mut Schema> {
+    match openapi.components.as_mut()?.schemas.get_mut(name)? {
+        RefOr::T(s) => Some(s),
+        RefOr::Ref(_) => None,
+    }
+}
+
+impl Modify for Rules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(s) = component(openapi, "NewBooking") {
+            // if/then/else rather than oneOf: generators that ignore the rule still see one
+            // plain object (oneOf makes some emit a union of unnamed models).
+            add_keywords(
+                s,
+                serde_json::json!({
+                    "if": {"properties": {"customerId": {"type": "string"}}, "required": ["customerId"]},
+                    "then": {"properties": {"customer": {"type": "null"}}},
+                    "else": {"properties": {"customer": {"type": "object"}}, "required": ["customer"]},
+                }),
+            );
+        }
+        if let Some(s) = component(openapi, "PaymentDecision") {
+            add_keywords(
+                s,
+                serde_json::json!({
+                    "if": {"properties": {"verified": {"const": false}}, "required": ["verified"]},
+                    "then": {"required": ["reason"],
+                             "properties": {"reason": {"type": "string", "pattern": VISIBLE}}},
+                }),
+            );
+        }
+        if let Some(Schema::Object(o)) = component(openapi, "ScheduleInput")
+            && let Some(RefOr::T(items)) = o.properties.get_mut("items")
+        {
+            add_keywords(
+                items,
+                serde_json::json!({
+                    "contains": {"properties": {"kind": {"const": "BOOKING_FEE"}}, "required": ["kind"]},
+                    "minContains": 0,
+                    "maxContains": 1,
+                }),
+            );
+        }
+        for form in ["KycUploadDoc", "DocumentUploadDoc", "PaymentUploadDoc"] {
+            if let Some(Schema::Object(o)) = component(openapi, form) {
+                o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
             }
         }
     }
@@ -428,7 +509,8 @@ impl Modify for Links {
             application/problem+json with a stable `code`. The WebSocket protocol (`GET /ws`) is described in CONTRACT.md \
             and docs/flutter.md.",
     ),
-    modifiers(&Conventions, &Links),
+    modifiers(&Conventions, &Links, &Rules),
+    components(schemas(kavling_core::services::kyc::KycDocument)),
     paths(
         routes::health::healthz,
         routes::health::readyz,

@@ -201,8 +201,12 @@ async fn a_mixed_burst_gives_each_booking_its_own_outcome() {
                 conflicts += 1;
             }
             _ => {
-                res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-                assert_eq!(res.json["errors"][0]["field"], "customerId", "{}", res.json);
+                res.assert_problem(StatusCode::NOT_FOUND, "not_found");
+                assert!(
+                    res.json["detail"].as_str().unwrap().contains("customer"),
+                    "{}",
+                    res.json
+                );
                 unknown += 1;
             }
         }
@@ -340,15 +344,21 @@ async fn booking_response_shape_and_validation() {
             json!({"unitId": u, "bookingFee": 1, "customer": {"name": "X", "phone": "081234567890", "ktpNumber": "123"}}),
             "customer.ktpNumber",
         ),
-        (
-            json!({"unitId": u, "bookingFee": 1, "customerId": Uuid::now_v7()}),
-            "customerId",
-        ),
     ] {
         let res = app.post("/api/v1/bookings", Some(&admin), &body).await;
         res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         assert_eq!(res.json["errors"][0]["field"], field, "{}", res.json);
     }
+    // A customer that does not exist is a missing resource, like an unknown unit.
+    let res = app
+        .post(
+            "/api/v1/bookings",
+            Some(&admin),
+            &json!({"unitId": u, "bookingFee": 1, "customerId": Uuid::now_v7()}),
+        )
+        .await;
+    res.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(res.json["detail"], "customer not found");
     // Nothing above claimed the unit.
     assert_eq!(unit_status(&app, u).await, "AVAILABLE");
     app.post(
@@ -1106,6 +1116,10 @@ async fn documents_are_typed_by_content_capped_stored_safely_and_verified_by_adm
     upload(&app, &marketing, id, "ktp", "X", Some(&pdf((5 << 20) + 1)))
         .await
         .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    // A name over the form field's limit is a bad value (the schema's maxLength), not a big file.
+    let res = upload(&app, &marketing, id, "ktp", &"N".repeat(2048), Some(&ktp)).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(res.json["errors"][0]["field"], "documentName");
     let res = upload(&app, &marketing, id, "paspor", "X", Some(&ktp)).await;
     res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(res.json["errors"][0]["field"], "documentType");

@@ -122,3 +122,87 @@ async fn openapi_document_covers_the_routes_and_docs_load_offline() {
         "the docs page must not load from a CDN"
     );
 }
+
+/// Every link names an operation that exists and fills a parameter it has (or merges into a
+/// body it takes); every create operation links to something; the identifier patterns are the
+/// server's own rule strings; and the rules JSON Schema states beside the derives are there.
+#[actix_web::test]
+async fn links_resolve_and_the_rules_are_stated() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.json;
+    let mut ops = std::collections::HashMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.insert(
+                op["operationId"].as_str().unwrap().to_owned(),
+                (path, method, op),
+            );
+        }
+    }
+    let mut links = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let mut has_links = false;
+            for response in op["responses"].as_object().unwrap().values() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    has_links = true;
+                    links += 1;
+                    let target = link["operationId"].as_str().unwrap();
+                    let (_, _, target_op) = ops.get(target).unwrap_or_else(|| {
+                        panic!("{method} {path}: link {name} to unknown {target}")
+                    });
+                    for param in link["parameters"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.0)
+                    {
+                        assert!(
+                            target_op["parameters"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|p| p["name"] == param.as_str()),
+                            "{method} {path}: link {name} fills {param}, which {target} lacks"
+                        );
+                    }
+                    if link["requestBody"].is_object() {
+                        assert!(
+                            target_op["requestBody"].is_object(),
+                            "{name}: {target} has no body"
+                        );
+                    }
+                }
+            }
+            if *method == "post" && op["responses"]["201"].is_object() {
+                assert!(
+                    has_links,
+                    "{method} {path} creates something but links nowhere"
+                );
+            }
+        }
+    }
+    assert!(links >= 38, "{links} links");
+
+    let customer = &doc["components"]["schemas"]["NewCustomer"]["properties"];
+    use kavling_core::services::validate;
+    assert_eq!(
+        customer["ktpNumber"]["pattern"],
+        validate::nik_field_pattern()
+    );
+    assert_eq!(
+        customer["npwpNumber"]["pattern"],
+        validate::npwp_field_pattern()
+    );
+    assert_eq!(customer["phone"]["pattern"], validate::phone_pattern());
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["NewBooking"]["if"]["required"][0], "customerId");
+    assert_eq!(schemas["PaymentDecision"]["then"]["required"][0], "reason");
+    assert_eq!(
+        schemas["ScheduleInput"]["properties"]["items"]["maxContains"],
+        1
+    );
+    for form in ["KycUploadDoc", "DocumentUploadDoc", "PaymentUploadDoc"] {
+        assert_eq!(schemas[form]["additionalProperties"], false, "{form}");
+    }
+}

@@ -943,6 +943,142 @@ async fn metrics_expose_http_pool_and_realtime_families() {
     }
 }
 
+/// The label keys of a sample's rest (`{k="v",…} value`), reading quoted values with escapes.
+fn label_keys(rest: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let Some(mut rest) = rest.strip_prefix('{') else {
+        return keys;
+    };
+    while let Some((key, after)) = rest.split_once("=\"") {
+        keys.push(key.trim_start_matches(',').to_owned());
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+        if rest.starts_with('}') {
+            break;
+        }
+    }
+    keys
+}
+
+/// The exposition's families (name and type) and each sample's name with its label keys,
+/// pinned: dashboards and alerts depend on them, so moving to another metrics library (or
+/// adding a metric) must not rename one silently. A new metric is added to this list.
+#[actix_web::test]
+async fn metrics_names_labels_and_types_are_pinned() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 1).await;
+    set_status(&app, &admin, units[0].1, "BOOKED").await;
+    let res = app.get("/metrics", None).await;
+    assert_eq!(
+        res.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(res.bytes).unwrap();
+    let mut families = std::collections::BTreeSet::new();
+    let mut samples = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            families.insert(rest.to_owned());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name_end = line.find(['{', ' ']).unwrap();
+            let mut keys = label_keys(&line[name_end..]);
+            keys.sort_unstable();
+            samples.insert(format!("{}{{{}}}", &line[..name_end], keys.join(",")));
+        }
+    }
+    let want_families = [
+        "kavling_db_pool_connections gauge",
+        "kavling_db_pool_idle_connections gauge",
+        "kavling_db_pool_in_use_connections gauge",
+        "kavling_db_pool_max_connections gauge",
+        "kavling_http_request_duration_seconds histogram",
+        "kavling_http_requests_total counter",
+        "kavling_realtime_catch_up_events_total counter",
+        "kavling_realtime_catch_ups_total counter",
+        "kavling_realtime_commit_to_send_seconds histogram",
+        "kavling_realtime_connections gauge",
+        "kavling_realtime_duplicates_dropped_total counter",
+        "kavling_realtime_events_applied_total counter",
+        "kavling_realtime_events_published_total counter",
+        "kavling_realtime_events_received_total counter",
+        "kavling_realtime_frames_sent_total counter",
+        "kavling_realtime_redis_reconnects_total counter",
+        "kavling_realtime_revoked_closes_total counter",
+        "kavling_realtime_slow_client_closes_total counter",
+        "kavling_realtime_snapshot_loads_total counter",
+        "kavling_realtime_store_errors_total counter",
+        "kavling_realtime_subscriptions gauge",
+    ];
+    assert_eq!(
+        families.iter().map(String::as_str).collect::<Vec<_>>(),
+        want_families,
+        "{text}"
+    );
+    let want_samples = [
+        "kavling_db_pool_connections{}",
+        "kavling_db_pool_idle_connections{}",
+        "kavling_db_pool_in_use_connections{}",
+        "kavling_db_pool_max_connections{}",
+        "kavling_http_request_duration_seconds_bucket{le,method,route}",
+        "kavling_http_request_duration_seconds_count{method,route}",
+        "kavling_http_request_duration_seconds_sum{method,route}",
+        "kavling_http_requests_total{method,route,status}",
+        "kavling_realtime_catch_up_events_total{}",
+        "kavling_realtime_catch_ups_total{}",
+        "kavling_realtime_commit_to_send_seconds_bucket{le}",
+        "kavling_realtime_commit_to_send_seconds_count{}",
+        "kavling_realtime_commit_to_send_seconds_sum{}",
+        "kavling_realtime_connections{}",
+        "kavling_realtime_duplicates_dropped_total{}",
+        "kavling_realtime_events_applied_total{}",
+        "kavling_realtime_events_published_total{}",
+        "kavling_realtime_events_received_total{}",
+        "kavling_realtime_frames_sent_total{}",
+        "kavling_realtime_redis_reconnects_total{}",
+        "kavling_realtime_revoked_closes_total{}",
+        "kavling_realtime_slow_client_closes_total{}",
+        "kavling_realtime_snapshot_loads_total{}",
+        "kavling_realtime_store_errors_total{}",
+        "kavling_realtime_subscriptions{}",
+    ];
+    assert_eq!(
+        samples.iter().map(String::as_str).collect::<Vec<_>>(),
+        want_samples,
+        "{text}"
+    );
+    // The buckets keep their bounds (seconds, as before).
+    for le in ["0.001", "0.0025", "1", "10", "+Inf"] {
+        assert!(
+            text.contains(&format!(
+                "kavling_http_request_duration_seconds_bucket{{method=\"PATCH\",route=\"/api/v1/units/{{id}}\",le=\"{le}\"}}"
+            )),
+            "le={le} in\n{text}"
+        );
+    }
+    for le in ["0.001", "0.002", "2.5", "+Inf"] {
+        assert!(
+            text.contains(&format!(
+                "kavling_realtime_commit_to_send_seconds_bucket{{le=\"{le}\"}}"
+            )),
+            "le={le} in\n{text}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn old_events_are_pruned_beyond_the_retention_and_replays_fall_back_to_snapshots() {
     let app = TestApp::spawn_with(SpawnOptions {

@@ -257,7 +257,7 @@ async fn bad_mappings_name_each_unknown_element_and_block_and_change_nothing() {
     let (_, admin) = app.admin().await;
     let (project, _) = app.project_with_units(&admin, 3).await;
 
-    // No drawing yet.
+    // No drawing yet: nothing to map (409), and the report is that of an empty drawing.
     put_mapping(
         &app,
         project,
@@ -265,7 +265,20 @@ async fn bad_mappings_name_each_unknown_element_and_block_and_change_nothing() {
         &json!({"elements": {"shape-7": "A2"}}),
     )
     .await
-    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    .assert_problem(StatusCode::CONFLICT, "no_siteplan");
+    let empty = app
+        .get(
+            &format!("/api/v1/projects/{project}/siteplan/mapping"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.json);
+    assert_eq!(empty.json["elementCount"], 0);
+    assert_eq!(empty.json["matched"], json!([]));
+    assert_eq!(
+        empty.json["unitsWithoutElement"].as_array().map(Vec::len),
+        Some(3)
+    );
     let res = put_svg(&app, project, &admin, DRAWING).await;
     assert_eq!(res.status, StatusCode::OK);
     let before = matched(&res.json);

@@ -169,11 +169,10 @@ pub fn check_differs(current: &str, new: &str) -> CoreResult<()> {
 }
 
 /// An admin may disable anyone but themselves, so an instance keeps at least one admin who can
-/// sign in (the one acting).
+/// sign in (the one acting). A rule about the caller, not the request's content: 403.
 pub fn check_disable(actor_id: Uuid, user_id: Uuid) -> CoreResult<()> {
     if actor_id == user_id {
-        return Err(CoreError::invalid_field(
-            "id",
+        return Err(CoreError::forbidden(
             "cannot_disable_self",
             "you cannot disable your own account",
         ));
@@ -419,8 +418,8 @@ mod tests {
     fn an_admin_cannot_disable_themselves() {
         let me = Uuid::now_v7();
         match check_disable(me, me) {
-            Err(CoreError::Validation(errors)) => assert_eq!(errors[0].field, "id"),
-            other => panic!("expected a validation error, got {other:?}"),
+            Err(CoreError::Forbidden { code, .. }) => assert_eq!(code, "cannot_disable_self"),
+            other => panic!("expected a 403, got {other:?}"),
         }
         assert!(check_disable(me, Uuid::now_v7()).is_ok());
     }

@@ -93,6 +93,7 @@ pub struct BookingUnit {
     /// Price in rupiah.
     pub price: i64,
     /// Current status.
+    #[schema(value_type = crate::domain::UnitStatus)]
     pub status: String,
 }
 
@@ -128,10 +129,13 @@ pub struct BookingView {
     /// When it was booked.
     pub booking_date: DateTime<Utc>,
     /// Lifecycle status.
+    #[schema(value_type = crate::domain::BookingStatus)]
     pub status: String,
     /// Payment status.
+    #[schema(value_type = crate::domain::PaymentStatus)]
     pub payment_status: String,
     /// Payment method.
+    #[schema(value_type = Option<crate::domain::PaymentMethod>)]
     pub payment_method: Option<String>,
     /// When it was paid.
     pub payment_date: Option<DateTime<Utc>>,
@@ -1094,8 +1098,10 @@ fn is_missing_customer(err: &sea_orm::DbErr) -> bool {
         Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(msg)) if msg.contains("customer_id"))
 }
 
+/// An unknown `customerId` is a missing resource (404), like an unknown `unitId`: the body is
+/// well formed, the customer it names does not exist.
 fn unknown_customer() -> CoreError {
-    CoreError::invalid_field("customerId", "not_found", "no such customer")
+    CoreError::NotFound("customer")
 }
 
 /// The `booking.created` audit record. PostgreSQL adds `customerId` inside its statement, where

@@ -15,7 +15,10 @@ use crate::entities::customers;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::services::users::normalize_email;
-use crate::services::validate::{mask_identifier, normalize_nik, normalize_npwp, normalize_phone};
+use crate::services::validate::{
+    Identifier, mask_identifier, nik_field, nik_field_pattern, normalize_phone, npwp_field,
+    npwp_field_pattern, phone_pattern,
+};
 
 /// `POST /customers` body, also the inline `customer` of `POST /bookings`.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -27,8 +30,9 @@ pub struct NewCustomer {
         max_length = 200
     )]
     pub name: String,
-    /// Indonesian mobile number.
-    #[schema(pattern = r"^(\+62|62|0)8[0-9]{8,11}$", example = "081234567890")]
+    /// Indonesian mobile number: `08…`, `628…` or `+628…`, 10 to 13 digits nationally;
+    /// spaces, dots, dashes, slashes and brackets between digits are ignored.
+    #[schema(schema_with = phone_schema)]
     pub phone: String,
     /// Email.
     #[schema(
@@ -36,17 +40,45 @@ pub struct NewCustomer {
         max_length = 320
     )]
     pub email: Option<String>,
-    /// NIK (16 digits).
-    /// An empty string counts as not given.
-    #[schema(pattern = "^([0-9]{16})?$", example = "3201015505900001")]
+    /// NIK: 16 digits; province code (digits 1-2) not 00; digits 7-12 the birth date as DDMMYY
+    /// with 40 added to the day for women (29 February when YY is a multiple of 4); serial
+    /// (13-16) not 0000. Separators between digits are ignored; blank counts as not given.
+    #[schema(schema_with = nik_schema)]
     pub ktp_number: Option<String>,
-    /// NPWP (15 or 16 digits).
-    /// An empty string counts as not given.
-    #[schema(pattern = "^([0-9]{15,16})?$", example = "012345678901234")]
+    /// NPWP: 15 or 16 digits (15 get a leading 0). Separators between digits are ignored;
+    /// blank counts as not given.
+    #[schema(schema_with = npwp_schema)]
     pub npwp_number: Option<String>,
     /// Address.
     #[schema(max_length = 1000)]
     pub address: Option<String>,
+}
+
+/// A string field (nullable when `nullable`) whose `pattern` is the server's own rule.
+fn pattern_schema(pattern: &str, nullable: bool, example: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let ty = if nullable {
+        SchemaType::Array(vec![Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .pattern(Some(pattern))
+        .examples([serde_json::json!(example)])
+        .build()
+}
+
+fn phone_schema() -> utoipa::openapi::schema::Object {
+    pattern_schema(phone_pattern(), false, "081234567890")
+}
+
+fn nik_schema() -> utoipa::openapi::schema::Object {
+    pattern_schema(nik_field_pattern(), true, "3201015505900001")
+}
+
+fn npwp_schema() -> utoipa::openapi::schema::Object {
+    pattern_schema(npwp_field_pattern(), true, "012345678901234")
 }
 
 /// A customer as the API shows it; NIK and NPWP are masked unless the viewer is an admin.
@@ -168,34 +200,34 @@ impl Services {
                 n
             }
         };
-        let ktp = match opt_text(&c.ktp_number) {
-            None => None,
-            Some(k) => {
-                let n = normalize_nik(&k);
-                if n.is_none() {
-                    errors.push(FieldError::new(
-                        &f("ktpNumber"),
-                        "invalid_nik",
-                        "a NIK is 16 digits with a real birth date (DDMMYY, day + 40 for women) and a province code",
-                    ));
+        // Judged by the same patterns the OpenAPI document publishes.
+        let mut identifier =
+            |value: &Option<String>,
+             judge: fn(&str) -> Identifier,
+             (field, code, message): (&str, &str, &str)| {
+                match value.as_deref().map(judge) {
+                    None | Some(Identifier::Absent) => None,
+                    Some(Identifier::Digits(d)) => Some(d),
+                    Some(Identifier::Invalid) => {
+                        errors.push(FieldError::new(&f(field), code, message));
+                        None
+                    }
                 }
-                n
-            }
-        };
-        let npwp = match opt_text(&c.npwp_number) {
-            None => None,
-            Some(k) => {
-                let n = normalize_npwp(&k);
-                if n.is_none() {
-                    errors.push(FieldError::new(
-                        &f("npwpNumber"),
-                        "invalid_npwp",
-                        "an NPWP is 15 or 16 digits",
-                    ));
-                }
-                n
-            }
-        };
+            };
+        let ktp = identifier(
+            &c.ktp_number,
+            nik_field,
+            (
+                "ktpNumber",
+                "invalid_nik",
+                "a NIK is 16 digits with a real birth date (DDMMYY, day + 40 for women) and a province code",
+            ),
+        );
+        let npwp = identifier(
+            &c.npwp_number,
+            npwp_field,
+            ("npwpNumber", "invalid_npwp", "an NPWP is 15 or 16 digits"),
+        );
         let address = opt_text(&c.address);
         if address.as_ref().is_some_and(|a| a.chars().count() > 1000) {
             errors.push(FieldError::new(

@@ -59,10 +59,12 @@ pub struct DisputeView {
     /// The marketing user who filed it.
     pub marketing_id: Uuid,
     /// WRONG_NUMBER, NOT_INTERESTED, DUPLICATE or OTHER.
+    #[schema(value_type = crate::domain::DisputeReason)]
     pub reason: String,
     /// Their note.
     pub note: String,
     /// OPEN, APPROVED or REJECTED.
+    #[schema(value_type = crate::domain::DisputeStatus)]
     pub status: String,
     /// Filed.
     pub created_at: DateTime<Utc>,

@@ -16,6 +16,14 @@ use crate::services::bookings::Viewer;
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 /// The accepted `documentType` values.
 pub const DOCUMENT_TYPES: &[&str] = &["ktp", "npwp", "slip-gaji", "kk", "lainnya"];
+
+/// The schema of a document type: an enum of [`DOCUMENT_TYPES`].
+pub fn document_type_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(DOCUMENT_TYPES.iter().copied()))
+        .build()
+}
 /// The sub-directory of the storage directory holding booking documents.
 pub const DOCUMENT_DIR: &str = "booking-documents";
 
@@ -28,6 +36,7 @@ pub struct DocumentView {
     /// The booking.
     pub booking_id: Uuid,
     /// `ktp`, `npwp`, `slip-gaji`, `kk` or `lainnya`.
+    #[schema(schema_with = document_type_schema)]
     pub document_type: String,
     /// The name given by the uploader.
     pub document_name: String,

@@ -24,7 +24,7 @@ pub const MAX_COMPANY_NAME_LEN: usize = 200;
 pub const KYC_SUBDIR: &str = "kyc";
 
 /// One of the three KYC documents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KycDocument {
     /// The national ID card (KTP).

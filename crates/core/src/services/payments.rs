@@ -79,6 +79,7 @@ pub struct InvoiceView {
     /// The booking.
     pub booking_id: Uuid,
     /// BOOKING_FEE, DOWN_PAYMENT, INSTALLMENT or KPR.
+    #[schema(value_type = crate::domain::InvoiceKind)]
     pub kind: String,
     /// Amount due, rupiah.
     pub amount: i64,
@@ -87,6 +88,7 @@ pub struct InvoiceView {
     /// Due date.
     pub due_date: NaiveDate,
     /// UNPAID, AWAITING_VERIFICATION, PAID, OVERDUE or VOID.
+    #[schema(value_type = crate::domain::InvoiceStatus)]
     pub status: String,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -128,10 +130,12 @@ pub struct PaymentView {
     /// Rupiah.
     pub amount: i64,
     /// TRANSFER, CASH, CHECK or CREDIT.
+    #[schema(value_type = crate::domain::PaymentMethod)]
     pub method: String,
     /// When the customer paid (as submitted).
     pub paid_at: DateTime<Utc>,
     /// AWAITING_VERIFICATION, VERIFIED or REJECTED.
+    #[schema(value_type = crate::domain::PaymentProofStatus)]
     pub status: String,
     /// Why it was rejected.
     pub reason: Option<String>,
@@ -290,8 +294,17 @@ pub fn open_status(due: NaiveDate, now: DateTime<Utc>) -> InvoiceStatus {
     }
 }
 
+/// The 409 of a schedule whose BOOKING_FEE the booking already has: a conflict with the
+/// booking's state, unlike two in one request (422, stated by the schema's `maxContains`).
+fn booking_fee_exists() -> CoreError {
+    CoreError::conflict(
+        "duplicate_booking_fee",
+        "the booking already has its BOOKING_FEE invoice",
+    )
+}
+
 /// Checks a schedule request (count, amounts, one booking fee); `has_fee` says whether the
-/// booking already has its BOOKING_FEE invoice.
+/// booking already has its BOOKING_FEE invoice (then a BOOKING_FEE item is 409).
 pub fn validate_schedule(input: &ScheduleInput, has_fee: bool) -> CoreResult<()> {
     let mut errors = Vec::new();
     if input.items.is_empty() || input.items.len() > MAX_SCHEDULE_ITEMS {
@@ -301,7 +314,7 @@ pub fn validate_schedule(input: &ScheduleInput, has_fee: bool) -> CoreResult<()>
             format!("give 1 to {MAX_SCHEDULE_ITEMS} items"),
         ));
     }
-    let mut fees = usize::from(has_fee);
+    let mut fees = 0;
     for (i, item) in input.items.iter().enumerate() {
         if !(1..=MAX_INVOICE_AMOUNT).contains(&item.amount) {
             errors.push(FieldError::new(
@@ -321,11 +334,13 @@ pub fn validate_schedule(input: &ScheduleInput, has_fee: bool) -> CoreResult<()>
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CoreError::Validation(errors))
+    if !errors.is_empty() {
+        return Err(CoreError::Validation(errors));
     }
+    if has_fee && fees > 0 {
+        return Err(booking_fee_exists());
+    }
+    Ok(())
 }
 
 /// A checked payment submission.
@@ -682,11 +697,7 @@ impl Services {
             Ok(_) => {}
             // ux_invoices_booking_fee: a concurrent schedule added the booking fee first.
             Err(e) if CoreError::is_unique_violation(&e) => {
-                return Err(CoreError::invalid_field(
-                    "items",
-                    "duplicate",
-                    "a booking has at most one BOOKING_FEE invoice",
-                ));
+                return Err(booking_fee_exists());
             }
             Err(e) => return Err(e.into()),
         }
@@ -943,9 +954,9 @@ impl Services {
             .map(|p| p.amount)
             .sum();
         let committed = updated.paid_amount.saturating_add(pending);
+        // A conflict with what the invoice already holds (409), not a malformed amount.
         if committed.saturating_add(draft.amount) > updated.amount {
-            return Err(CoreError::invalid_field(
-                "amount",
+            return Err(CoreError::conflict(
                 "overpayment",
                 format!(
                     "the invoice is {} rupiah; {} are paid or awaiting verification, so at most {} more",
@@ -1297,7 +1308,13 @@ mod tests {
             ],
         };
         assert!(validate_schedule(&ok, false).is_ok());
-        assert!(validate_schedule(&ok, true).is_err());
+        assert!(matches!(
+            validate_schedule(&ok, true),
+            Err(CoreError::Conflict {
+                code: "duplicate_booking_fee",
+                ..
+            })
+        ));
         assert!(validate_schedule(&ScheduleInput { items: vec![] }, false).is_err());
         let many = ScheduleInput {
             items: (0..61).map(|_| item(InvoiceKind::Installment, 1)).collect(),

@@ -461,7 +461,11 @@ impl Services {
         }
         let project = self.project(project_id).await?;
         if project.siteplan_version == 0 {
-            return Err(CoreError::NotFound("siteplan"));
+            // The project exists; its state (no drawing yet) is what stands in the way.
+            return Err(CoreError::conflict(
+                "no_siteplan",
+                "the project has no siteplan yet: upload one first",
+            ));
         }
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
@@ -567,14 +571,22 @@ impl Services {
         Ok(prepared.report.clone())
     }
 
-    /// The current mapping report of a project's siteplan (404 until one is uploaded).
+    /// The current mapping report of a project's siteplan. Before one is uploaded, the report of
+    /// an empty drawing: no elements, every unit without one (like the empty geometry).
     pub async fn siteplan_mapping(&self, project_id: Uuid) -> CoreResult<MappingReport> {
         let project = self.project(project_id).await?;
-        if project.siteplan_version == 0 {
-            return Err(CoreError::NotFound("siteplan"));
-        }
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
+        if project.siteplan_version == 0 {
+            return Ok(MappingReport {
+                element_count: 0,
+                matched: Vec::new(),
+                unmatched_element_ids: Vec::new(),
+                units_without_element: blocks,
+                unmatched_shape_ids: Vec::new(),
+                warnings: Vec::new(),
+            });
+        }
         Ok(self.prepared(&project, &blocks).await?.report.clone())
     }
 

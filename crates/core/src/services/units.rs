@@ -46,6 +46,7 @@ pub struct UnitView {
     /// Bathrooms.
     pub bathrooms: Option<i32>,
     /// Status.
+    #[schema(value_type = crate::domain::UnitStatus)]
     pub status: String,
     /// Colour of the status (project palette).
     pub color: String,
@@ -198,6 +199,7 @@ pub struct AvailabilityUnit {
     /// Block number.
     pub block_number: String,
     /// Status.
+    #[schema(value_type = crate::domain::UnitStatus)]
     pub status: String,
     /// Colour.
     pub color: String,

@@ -48,6 +48,7 @@ pub struct WalletTxView {
     pub amount: i64,
     /// TOPUP, DEBIT or REFUND.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::domain::WalletTxType)]
     pub tx_type: String,
     /// The balance right after this row.
     pub balance_after: i64,

@@ -52,8 +52,7 @@ pub async fn change_password(
 /// `POST /admin/users/{id}/disable`: the user's tokens stop working at once, everywhere.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = AdminUserView), (status = 401, description = "Missing, invalid or revoked token", body = ProblemBody), (status = 403, description = "Not an ADMIN (`forbidden`)", body = ProblemBody), (status = 404, description = "No such user (`not_found`)", body = ProblemBody),
-        (status = 422, description = "An admin cannot disable themselves (`validation_failed`, field `id`)", body = ProblemBody)))]
+    responses((status = 200, body = AdminUserView), (status = 401, description = "Missing, invalid or revoked token", body = ProblemBody), (status = 403, description = "Not an ADMIN (`forbidden`), or the caller's own account (`cannot_disable_self`)", body = ProblemBody), (status = 404, description = "No such user (`not_found`)", body = ProblemBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     auth: Auth,

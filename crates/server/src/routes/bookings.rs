@@ -19,7 +19,7 @@ use crate::state::AppState;
 
 /// `POST /bookings` (ADMIN or verified MARKETING).
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = [])), request_body = NewBooking,
-    responses((status = 201, body = BookingView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, body = BookingView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "No such unit, or no such customer (`customerId`) (`not_found`)", body = ProblemBody),
         (status = 409, description = "`unit_not_available` (someone else won) or `duplicate_customer`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,

@@ -23,17 +23,20 @@ use crate::state::AppState;
 /// Room for the text fields and multipart framing beyond the file itself.
 const FORM_OVERHEAD: usize = 64 * 1024;
 
-/// `POST /bookings/{id}/documents` form.
+/// `POST /bookings/{id}/documents` form; fields beyond these are refused (400).
 #[derive(MultipartForm)]
+#[multipart(deny_unknown_fields)]
 pub struct DocumentUpload {
     /// The file (PDF, JPEG or PNG), at most 5 MiB.
     #[multipart(limit = "5MiB")]
     file: FileField,
     /// `ktp`, `npwp`, `slip-gaji`, `kk` or `lainnya`.
-    #[multipart(rename = "documentType", limit = "64B")]
+    // Text limits far above what the schema allows: an over-long value reaches the validator
+    // (422, the schema's maxLength), and only a form too big as a whole is 413.
+    #[multipart(rename = "documentType", limit = "16KiB")]
     document_type: Text<String>,
     /// A label for humans.
-    #[multipart(rename = "documentName", limit = "1KiB")]
+    #[multipart(rename = "documentName", limit = "16KiB")]
     document_name: Text<String>,
 }
 
@@ -46,7 +49,7 @@ pub struct DocumentUploadDoc {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// One of `ktp`, `npwp`, `slip-gaji`, `kk`, `lainnya`.
-    #[schema(pattern = "^(ktp|npwp|slip-gaji|kk|lainnya)$")]
+    #[schema(schema_with = kavling_core::services::documents::document_type_schema)]
     document_type: String,
     /// A label for humans.
     #[schema(

@@ -21,8 +21,9 @@ use crate::state::AppState;
 /// Largest whole KYC form: three images and a little text.
 pub const KYC_FORM_LIMIT: usize = 3 * MAX_KYC_IMAGE_BYTES + 64 * 1024;
 
-/// `POST /me/kyc` multipart form.
+/// `POST /me/kyc` multipart form; fields beyond these are refused (400).
 #[derive(MultipartForm)]
+#[multipart(deny_unknown_fields)]
 pub struct KycForm {
     /// ID card (KTP) image.
     #[multipart(rename = "idCard", limit = "5MiB")]
@@ -33,8 +34,9 @@ pub struct KycForm {
     /// Office ID card image.
     #[multipart(rename = "officeIdCard", limit = "5MiB")]
     pub office_id_card: Bytes,
-    /// The agency.
-    #[multipart(rename = "companyName", limit = "4KiB")]
+    /// The agency. The limit is far above the schema's 200 characters, so an over-long name
+    /// reaches the validator (422); only a form too big as a whole is 413.
+    #[multipart(rename = "companyName", limit = "16KiB")]
     pub company_name: Text<String>,
 }
 
@@ -119,7 +121,7 @@ pub async fn submit(
 
 /// `GET /admin/users/{id}/kyc/{document}` (ADMIN): the image as a download, never cached.
 #[utoipa::path(get, path = "/api/v1/admin/users/{id}/kyc/{document}", tag = "admin", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "User id"), ("document" = String, Path, description = "idCard, selfie or officeIdCard")),
+    params(("id" = Uuid, Path, description = "User id"), ("document" = KycDocument, Path, description = "idCard, selfie or officeIdCard")),
     responses((status = 200, description = "The image, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn document(
     state: web::Data<AppState>,

@@ -26,20 +26,23 @@ use crate::state::AppState;
 /// Room for the text fields and multipart framing beyond the file itself.
 const FORM_OVERHEAD: usize = 64 * 1024;
 
-/// `POST /invoices/{id}/payments` form.
+/// `POST /invoices/{id}/payments` form; fields beyond these are refused (400).
 #[derive(MultipartForm)]
+#[multipart(deny_unknown_fields)]
 pub struct PaymentUpload {
     /// The proof (PDF, JPEG or PNG), at most 5 MiB.
     #[multipart(limit = "5MiB")]
     file: FileField,
     /// Rupiah.
-    #[multipart(limit = "64B")]
+    // Text limits far above any valid value: an over-long one reaches the validator (422), and
+    // only a form too big as a whole is 413.
+    #[multipart(limit = "16KiB")]
     amount: Text<String>,
     /// TRANSFER, CASH, CHECK or CREDIT.
-    #[multipart(limit = "64B")]
+    #[multipart(limit = "16KiB")]
     method: Text<String>,
     /// RFC 3339.
-    #[multipart(rename = "paidAt", limit = "128B")]
+    #[multipart(rename = "paidAt", limit = "16KiB")]
     paid_at: Text<String>,
 }
 
@@ -56,7 +59,7 @@ pub struct PaymentUploadDoc {
     #[schema(minimum = 1, maximum = 10_000_000_000_000_i64)]
     amount: i64,
     /// How it was paid.
-    #[schema(pattern = "^(TRANSFER|CASH|CHECK|CREDIT)$")]
+    #[schema(value_type = kavling_core::domain::PaymentMethod)]
     method: String,
     /// When it was paid (RFC 3339).
     #[schema(format = DateTime)]
@@ -76,7 +79,7 @@ pub fn upload_config() -> MultipartFormConfig {
     security(("bearer" = [])), request_body = ScheduleInput, params(("id" = Uuid, Path, description = "Booking id")),
     description = "Adds invoices to the booking's payment schedule (posting again adds more). Numbers are `INV-<year>-<n>`, gap-free per year (WIB).",
     responses((status = 201, description = "The created invoices", body = Vec<InvoiceView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
-        (status = 409, description = "The booking is CANCELLED or COMPLETED (`invalid_transition`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`: 1..60 items, amounts 1..10^13, one BOOKING_FEE)", body = ProblemBody)))]
+        (status = 409, description = "The booking is CANCELLED or COMPLETED (`invalid_transition`), or already has its BOOKING_FEE invoice and the request adds one (`duplicate_booking_fee`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`: 1..60 items, amounts 1..10^13, at most one BOOKING_FEE item)", body = ProblemBody)))]
 pub async fn schedule(
     state: web::Data<AppState>,
     auth: Auth,
@@ -155,8 +158,8 @@ pub async fn get(
     security(("bearer" = [])), params(("id" = Uuid, Path, description = "Invoice id")),
     request_body(content = PaymentUploadDoc, content_type = "multipart/form-data"),
     responses((status = 201, body = PaymentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
-        (status = 409, description = "The invoice is PAID or VOID (`invoice_not_payable`), or the booking's hold expired (`hold_expired`: it is cancelled now)", body = ProblemBody),
-        (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`; `amount` `overpayment`)", body = ProblemBody)))]
+        (status = 409, description = "The invoice is PAID or VOID (`invoice_not_payable`), the booking's hold expired (`hold_expired`: it is cancelled now), or the amount is more than the invoice has left to pay, counting payments awaiting verification (`overpayment`)", body = ProblemBody),
+        (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn submit(
     state: web::Data<AppState>,
     auth: Auth,

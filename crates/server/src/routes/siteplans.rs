@@ -127,7 +127,7 @@ pub async fn geometry(
 #[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, body = MappingReport),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project, or no siteplan yet", body = ProblemBody)))]
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project (before a siteplan is uploaded, the report of an empty drawing)", body = ProblemBody)))]
 pub async fn mapping(
     state: web::Data<AppState>,
     auth: Auth,
@@ -144,8 +144,8 @@ pub async fn mapping(
     params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, description = "The new mapping report", body = MappingReport),
         (status = 400, description = "Malformed body", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project, or no siteplan yet", body = ProblemBody),
-        (status = 409, description = "`siteplan_changed`: a new drawing was uploaded meanwhile", body = ProblemBody),
+        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project", body = ProblemBody),
+        (status = 409, description = "`siteplan_changed`: a new drawing was uploaded meanwhile; `no_siteplan`: none is uploaded yet", body = ProblemBody),
         (status = 422, description = "`validation_failed`: an unknown element id (`unknown_element`) or block number (`unknown_unit`), each named in `errors`", body = ProblemBody)))]
 pub async fn set_mapping(
     state: web::Data<AppState>,
