@@ -439,7 +439,7 @@ async fn proofs_verification_and_the_booking_lifecycle() {
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
     pay(&app, &marketing, &fee, "5000001", Some(PNG))
         .await
-        .assert_problem(StatusCode::CONFLICT, "overpayment");
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let res = pay(&app, &marketing, &fee, "abc", Some(PNG)).await;
     res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
@@ -460,7 +460,7 @@ async fn proofs_verification_and_the_booking_lifecycle() {
     // Awaiting payments count against the amount too.
     pay(&app, &marketing, &fee, "1", Some(PNG))
         .await
-        .assert_problem(StatusCode::CONFLICT, "overpayment");
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
     // The proof download: attachment, nosniff, no-store; the colleague cannot.
     let res = app

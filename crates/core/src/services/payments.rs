@@ -954,9 +954,10 @@ impl Services {
             .map(|p| p.amount)
             .sum();
         let committed = updated.paid_amount.saturating_add(pending);
-        // A conflict with what the invoice already holds (409), not a malformed amount.
+        // Issue #17 fixes this answer: overpayment is refused with 422 on `amount`.
         if committed.saturating_add(draft.amount) > updated.amount {
-            return Err(CoreError::conflict(
+            return Err(CoreError::invalid_field(
+                "amount",
                 "overpayment",
                 format!(
                     "the invoice is {} rupiah; {} are paid or awaiting verification, so at most {} more",

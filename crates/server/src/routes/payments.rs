@@ -158,8 +158,8 @@ pub async fn get(
     security(("bearer" = [])), params(("id" = Uuid, Path, description = "Invoice id")),
     request_body(content = PaymentUploadDoc, content_type = "multipart/form-data"),
     responses((status = 201, body = PaymentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
-        (status = 409, description = "The invoice is PAID or VOID (`invoice_not_payable`), the booking's hold expired (`hold_expired`: it is cancelled now), or the amount is more than the invoice has left to pay, counting payments awaiting verification (`overpayment`)", body = ProblemBody),
-        (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
+        (status = 409, description = "The invoice is PAID or VOID (`invoice_not_payable`), the booking's hold expired (`hold_expired`: it is cancelled now)", body = ProblemBody),
+        (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`), including an amount more than the invoice has left to pay, counting payments awaiting verification (error code `overpayment` on `amount`)", body = ProblemBody)))]
 pub async fn submit(
     state: web::Data<AppState>,
     auth: Auth,
