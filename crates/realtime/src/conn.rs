@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::model::{Outbound, Principal, ServerMessage};
+use crate::model::{FeedKey, Outbound, Principal, ServerMessage};
 use crate::sync::lock;
 
 /// Close code for a client too slow to drain its queue ("try again later").
@@ -54,19 +54,28 @@ struct Queue {
     writer: Option<Waker>,
 }
 
+/// One subscription of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sub {
+    /// `project:<id>` (false) or `project:<id>:staff` (true).
+    Project(Uuid, bool),
+    /// `user:<id>` or `conversation:<id>`.
+    Feed(FeedKey),
+}
+
 /// Channels a connection is subscribed to; `closed` once the handle is dropped.
 #[derive(Debug, Default)]
 pub(crate) struct ConnSubs {
     pub(crate) closed: bool,
-    /// (project, staff) of each subscription: at most `max_subscriptions` (100), so a short
-    /// list, which costs less per subscribed socket than a map keyed by channel name.
-    pub(crate) channels: Vec<(Uuid, bool)>,
+    /// Each subscription: at most `max_subscriptions` (100), so a short list, which costs less
+    /// per subscribed socket than a map keyed by channel name.
+    pub(crate) channels: Vec<Sub>,
 }
 
 impl ConnSubs {
     /// Removes a subscription; true if it was there.
-    pub(crate) fn remove(&mut self, project_id: Uuid, staff: bool) -> bool {
-        match self.channels.iter().position(|c| *c == (project_id, staff)) {
+    pub(crate) fn remove(&mut self, sub: Sub) -> bool {
+        match self.channels.iter().position(|c| *c == sub) {
             Some(i) => {
                 self.channels.swap_remove(i);
                 true
@@ -76,9 +85,9 @@ impl ConnSubs {
     }
 
     /// Adds a subscription unless it is there already.
-    pub(crate) fn insert(&mut self, project_id: Uuid, staff: bool) {
-        if !self.channels.contains(&(project_id, staff)) {
-            self.channels.push((project_id, staff));
+    pub(crate) fn insert(&mut self, sub: Sub) {
+        if !self.channels.contains(&sub) {
+            self.channels.push(sub);
         }
     }
 }

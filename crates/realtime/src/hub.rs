@@ -10,68 +10,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::conn::{CLOSE_POLICY, Conn, ConnectionHandle, Op, Outbox};
+use crate::config::HubConfig;
+use crate::conn::{CLOSE_POLICY, Conn, ConnectionHandle, Op, Outbox, Sub};
+use crate::feed::{FeedStep, Feeds};
 use crate::metrics::Metrics;
 use crate::model::{
-    ClientMessage, Principal, ProjectHead, Revocation, ServerMessage, Snapshot, UnitEvent,
-    UnitState, UnitsChanged,
+    BookingNote, ClientMessage, FeedEvent, FeedKey, Principal, ProjectHead, Revocation,
+    ServerMessage, Snapshot, UnitEvent, UnitState, UnitsChanged, parse_feed_channel,
 };
-use crate::store::{EventStore, StoreError};
+use crate::store::{EventStore, StoreError, timed};
 use crate::sync::lock;
-
-/// Tuning knobs of the hub; `Default` gives production values.
-#[derive(Clone, Debug)]
-pub struct HubConfig {
-    /// Frames a client may have queued before it is closed as slow (1013).
-    pub queue_capacity: usize,
-    /// Subscriptions allowed per connection.
-    pub max_subscriptions: usize,
-    /// Recent events kept in memory per project, to replay `since` without the store.
-    pub replay_buffer: usize,
-    /// Largest `since` gap answered by a replay; further behind gets a snapshot.
-    pub max_replay: i64,
-    /// Page size of `events_after` calls.
-    pub store_page: u64,
-    /// How long a replay may wait for a client to drain its queue before closing it as slow.
-    pub replay_patience: Duration,
-    /// A project cache without subscribers is dropped after this long.
-    pub idle_evict_after: Duration,
-    /// Client frames a connection may have waiting before it is closed (1008).
-    pub max_pending_ops: usize,
-    /// Longest client text frame accepted (longer ones get `bad_request`).
-    pub max_frame_len: usize,
-    /// Events arriving ahead of a gap kept in memory while the gap is filled.
-    pub max_pending_events: usize,
-    /// Longest wait for any store call; a stuck database must not hang subscribers forever.
-    pub store_timeout: Duration,
-    /// How far back each revocation catch-up re-reads before the newest change it has seen:
-    /// covers a change stamped before a slow commit, and clock skew between instances.
-    pub revocation_overlap: Duration,
-    /// How long a revocation is remembered for connections registering after it. Only one that
-    /// authenticated (read the user) just before the revocation committed can, so minutes are
-    /// plenty, and the map stays small.
-    pub revocation_memory: Duration,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        HubConfig {
-            queue_capacity: 256,
-            max_subscriptions: 100,
-            replay_buffer: 1024,
-            max_replay: 10_000,
-            store_page: 1000,
-            replay_patience: Duration::from_secs(10),
-            idle_evict_after: Duration::from_secs(30),
-            max_pending_ops: 256,
-            max_frame_len: 4096,
-            max_pending_events: 10_000,
-            store_timeout: Duration::from_secs(5),
-            revocation_overlap: Duration::from_secs(10),
-            revocation_memory: Duration::from_secs(600),
-        }
-    }
-}
 
 /// Cache state of a project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,8 +186,10 @@ struct Accounts {
 pub struct Hub {
     store: Arc<dyn EventStore>,
     config: HubConfig,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     projects: Mutex<HashMap<Uuid, Arc<Project>>>,
+    /// Users' notifications and conversations' messages with local subscribers.
+    feeds: Arc<Feeds>,
     accounts: Mutex<Accounts>,
     next_conn: AtomicU64,
     /// Lets `&self` methods spawn tasks that own the hub.
@@ -270,11 +220,14 @@ pub fn parse_channel(channel: &str) -> Option<(Uuid, bool)> {
 impl Hub {
     /// Creates a hub reading history and snapshots from `store`.
     pub fn new(store: Arc<dyn EventStore>, config: HubConfig) -> Arc<Hub> {
+        let metrics = Arc::new(Metrics::default());
+        let feeds = Feeds::new(store.clone(), config.clone(), metrics.clone());
         Arc::new_cyclic(|this| Hub {
             store,
             config,
-            metrics: Metrics::default(),
+            metrics,
             projects: Mutex::new(HashMap::new()),
+            feeds,
             accounts: Mutex::new(Accounts {
                 conns: HashMap::new(),
                 min_version: HashMap::new(),
@@ -432,14 +385,21 @@ impl Hub {
             subs.closed = true;
             std::mem::take(&mut subs.channels)
         };
-        for (project_id, staff) in channels {
-            self.remove_sub(conn.id, project_id, staff);
+        for sub in channels {
+            self.remove_sub(conn.id, sub);
         }
         conn.close(1000, "bye");
         self.metrics.connections.dec();
     }
 
-    fn remove_sub(&self, conn_id: u64, project_id: Uuid, staff: bool) {
+    fn remove_sub(&self, conn_id: u64, sub: Sub) {
+        let (project_id, staff) = match sub {
+            Sub::Project(project_id, staff) => (project_id, staff),
+            Sub::Feed(key) => {
+                self.feeds.remove_sub(conn_id, key);
+                return;
+            }
+        };
         let project = lock(&self.projects).get(&project_id).cloned();
         if let Some(project) = project {
             let mut inner = lock(&project.inner);
@@ -467,17 +427,7 @@ impl Hub {
         &self,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let result = match tokio::time::timeout(self.config.store_timeout, call).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Other(format!(
-                "no answer within {:?}",
-                self.config.store_timeout
-            ))),
-        };
-        if result.is_err() {
-            self.metrics.store_errors.inc();
-        }
-        result
+        timed(self.config.store_timeout, &self.metrics, call).await
     }
 
     async fn q_snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
@@ -971,10 +921,65 @@ impl Hub {
         frame
     }
 
-    /// Checks every cached project against the store in one query and fills any gap.
-    /// Call after a bus reconnect; the catch-up tick calls it every interval.
-    /// Returns how many projects were behind.
+    /// Checks every cached project against the store in one query, and every feed with local
+    /// subscribers in one more (`feed_heads`), and fills any gap. Call after a bus reconnect;
+    /// the catch-up tick calls it every interval. Returns how many projects and feeds were
+    /// behind (or the first error, after trying both).
     pub async fn catch_up_all(&self) -> Result<usize, StoreError> {
+        let projects = self.catch_up_projects().await;
+        let feeds = self.catch_up_feeds().await;
+        Ok(projects? + feeds?)
+    }
+
+    /// Checks every feed with local subscribers against the store in ONE `feed_heads` call,
+    /// fills those behind and drops feeds nobody subscribes to. Returns how many were behind.
+    pub async fn catch_up_feeds(&self) -> Result<usize, StoreError> {
+        self.feeds.catch_up().await
+    }
+
+    /// Feeds (user and conversation channels) this hub holds: those with local subscribers.
+    pub fn cached_feeds(&self) -> usize {
+        self.feeds.len()
+    }
+
+    /// Hands committed feed items to the hub (from any bus, any feeds, in seq order per feed);
+    /// never blocks on I/O. Duplicates are dropped, gaps are filled from the store before later
+    /// items go out, and items of feeds nobody here subscribes to cost a map lookup.
+    pub fn deliver_feed(&self, events: Vec<FeedEvent>) {
+        self.feeds.deliver(events);
+    }
+
+    /// Sends a staff `booking` note to this instance's subscribers of the project's staff
+    /// channel. Live only: no seq, no replay, nothing kept (the buyer's `user:` notifications
+    /// and the REST lists are the lossless record). Returns how many got it.
+    pub fn deliver_booking_note(&self, note: &BookingNote) -> usize {
+        let Some(project) = lock(&self.projects).get(&note.project_id).cloned() else {
+            return 0;
+        };
+        let mut inner = lock(&project.inner);
+        if !inner.subs.keys().any(|(_, staff)| *staff) {
+            return 0;
+        }
+        let frame = note.to_frame();
+        let mut sent = 0;
+        let mut dead = Vec::new();
+        for (key, conn) in inner.subs.iter().filter(|(k, _)| k.1) {
+            if conn.send(frame.clone(), &self.metrics) {
+                sent += 1;
+            } else {
+                dead.push(*key);
+            }
+        }
+        for key in dead {
+            if inner.subs.remove(&key).is_some() {
+                self.metrics.subscriptions.dec();
+            }
+        }
+        self.metrics.booking_frames_sent.add(sent as u64);
+        sent
+    }
+
+    async fn catch_up_projects(&self) -> Result<usize, StoreError> {
         let projects: Vec<Arc<Project>> = lock(&self.projects).values().cloned().collect();
         let ready: Vec<Arc<Project>> = projects
             .into_iter()
@@ -1123,20 +1128,25 @@ impl Hub {
                 conn.send_msg(&ServerMessage::Pong, &self.metrics);
             }
             ClientMessage::Unsubscribe { channel } => {
-                let Some((project_id, staff)) = parse_channel(&channel) else {
-                    let reply =
-                        ServerMessage::error("not_found", "unknown channel", Some(&channel));
-                    conn.send_msg(&reply, &self.metrics);
-                    return;
+                let sub = match (parse_channel(&channel), parse_feed_channel(&channel)) {
+                    (Some((project_id, staff)), _) => Sub::Project(project_id, staff),
+                    (None, Some(key)) => Sub::Feed(key),
+                    (None, None) => {
+                        let reply =
+                            ServerMessage::error("not_found", "unknown channel", Some(&channel));
+                        conn.send_msg(&reply, &self.metrics);
+                        return;
+                    }
                 };
-                let removed = lock(&conn.subs).remove(project_id, staff);
+                let removed = lock(&conn.subs).remove(sub);
                 if removed {
-                    self.remove_sub(conn.id, project_id, staff);
+                    self.remove_sub(conn.id, sub);
                 }
             }
-            ClientMessage::Subscribe { channel, since } => {
-                self.subscribe(conn, &channel, since, staff_allowed).await;
-            }
+            ClientMessage::Subscribe { channel, since } => match parse_feed_channel(&channel) {
+                Some(key) => self.subscribe_feed(conn, key, since).await,
+                None => self.subscribe(conn, &channel, since, staff_allowed).await,
+            },
         }
     }
 
@@ -1151,7 +1161,7 @@ impl Hub {
         let Some((project_id, staff)) = parse_channel(channel) else {
             let reply = ServerMessage::error(
                 "not_found",
-                "unknown channel; expected project:<id> or project:<id>:staff",
+                "unknown channel; expected project:<id>, project:<id>:staff, user:<id> or conversation:<id>",
                 Some(channel),
             );
             conn.send_msg(&reply, m);
@@ -1178,9 +1188,9 @@ impl Hub {
             return;
         }
         // A repeated subscribe restarts the subscription (a client's way to resync).
-        let existing = lock(&conn.subs).remove(project_id, staff);
+        let existing = lock(&conn.subs).remove(Sub::Project(project_id, staff));
         if existing {
-            self.remove_sub(conn.id, project_id, staff);
+            self.remove_sub(conn.id, Sub::Project(project_id, staff));
         }
         if lock(&conn.subs).channels.len() >= self.config.max_subscriptions {
             let reply = ServerMessage::error(
@@ -1321,6 +1331,145 @@ impl Hub {
         }
     }
 
+    /// Subscribes to `user:<id>` (the connection's own user only) or `conversation:<id>` (its
+    /// parties only): `subscribed` at the head, or the items after `since` from the store first.
+    async fn subscribe_feed(&self, conn: &Arc<Conn>, key: FeedKey, since: Option<i64>) {
+        let m = &self.metrics;
+        let channel = key.channel();
+        if self.is_revoked(conn) {
+            conn.close(CLOSE_POLICY, "token revoked");
+            return;
+        }
+        let user = conn.principal.map(|p| p.user_id);
+        let allowed = match key {
+            FeedKey::User(id) => user == Some(id),
+            FeedKey::Conversation(id) => {
+                let Some(user) = user else {
+                    let reply = ServerMessage::error(
+                        "forbidden",
+                        "conversation channels need a token",
+                        Some(&channel),
+                    );
+                    conn.send_msg(&reply, m);
+                    return;
+                };
+                match self.q(self.store.conversation_parties(id)).await {
+                    Ok(Some(parties)) => parties.contains(&user),
+                    Ok(None) => {
+                        let reply = ServerMessage::error(
+                            "not_found",
+                            "conversation not found",
+                            Some(&channel),
+                        );
+                        conn.send_msg(&reply, m);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%channel, error = %e, "subscribe: reading the conversation failed");
+                        let reply = ServerMessage::error(
+                            "unavailable",
+                            "try again shortly",
+                            Some(&channel),
+                        );
+                        conn.send_msg(&reply, m);
+                        return;
+                    }
+                }
+            }
+        };
+        if !allowed {
+            let message = match key {
+                FeedKey::User(_) => "a user channel is its own user's only (token required)",
+                FeedKey::Conversation(_) => "only the conversation's parties may subscribe",
+            };
+            conn.send_msg(
+                &ServerMessage::error("forbidden", message, Some(&channel)),
+                m,
+            );
+            return;
+        }
+        if since.is_some_and(|s| s < 0) {
+            let reply = ServerMessage::error("bad_request", "since must be >= 0", Some(&channel));
+            conn.send_msg(&reply, m);
+            return;
+        }
+        // A repeated subscribe restarts the subscription (a client's way to resync).
+        if lock(&conn.subs).remove(Sub::Feed(key)) {
+            self.remove_sub(conn.id, Sub::Feed(key));
+        }
+        if lock(&conn.subs).channels.len() >= self.config.max_subscriptions {
+            let reply = ServerMessage::error(
+                "too_many_subscriptions",
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.max_subscriptions
+                ),
+                Some(&channel),
+            );
+            conn.send_msg(&reply, m);
+            return;
+        }
+        let fref = self.feeds.acquire(key);
+        let feed = &fref.feed;
+        if let Err(e) = self.feeds.ensure_loaded(feed).await {
+            tracing::warn!(%channel, error = %e, "subscribe: reading the feed head failed");
+            let reply = ServerMessage::error("unavailable", "try again shortly", Some(&channel));
+            conn.send_msg(&reply, m);
+            return;
+        }
+        let mut since = since;
+        let mut caught_up = false;
+        loop {
+            match self.feeds.step(feed, conn, since, caught_up) {
+                FeedStep::Done | FeedStep::Gone => return,
+                FeedStep::CatchUpFirst => {
+                    // The client saw a seq we have not: we are behind the store, not it ahead.
+                    caught_up = true;
+                    self.feeds.fill_now(feed).await;
+                }
+                FeedStep::Fetch { from, upto } => {
+                    let limit = u64::try_from(upto - from)
+                        .unwrap_or(0)
+                        .min(self.config.store_page);
+                    let events = match self.feeds.fetch(key, from, limit).await {
+                        Ok(events) => events,
+                        Err(e) => {
+                            tracing::warn!(%channel, error = %e, "feed replay failed");
+                            let reply = ServerMessage::error(
+                                "unavailable",
+                                "try again shortly",
+                                Some(&channel),
+                            );
+                            conn.send_msg(&reply, m);
+                            return;
+                        }
+                    };
+                    let mut last = from;
+                    let mut frames = Vec::with_capacity(events.len());
+                    for e in events.iter().filter(|e| e.key == key && e.seq <= upto) {
+                        if e.seq != last + 1 {
+                            break;
+                        }
+                        last = e.seq;
+                        frames.push(e.to_frame());
+                    }
+                    if last == from {
+                        // The store does not cover `since` (pruned, or inconsistent): no
+                        // replay; the client re-reads the REST list.
+                        since = None;
+                        continue;
+                    }
+                    for f in frames {
+                        if !conn.send_wait(f, self.config.replay_patience, m).await {
+                            return;
+                        }
+                    }
+                    since = Some(last);
+                }
+            }
+        }
+    }
+
     /// Sends the cached snapshot and `subscribed`, registering in the same critical section
     /// so the next live event is exactly the one after the snapshot.
     fn subscribe_snapshot(&self, conn: &Arc<Conn>, project: &Project, staff: bool) {
@@ -1349,7 +1498,7 @@ impl Hub {
         if subs.closed || conn.is_dead() {
             return false;
         }
-        subs.insert(project.id, staff);
+        subs.insert(Sub::Project(project.id, staff));
         if inner.subs.insert((conn.id, staff), conn.clone()).is_none() {
             self.metrics.subscriptions.inc();
         }

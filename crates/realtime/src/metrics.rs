@@ -122,6 +122,16 @@ pub struct Metrics {
     pub store_errors: Counter,
     /// Latency from commit (`UnitEvent::at`) to fan-out, once per applied event.
     pub commit_to_send: LatencyHistogram,
+    /// Live feed frames (notifications, messages) put on client queues.
+    pub feed_frames_sent: Counter,
+    /// Feed items dropped because their seq was already delivered.
+    pub feed_duplicates_dropped: Counter,
+    /// Feed items recovered from the store by gap fills and the catch-up tick.
+    pub feed_catch_up_events: Counter,
+    /// Staff `booking` frames put on client queues.
+    pub booking_frames_sent: Counter,
+    /// Latency from commit (`FeedEvent::at`) to fan-out, once per feed item with subscribers here.
+    pub feed_commit_to_send: LatencyHistogram,
 }
 
 impl Metrics {
@@ -206,30 +216,62 @@ impl Metrics {
                 "Failed event store calls.",
                 &self.store_errors,
             ),
+            (
+                "feed_frames_sent_total",
+                "Feed frames (notifications, messages) queued to clients.",
+                &self.feed_frames_sent,
+            ),
+            (
+                "feed_duplicates_dropped_total",
+                "Duplicate feed items dropped.",
+                &self.feed_duplicates_dropped,
+            ),
+            (
+                "feed_catch_up_events_total",
+                "Feed items recovered from the store.",
+                &self.feed_catch_up_events,
+            ),
+            (
+                "booking_frames_sent_total",
+                "Staff booking frames queued to clients.",
+                &self.booking_frames_sent,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP kavling_realtime_{name} {help}");
             let _ = writeln!(out, "# TYPE kavling_realtime_{name} counter");
             let _ = writeln!(out, "kavling_realtime_{name} {}", c.get());
         }
-        let h = &self.commit_to_send;
-        let name = "kavling_realtime_commit_to_send_seconds";
-        let _ = writeln!(out, "# HELP {name} Latency from commit to fan-out.");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let cumulative = h.cumulative();
-        for (i, c) in cumulative.iter().enumerate() {
-            match LATENCY_BUCKETS_MS.get(i) {
-                Some(ms) => {
-                    let le = *ms as f64 / 1000.0;
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {c}");
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
+        let histograms = [
+            (
+                "commit_to_send_seconds",
+                "Latency from commit to fan-out.",
+                &self.commit_to_send,
+            ),
+            (
+                "feed_commit_to_send_seconds",
+                "Latency from commit to fan-out of feed items.",
+                &self.feed_commit_to_send,
+            ),
+        ];
+        for (name, help, h) in histograms {
+            let name = format!("kavling_realtime_{name}");
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (i, c) in h.cumulative().iter().enumerate() {
+                match LATENCY_BUCKETS_MS.get(i) {
+                    Some(ms) => {
+                        let le = *ms as f64 / 1000.0;
+                        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {c}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
+                    }
                 }
             }
+            let _ = writeln!(out, "{name}_sum {}", h.sum().as_secs_f64());
+            let _ = writeln!(out, "{name}_count {}", h.count());
         }
-        let _ = writeln!(out, "{name}_sum {}", h.sum().as_secs_f64());
-        let _ = writeln!(out, "{name}_count {}", h.count());
         out
     }
 }

@@ -1129,3 +1129,36 @@ async fn a_unit_list_change_whose_bus_message_is_lost_is_caught_up_within_2_s() 
     new_subscriber_sees(&peer, &ch, "Y2").await;
     new_subscriber_sees(&app, &ch, "Y2").await;
 }
+
+#[actix_web::test]
+async fn a_user_channel_is_open_to_its_own_token_only() {
+    let app = TestApp::spawn().await;
+    let (me, token) = app.user(Role::Buyer, true).await;
+    let (other, _) = app.user(Role::Buyer, true).await;
+    let mine = format!("user:{me}");
+
+    // No token, a bad token, or another user's channel: forbidden; the connection stays usable.
+    for (token, ch) in [
+        (None, mine.clone()),
+        (Some("not-a-token"), mine.clone()),
+        (Some(token.as_str()), format!("user:{other}")),
+    ] {
+        let mut ws = app.ws(token).await;
+        subscribe(&mut ws, &ch, None).await;
+        let err = ws.recv().await;
+        assert_eq!(err["type"], "error", "{err}");
+        assert_eq!(err["code"], "forbidden", "{err}");
+        assert_eq!(err["channel"], ch);
+        ws.send(&json!({"op": "ping"})).await;
+        assert_eq!(ws.recv().await["type"], "pong");
+    }
+
+    // The token's own user: `subscribed` at the feed's head, no snapshot.
+    let mut ws = app.ws(Some(&token)).await;
+    subscribe(&mut ws, &mine, None).await;
+    let sub = ws.recv().await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    assert_eq!(sub["channel"], mine);
+    assert_eq!(sub["recovered"], false);
+    assert!(sub["seq"].is_i64(), "{sub}");
+}
