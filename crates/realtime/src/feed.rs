@@ -274,6 +274,9 @@ impl Feeds {
             armed: true,
         };
         loop {
+            // Let the subscribes already on their way join this batch (a reconnect storm
+            // then costs a few reads, not one per user).
+            tokio::task::yield_now().await;
             guard.batch = {
                 let mut q = lock(&self.loads);
                 if q.waiting.is_empty() {

@@ -553,10 +553,15 @@ async fn ten_thousand_feeds_in_one_process() {
     assert_eq!(hub.cached_feeds(), N);
     assert_eq!(hub.metrics().subscriptions.get(), N as i64);
 
-    let burst: Vec<FeedEvent> = clients
+    let mut burst: Vec<FeedEvent> = clients
         .iter()
         .map(|(_, _, user)| notify(&store, *user, 1))
         .collect();
+    // As if committed in one transaction (one unit becoming available for 10,000 watchers).
+    let committed = chrono::Utc::now();
+    for item in &mut burst {
+        item.at = committed;
+    }
     let started = Instant::now();
     bus.publish_feed(&burst).await.unwrap();
     let fan_out = started.elapsed();

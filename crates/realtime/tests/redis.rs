@@ -371,3 +371,74 @@ async fn a_feed_item_lost_with_the_redis_link_arrives_after_the_reconnect() {
     assert_eq!(feed_seq(&next_msg(&mut rx_b).await), 2);
     expect_silence(&mut rx_b, 100).await;
 }
+
+/// Benchmark, not a timed test: 10,000 users on instance B, each on their own `user:` channel; a
+/// burst of one notification each published through instance A (one `publish_feed` call, as
+/// after one transaction), carried by Redis in ~1 MiB messages. Prints B's commit-to-send
+/// histogram. `REDIS_URL=redis://127.0.0.1:6379 cargo test --release -p kavling-realtime --test
+/// redis -- --ignored --nocapture ten_thousand`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn ten_thousand_feeds_across_two_instances() {
+    const N: usize = 10_000;
+    let Some(url) = redis_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let store = Arc::new(MemoryStore::new());
+    let hub_a = Hub::new(store.clone(), HubConfig::default());
+    let hub_b = Hub::new(store.clone(), HubConfig::default());
+    let config = fast_config();
+    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
+        .await
+        .unwrap();
+    let _bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
+        .await
+        .unwrap();
+    let mut clients = Vec::with_capacity(N);
+    for _ in 0..N {
+        let id = Uuid::now_v7();
+        let (c, rx) = user(&hub_b, id);
+        c.handle_text(&sub(&format!("user:{id}")), false);
+        clients.push((c, rx, id));
+    }
+    for (_, rx, _) in &mut clients {
+        next_msg(rx).await;
+    }
+    let mut burst: Vec<_> = clients
+        .iter()
+        .map(|(_, _, id)| {
+            store.commit_feed(kavling_realtime::FeedKey::User(*id), padded_notification(1))
+        })
+        .collect();
+    let committed = chrono::Utc::now();
+    for item in &mut burst {
+        item.at = committed;
+    }
+    let started = Instant::now();
+    bus_a.publish_feed(&burst).await.unwrap();
+    let published = started.elapsed();
+    wait_until("every frame on B", Duration::from_secs(30), || {
+        hub_b.metrics().feed_frames_sent.get() == N as u64
+    })
+    .await;
+    let all = started.elapsed();
+    for (_, rx, _) in &mut clients {
+        assert_eq!(feed_seq(&next_msg(rx).await), 1);
+    }
+    let h = &hub_b.metrics().feed_commit_to_send;
+    let cumulative = h.cumulative();
+    let p = |q: u64| {
+        kavling_realtime::LATENCY_BUCKETS_MS
+            .iter()
+            .zip(&cumulative)
+            .find(|(_, c)| **c * 100 >= h.count() * q)
+            .map(|(ms, _)| *ms)
+    };
+    println!(
+        "{N} user feeds on B, burst through A and Redis: publish {published:?}, all queued on B \
+         after {all:?}; B commit-to-send mean {:?}, p50 <= {:?} ms, p99 <= {:?} ms, max bucket \
+         counts {cumulative:?}",
+        h.sum() / u32::try_from(h.count()).unwrap_or(1),
+        p(50),
+        p(99),
+    );
+}
