@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytestring::ByteString;
 use uuid::Uuid;
 
-use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::model::{FeedKey, Outbound, Principal, ServerMessage};
 use crate::sync::lock;
@@ -112,6 +111,37 @@ impl Conn {
         }
     }
 
+    /// Queues a client frame for the connection's worker. Returns `Flooding` when too many
+    /// are waiting, and `StartWorker` when no worker runs (the caller starts one).
+    pub(crate) fn push_op(&self, op: Op, max_pending: usize) -> PushOp {
+        let mut ops = lock(&self.ops);
+        if ops.pending.len() >= max_pending.max(1) {
+            return PushOp::Flooding;
+        }
+        ops.pending.push_back(op);
+        if ops.worker {
+            PushOp::Queued
+        } else {
+            ops.worker = true;
+            PushOp::StartWorker
+        }
+    }
+
+    /// The next client frame for the worker; None (and the worker is over) when none is left
+    /// or the connection is closed.
+    pub(crate) fn next_op(&self) -> Option<Op> {
+        let mut ops = lock(&self.ops);
+        match ops.pending.pop_front() {
+            Some(op) if !self.is_dead() => Some(op),
+            _ => {
+                // Give the buffer back: a quiet connection holds no queue.
+                ops.pending = VecDeque::new();
+                ops.worker = false;
+                None
+            }
+        }
+    }
+
     /// True once the connection was closed (slow, flooding, gone): the hub stops feeding it.
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
@@ -197,6 +227,17 @@ impl Conn {
     }
 }
 
+/// What became of a client frame handed to [`Conn::push_op`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PushOp {
+    /// Queued behind a running worker.
+    Queued,
+    /// Queued; no worker runs: start one.
+    StartWorker,
+    /// Too many frames waiting: the client is flooding.
+    Flooding,
+}
+
 /// The session's end of a connection's outbound queue: frames to write to the socket, in order.
 /// Dropping it closes the connection.
 #[derive(Debug)]
@@ -205,6 +246,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// The outbox of a connection (one per connection: dropping it closes the connection).
+    pub(crate) fn new(conn: Arc<Conn>) -> Self {
+        Outbox { conn }
+    }
+
     /// The next item; `None` once a Close was taken (or the connection was dropped) and the
     /// queue is empty. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Outbound> {
@@ -268,100 +314,4 @@ pub(crate) enum Op {
     Text { text: String, staff_allowed: bool },
     /// A frame longer than any valid request; answered with `bad_request` in turn.
     Oversized(usize),
-}
-
-/// The session's handle on the hub; dropping it removes all its subscriptions.
-pub struct ConnectionHandle {
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) conn: Arc<Conn>,
-}
-
-impl std::fmt::Debug for ConnectionHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionHandle")
-            .field("id", &self.conn.id)
-            .finish()
-    }
-}
-
-impl ConnectionHandle {
-    /// Creates the handle and the outbox of a registered connection.
-    pub(crate) fn new(hub: Arc<Hub>, conn: Arc<Conn>) -> (Self, Outbox) {
-        let outbox = Outbox { conn: conn.clone() };
-        (ConnectionHandle { hub, conn }, outbox)
-    }
-
-    /// Process-unique id of this connection (for logs).
-    pub fn id(&self) -> u64 {
-        self.conn.id
-    }
-
-    /// True once the hub closed this connection (slow client, flooding).
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_dead()
-    }
-
-    /// Handles one client text frame; never blocks: replies arrive on the outbox, in order.
-    /// `staff_allowed` says whether this client may subscribe to `project:<id>:staff`.
-    /// Must be called inside a tokio runtime: frames are handled by a task of the connection's
-    /// own, which runs only while there are frames to handle (so the session keeps reading,
-    /// answering pings and draining its queue during a long replay).
-    pub fn handle_text(&self, text: &str, staff_allowed: bool) {
-        if self.conn.is_dead() {
-            return;
-        }
-        // Valid requests are tiny; do not hold large frames in the queue.
-        let op = if text.len() > self.hub.config().max_frame_len {
-            Op::Oversized(text.len())
-        } else {
-            Op::Text {
-                text: text.to_owned(),
-                staff_allowed,
-            }
-        };
-        let mut ops = lock(&self.conn.ops);
-        if ops.pending.len() >= self.hub.config().max_pending_ops.max(1) {
-            drop(ops);
-            // A client that sends faster than we can answer is flooding.
-            self.conn.close(CLOSE_POLICY, "too many pending requests");
-            return;
-        }
-        ops.pending.push_back(op);
-        if !ops.worker {
-            ops.worker = true;
-            drop(ops);
-            tokio::spawn(run_worker(self.hub.clone(), self.conn.clone()));
-        }
-    }
-
-    /// Removes all subscriptions and stops the connection (same as dropping the handle).
-    pub fn disconnect(self) {}
-}
-
-impl Drop for ConnectionHandle {
-    fn drop(&mut self) {
-        self.hub.disconnect(&self.conn);
-    }
-}
-
-/// Handles a connection's client frames one at a time, in order, until none are left.
-async fn run_worker(hub: Arc<Hub>, conn: Arc<Conn>) {
-    loop {
-        let op = {
-            let mut ops = lock(&conn.ops);
-            match ops.pending.pop_front() {
-                Some(op) if !conn.is_dead() => op,
-                _ => {
-                    // Give the buffer back: a quiet connection holds no queue.
-                    ops.pending = VecDeque::new();
-                    ops.worker = false;
-                    return;
-                }
-            }
-        };
-        hub.handle_op(&conn, op).await;
-        // A burst of requests handled without a pause would fill the queue before the session
-        // runs (on its thread) to drain it: share the thread as the runtime's budget says.
-        tokio::task::coop::consume_budget().await;
-    }
 }

@@ -39,6 +39,7 @@
 //! - dropping the handle removes every subscription; dropping the outbox stops the hub
 //!   feeding the connection.
 
+mod accounts;
 mod bus;
 mod config;
 mod conn;
@@ -46,6 +47,8 @@ mod feed;
 mod hub;
 mod metrics;
 mod model;
+mod project;
+mod protocol;
 mod redis_bus;
 mod store;
 mod sync;
@@ -53,13 +56,14 @@ pub mod testing;
 
 pub use bus::{Bus, BusError, InProcessBus};
 pub use config::HubConfig;
-pub use conn::{CLOSE_POLICY, CLOSE_SLOW_CLIENT, ConnectionHandle, Outbox};
-pub use hub::{Hub, parse_channel};
+pub use conn::{CLOSE_POLICY, CLOSE_SLOW_CLIENT, Outbox};
+pub use hub::Hub;
 pub use metrics::{Counter, Gauge, LATENCY_BUCKETS_MS, LatencyHistogram, Metrics};
 pub use model::{
     BookingInfo, BookingNote, ClientMessage, FeedEvent, FeedKey, Outbound, Principal, ProjectHead,
     Revocation, ServerMessage, Snapshot, TokenChange, UnitEvent, UnitState, UnitsChanged,
     parse_feed_channel, status_color,
 };
+pub use protocol::{ConnectionHandle, parse_channel};
 pub use redis_bus::{RedisBus, RedisBusConfig};
 pub use store::{EventStore, StoreError};

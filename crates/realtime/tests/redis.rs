@@ -40,6 +40,39 @@ fn fast_config() -> RedisBusConfig {
     }
 }
 
+/// Two hubs over one store, each with its Redis bus (same channel prefix).
+async fn two_instances(
+    url: &str,
+    store: &Arc<MemoryStore>,
+    config: RedisBusConfig,
+) -> (Arc<Hub>, RedisBus, Arc<Hub>, RedisBus) {
+    let hub_a = Hub::new(store.clone(), HubConfig::default());
+    let hub_b = Hub::new(store.clone(), HubConfig::default());
+    let bus_a = RedisBus::connect_with_config(url, hub_a.clone(), config.clone())
+        .await
+        .unwrap();
+    let bus_b = RedisBus::connect_with_config(url, hub_b.clone(), config)
+        .await
+        .unwrap();
+    (hub_a, bus_a, hub_b, bus_b)
+}
+
+/// `host:port` of a plain-TCP Redis URL (the black-hole proxy needs one); None, with a note,
+/// for anything else.
+fn tcp_target(url: &str) -> Option<String> {
+    match redis::Client::open(url)
+        .unwrap()
+        .get_connection_info()
+        .addr()
+    {
+        redis::ConnectionAddr::Tcp(host, port) => Some(format!("{host}:{port}")),
+        other => {
+            eprintln!("note: this test needs plain TCP Redis, got {other}; skipping");
+            None
+        }
+    }
+}
+
 async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -74,15 +107,7 @@ async fn publish_on_one_instance_reaches_the_other() {
     let _serial = SERIAL.lock().await;
     let store = Arc::new(MemoryStore::new());
     let (pid, units) = store.add_project(2);
-    let hub_a = Hub::new(store.clone(), HubConfig::default());
-    let hub_b = Hub::new(store.clone(), HubConfig::default());
-    let config = fast_config();
-    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
-        .await
-        .unwrap();
-    let _bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
-        .await
-        .unwrap();
+    let (hub_a, bus_a, hub_b, _bus_b) = two_instances(&url, &store, fast_config()).await;
     let ch = format!("project:{pid}");
     let (ca, mut rx_a) = hub_a.connect();
     ca.handle_text(&sub(&ch), false);
@@ -115,15 +140,7 @@ async fn killed_pubsub_connection_reconnects_and_catches_up() {
     let _serial = SERIAL.lock().await;
     let store = Arc::new(MemoryStore::new());
     let (pid, units) = store.add_project(2);
-    let hub_a = Hub::new(store.clone(), HubConfig::default());
-    let hub_b = Hub::new(store.clone(), HubConfig::default());
-    let config = fast_config();
-    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
-        .await
-        .unwrap();
-    let bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
-        .await
-        .unwrap();
+    let (hub_a, bus_a, hub_b, bus_b) = two_instances(&url, &store, fast_config()).await;
     let ch = format!("project:{pid}");
     let (cb, mut rx_b) = hub_b.connect();
     cb.handle_text(&sub(&ch), false);
@@ -162,13 +179,8 @@ async fn killed_pubsub_connection_reconnects_and_catches_up() {
 async fn half_open_connection_is_noticed_by_ping() {
     let Some(url) = redis_url() else { return };
     let _serial = SERIAL.lock().await;
-    let info = redis::Client::open(url.as_str()).unwrap();
-    let target = match info.get_connection_info().addr() {
-        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-        other => {
-            eprintln!("note: half-open test needs plain TCP Redis, got {other}; skipping");
-            return;
-        }
+    let Some(target) = tcp_target(&url) else {
+        return;
     };
     let (proxy, cutoff, opened) = blackhole_proxy(target).await;
     let proxied = with_addr(&url, &proxy);
@@ -234,19 +246,12 @@ async fn feed_items_and_booking_notes_reach_the_other_instance_once() {
     let Some(url) = redis_url() else { return };
     let _serial = SERIAL.lock().await;
     let store = Arc::new(MemoryStore::new());
-    let hub_a = Hub::new(store.clone(), HubConfig::default());
-    let hub_b = Hub::new(store.clone(), HubConfig::default());
     // Small messages, so one burst travels as many chunks.
     let config = RedisBusConfig {
         feed_chunk_bytes: 2_000,
         ..fast_config()
     };
-    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
-        .await
-        .unwrap();
-    let _bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
-        .await
-        .unwrap();
+    let (hub_a, bus_a, hub_b, _bus_b) = two_instances(&url, &store, config).await;
     let users: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
     let mut on_b = Vec::new();
     for u in &users {
@@ -323,13 +328,8 @@ async fn feed_items_and_booking_notes_reach_the_other_instance_once() {
 async fn a_feed_item_lost_with_the_redis_link_arrives_after_the_reconnect() {
     let Some(url) = redis_url() else { return };
     let _serial = SERIAL.lock().await;
-    let info = redis::Client::open(url.as_str()).unwrap();
-    let target = match info.get_connection_info().addr() {
-        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-        other => {
-            eprintln!("note: this test needs plain TCP Redis, got {other}; skipping");
-            return;
-        }
+    let Some(target) = tcp_target(&url) else {
+        return;
     };
     let (proxy, cutoff, opened) = blackhole_proxy(target).await;
     let store = Arc::new(MemoryStore::new());
@@ -384,15 +384,7 @@ async fn ten_thousand_feeds_across_two_instances() {
     let Some(url) = redis_url() else { return };
     let _serial = SERIAL.lock().await;
     let store = Arc::new(MemoryStore::new());
-    let hub_a = Hub::new(store.clone(), HubConfig::default());
-    let hub_b = Hub::new(store.clone(), HubConfig::default());
-    let config = fast_config();
-    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
-        .await
-        .unwrap();
-    let _bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
-        .await
-        .unwrap();
+    let (_hub_a, bus_a, hub_b, _bus_b) = two_instances(&url, &store, fast_config()).await;
     let mut clients = Vec::with_capacity(N);
     for _ in 0..N {
         let id = Uuid::now_v7();
