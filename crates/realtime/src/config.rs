@@ -7,6 +7,12 @@ use std::time::Duration;
 pub struct HubConfig {
     /// Frames a client may have queued before it is closed as slow (1013).
     pub queue_capacity: usize,
+    /// Bytes of frames a client may have queued behind the one being written before it is
+    /// closed as slow (1013), beside `queue_capacity`. The frame being written does not count,
+    /// so one snapshot larger than this still reaches a client that keeps up; keep it above
+    /// the largest snapshot (2 MiB: ~20,000 units). Frames are shared between subscribers, so
+    /// this bounds what one slow client can keep alive, not what it copies.
+    pub queue_max_bytes: usize,
     /// Subscriptions allowed per connection.
     pub max_subscriptions: usize,
     /// Recent events kept in memory per project, to replay `since` without the store.
@@ -41,6 +47,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             queue_capacity: 256,
+            queue_max_bytes: 2 * 1024 * 1024,
             max_subscriptions: 100,
             replay_buffer: 1024,
             max_replay: 10_000,

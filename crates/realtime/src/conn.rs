@@ -35,6 +35,9 @@ pub(crate) struct Conn {
     pub(crate) principal: Option<Principal>,
     /// Frames a client may have queued before it is closed as slow.
     capacity: usize,
+    /// Bytes of frames a client may have queued behind the one being written before it is
+    /// closed as slow.
+    max_bytes: usize,
     queue: Mutex<Queue>,
     dead: AtomicBool,
     pub(crate) subs: Mutex<ConnSubs>,
@@ -45,6 +48,8 @@ pub(crate) struct Conn {
 #[derive(Debug, Default)]
 struct Queue {
     frames: VecDeque<Outbound>,
+    /// Length of the text frames in `frames`.
+    bytes: usize,
     /// No more frames are taken: a Close was queued or the session's end was dropped.
     shut: bool,
     /// The session waiting for a frame.
@@ -99,11 +104,17 @@ struct Ops {
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, capacity: usize, principal: Option<Principal>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        capacity: usize,
+        max_bytes: usize,
+        principal: Option<Principal>,
+    ) -> Self {
         Conn {
             id,
             principal,
             capacity: capacity.max(1),
+            max_bytes,
             queue: Mutex::new(Queue::default()),
             dead: AtomicBool::new(false),
             subs: Mutex::new(ConnSubs::default()),
@@ -147,14 +158,14 @@ impl Conn {
         self.dead.load(Ordering::Acquire)
     }
 
-    /// Queues a frame without waiting; a full queue closes the connection with 1013.
-    /// The Close itself always fits behind `capacity` frames.
+    /// Queues a frame without waiting; a full queue (by count or by bytes) closes the
+    /// connection with 1013. The Close itself always fits behind the frames.
     pub(crate) fn send(&self, frame: ByteString, metrics: &Metrics) -> bool {
         let q = lock(&self.queue);
         if q.shut {
             return false;
         }
-        let item = if q.frames.len() >= self.capacity {
+        let item = if !self.has_room(&q, frame.len()) {
             metrics.slow_client_closes.inc();
             tracing::debug!(conn = self.id, "closing slow client");
             Outbound::Close {
@@ -184,7 +195,7 @@ impl Conn {
         let deadline = tokio::time::Instant::now() + patience;
         let room = std::future::poll_fn(|cx| {
             let mut q = lock(&self.queue);
-            if q.shut || q.frames.len() < self.capacity {
+            if q.shut || self.has_room(&q, frame.len()) {
                 return Poll::Ready(());
             }
             if !q.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -195,6 +206,20 @@ impl Conn {
         // Still full after waiting: `send` now closes it as slow.
         let _ = tokio::time::timeout_at(deadline, room).await;
         self.send(frame, metrics)
+    }
+
+    /// True if a frame of `len` bytes fits: below `capacity` frames, and at most `max_bytes`
+    /// queued behind the first frame (the one being written), so a snapshot larger than the
+    /// bound still goes out, followed by its `subscribed`.
+    fn has_room(&self, q: &Queue, len: usize) -> bool {
+        let head = match q.frames.front() {
+            Some(Outbound::Text(text)) => text.len(),
+            _ => 0,
+        };
+        // Into an empty queue the frame is the one written next.
+        q.frames.is_empty()
+            || (q.frames.len() < self.capacity
+                && (q.bytes - head).saturating_add(len) <= self.max_bytes)
     }
 
     /// Closes the connection with a code; frames already queued still go out before the Close.
@@ -214,9 +239,12 @@ impl Conn {
 
     /// Appends an item (a Close shuts the queue) and wakes the session.
     fn push(&self, mut q: std::sync::MutexGuard<'_, Queue>, item: Outbound) {
-        if matches!(item, Outbound::Close { .. }) {
-            q.shut = true;
-            self.dead.store(true, Ordering::Release);
+        match &item {
+            Outbound::Close { .. } => {
+                q.shut = true;
+                self.dead.store(true, Ordering::Release);
+            }
+            Outbound::Text(text) => q.bytes += text.len(),
         }
         q.frames.push_back(item);
         let reader = q.reader.take();
@@ -281,6 +309,9 @@ impl Outbox {
 
     fn take(&self, q: &mut Queue) -> Option<Outbound> {
         let item = q.frames.pop_front()?;
+        if let Outbound::Text(text) = &item {
+            q.bytes = q.bytes.saturating_sub(text.len());
+        }
         if q.frames.is_empty() && q.frames.capacity() > KEEP_QUEUE_CAPACITY {
             q.frames = VecDeque::new();
         }
@@ -296,6 +327,7 @@ impl Drop for Outbox {
         let mut q = lock(&self.conn.queue);
         q.shut = true;
         q.frames = VecDeque::new();
+        q.bytes = 0;
         // The session's waker would keep its finished task's memory alive as long as the `Conn`.
         q.reader = None;
         let writer = q.writer.take();

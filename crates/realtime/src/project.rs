@@ -74,6 +74,10 @@ struct Inner {
     ring: VecDeque<Frames>,
     snapshot_public: Option<(i64, ByteString)>,
     snapshot_staff: Option<(i64, ByteString)>,
+    /// The page of events older than the ring read last for a replay, encoded: the
+    /// subscribers of a reconnect storm resuming from the same seq share one store read and
+    /// one encoding. History is immutable, so it stays valid; it goes with the cache.
+    older: Option<Arc<Vec<Frames>>>,
     /// (connection id, staff) -> connection.
     subs: HashMap<(u64, bool), Arc<Conn>>,
     /// Events ahead of `seq + 1`, waiting for a gap fill.
@@ -101,6 +105,7 @@ impl Project {
                 ring: VecDeque::new(),
                 snapshot_public: None,
                 snapshot_staff: None,
+                older: None,
                 subs: HashMap::new(),
                 pending: BTreeMap::new(),
                 filling: false,
@@ -278,7 +283,8 @@ impl Projects {
     }
 
     /// The frames of events `after + 1 ..` (at most up to `upto`, one store page) from the
-    /// store, with the last seq they reach; None when history does not cover `after`.
+    /// store, with the last seq they reach; None when history does not cover `after`. The page
+    /// read is kept (see `Inner::older`) and answers the next replay it covers without a query.
     pub(crate) async fn replay(
         &self,
         project: &Project,
@@ -286,25 +292,49 @@ impl Projects {
         after: i64,
         upto: i64,
     ) -> Result<Option<(Vec<ByteString>, i64)>, StoreError> {
-        let limit = u64::try_from(upto - after)
-            .unwrap_or(0)
-            .min(self.config.store_page);
-        let events = match self.q_events_after(project.id, after, limit).await? {
-            Some(events) if events.first().is_some_and(|e| e.seq == after + 1) => events,
-            // History does not cover `since` (pruned or inconsistent).
-            _ => return Ok(None),
+        let cached = lock(&project.inner).older.clone();
+        let page = match cached {
+            Some(page)
+                if page.first().is_some_and(|f| f.seq <= after + 1)
+                    && page.last().is_some_and(|f| f.seq > after) =>
+            {
+                page
+            }
+            _ => {
+                let limit = u64::try_from(upto - after)
+                    .unwrap_or(0)
+                    .min(self.config.store_page);
+                let events = match self.q_events_after(project.id, after, limit).await? {
+                    Some(events) if events.first().is_some_and(|e| e.seq == after + 1) => events,
+                    // History does not cover `since` (pruned or inconsistent).
+                    _ => return Ok(None),
+                };
+                let mut frames = Vec::with_capacity(events.len());
+                for e in &events {
+                    if frames.last().is_some_and(|f: &Frames| e.seq != f.seq + 1) {
+                        break;
+                    }
+                    frames.push(self.frames(project, e));
+                }
+                let page = Arc::new(frames);
+                lock(&project.inner).older = Some(page.clone());
+                page
+            }
         };
-        let channel = project.channel(staff);
         let mut last = after;
-        let mut frames = Vec::with_capacity(events.len());
-        for e in events.iter().filter(|e| e.seq <= upto) {
-            if e.seq != last + 1 {
+        let mut out = Vec::new();
+        for f in page.iter().filter(|f| f.seq > after && f.seq <= upto) {
+            if f.seq != last + 1 {
                 break;
             }
-            last = e.seq;
-            frames.push(ServerMessage::unit(e, channel, staff).to_frame());
+            last = f.seq;
+            out.push(if staff {
+                f.staff.clone()
+            } else {
+                f.public.clone()
+            });
         }
-        Ok(Some((frames, last)))
+        Ok(Some((out, last)))
     }
 
     pub(crate) fn acquire(&self, project_id: Uuid) -> ProjectRef {

@@ -52,7 +52,12 @@ impl Hub {
         principal: Option<Principal>,
     ) -> (ConnectionHandle, Outbox) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, self.config.queue_capacity, principal));
+        let conn = Arc::new(Conn::new(
+            id,
+            self.config.queue_capacity,
+            self.config.queue_max_bytes,
+            principal,
+        ));
         self.register_conn(&conn);
         let outbox = Outbox::new(conn.clone());
         let handle = ConnectionHandle {
