@@ -24,7 +24,9 @@
 # Knobs (env): SERVER_CPUS (taskset list for servers, default 1), CLIENT_CPUS (default 0), PG_OPTS
 #   (the servers' PostgreSQL URL options, default ?sslmode=disable),
 #   OUT (JSON lines, default docs/bench/realtime.jsonl), LABEL, PG (admin URL), OUTAGE_AT (s into
-#   the driving when Redis stops, default 20), OUTAGE_S (default 10).
+#   the driving when Redis stops, default 20), OUTAGE_S (default 10), UNITS (units of the project
+#   created for the run, default 200: its snapshot is what every subscribe receives), SERVER_ENV
+#   (extra `NAME=value ...` for the Kavling servers, e.g. MALLOC_ARENA_MAX=2 for an allocator run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -48,6 +50,8 @@ PG_OPTS=${PG_OPTS-?sslmode=disable}
 PGDB=kavling_bench_rt
 OUTAGE_AT=${OUTAGE_AT:-20}
 OUTAGE_S=${OUTAGE_S:-10}
+UNITS=${UNITS:-200}
+SERVER_ENV=${SERVER_ENV:-}
 RUN_LIMIT=$((DURATION + 420))   # connect + subscribe + drive + drain + storm, generously bounded
 
 mkdir -p "$(dirname "$OUT")"
@@ -80,7 +84,8 @@ ADMIN_PASSWORD=bench-password-1
 # Starts one Kavling instance: kavling_start PORT DATABASE_URL [REDIS_URL]
 kavling_start() {
   local port=$1 db=$2 redis=${3:-}
-  env KAVLING_BIND=127.0.0.1:$port DATABASE_URL="$db" REDIS_URL="$redis" KAVLING_SEED_DEMO=false \
+  # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=value words
+  env $SERVER_ENV KAVLING_BIND=127.0.0.1:$port DATABASE_URL="$db" REDIS_URL="$redis" KAVLING_SEED_DEMO=false \
     KAVLING_DATA_DIR="$WORK/data" KAVLING_STORAGE_DIR="$WORK/data/uploads" RUST_LOG=warn \
     taskset -c "$SERVER_CPUS" "$BIN/kavling" serve > "$WORK/kavling-$port.log" 2>&1 &
   PIDS+=($!)
@@ -109,7 +114,7 @@ commit_to_send() { # PORT
 
 loadgen() { # extra args...
   timeout "$RUN_LIMIT" taskset -c "$CLIENT_CPUS" "$BIN/kavling-loadgen" -n "$N" --rate "$RATE" \
-    --duration "$DURATION" --create-project --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD" \
+    --duration "$DURATION" --create-project --units "$UNITS" --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD" \
     --json "$OUT" --label "$LABEL" "$@"
 }
 

@@ -196,12 +196,15 @@ async fn resolve_project(cli: &Cli, api: &mut Api) -> Result<String> {
         let units: Vec<Value> = (1..=cli.units)
             .map(|i| json!({"blockNumber": format!("L{i:04}"), "type": "36/72", "price": 350_000_000i64}))
             .collect();
-        api.call(
-            "POST",
-            &format!("/api/v1/projects/{id}/units"),
-            Some(Value::Array(units)),
-        )
-        .await?;
+        // The API takes at most 1,000 units per request.
+        for batch in units.chunks(1000) {
+            api.call(
+                "POST",
+                &format!("/api/v1/projects/{id}/units"),
+                Some(Value::Array(batch.to_vec())),
+            )
+            .await?;
+        }
         return Ok(id);
     }
     let list = api.call("GET", "/api/v1/projects", None).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::hub::Hub;
-use crate::model::{Revocation, UnitEvent, UnitsChanged};
+use crate::model::{BookingNote, FeedEvent, Revocation, UnitEvent, UnitsChanged};
 
 /// Failure of a bus operation.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,16 @@ pub trait Bus: Send + Sync + 'static {
     /// Publish a committed change of a project's unit list to every instance's hub
     /// (fire-and-forget: the catch-up tick compares unit-list versions too).
     async fn publish_units_changed(&self, change: &UnitsChanged) -> Result<(), BusError>;
+
+    /// Publish committed feed items to every instance's hub (fire-and-forget like `publish`;
+    /// the catch-up tick covers a lost message). Any number of items, any feeds, in one call;
+    /// in seq order per feed.
+    async fn publish_feed(&self, events: &[FeedEvent]) -> Result<(), BusError>;
+
+    /// Publish a staff `booking` note (payments after the booking) to every instance's
+    /// subscribers of the project's staff channel. Live only: a lost message is not recovered
+    /// (the buyer's notifications and the REST lists are the lossless record).
+    async fn publish_booking_note(&self, note: &BookingNote) -> Result<(), BusError>;
 }
 
 /// Single-instance bus: publishing delivers straight to the local hub.
@@ -75,6 +85,16 @@ impl Bus for InProcessBus {
 
     async fn publish_units_changed(&self, change: &UnitsChanged) -> Result<(), BusError> {
         self.hub.units_changed(*change).await;
+        Ok(())
+    }
+
+    async fn publish_feed(&self, events: &[FeedEvent]) -> Result<(), BusError> {
+        self.hub.deliver_feed(events.to_vec());
+        Ok(())
+    }
+
+    async fn publish_booking_note(&self, note: &BookingNote) -> Result<(), BusError> {
+        self.hub.deliver_booking_note(note);
         Ok(())
     }
 }

@@ -14,9 +14,8 @@ use std::time::Duration;
 use bytestring::ByteString;
 use uuid::Uuid;
 
-use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::model::{Outbound, Principal, ServerMessage};
+use crate::model::{FeedKey, Outbound, Principal, ServerMessage};
 use crate::sync::lock;
 
 /// Close code for a client too slow to drain its queue ("try again later").
@@ -36,6 +35,9 @@ pub(crate) struct Conn {
     pub(crate) principal: Option<Principal>,
     /// Frames a client may have queued before it is closed as slow.
     capacity: usize,
+    /// Bytes of frames a client may have queued behind the one being written before it is
+    /// closed as slow.
+    max_bytes: usize,
     queue: Mutex<Queue>,
     dead: AtomicBool,
     pub(crate) subs: Mutex<ConnSubs>,
@@ -46,6 +48,8 @@ pub(crate) struct Conn {
 #[derive(Debug, Default)]
 struct Queue {
     frames: VecDeque<Outbound>,
+    /// Length of the text frames in `frames`.
+    bytes: usize,
     /// No more frames are taken: a Close was queued or the session's end was dropped.
     shut: bool,
     /// The session waiting for a frame.
@@ -54,19 +58,28 @@ struct Queue {
     writer: Option<Waker>,
 }
 
+/// One subscription of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sub {
+    /// `project:<id>` (false) or `project:<id>:staff` (true).
+    Project(Uuid, bool),
+    /// `user:<id>` or `conversation:<id>`.
+    Feed(FeedKey),
+}
+
 /// Channels a connection is subscribed to; `closed` once the handle is dropped.
 #[derive(Debug, Default)]
 pub(crate) struct ConnSubs {
     pub(crate) closed: bool,
-    /// (project, staff) of each subscription: at most `max_subscriptions` (100), so a short
-    /// list, which costs less per subscribed socket than a map keyed by channel name.
-    pub(crate) channels: Vec<(Uuid, bool)>,
+    /// Each subscription: at most `max_subscriptions` (100), so a short list, which costs less
+    /// per subscribed socket than a map keyed by channel name.
+    pub(crate) channels: Vec<Sub>,
 }
 
 impl ConnSubs {
     /// Removes a subscription; true if it was there.
-    pub(crate) fn remove(&mut self, project_id: Uuid, staff: bool) -> bool {
-        match self.channels.iter().position(|c| *c == (project_id, staff)) {
+    pub(crate) fn remove(&mut self, sub: Sub) -> bool {
+        match self.channels.iter().position(|c| *c == sub) {
             Some(i) => {
                 self.channels.swap_remove(i);
                 true
@@ -76,9 +89,9 @@ impl ConnSubs {
     }
 
     /// Adds a subscription unless it is there already.
-    pub(crate) fn insert(&mut self, project_id: Uuid, staff: bool) {
-        if !self.channels.contains(&(project_id, staff)) {
-            self.channels.push((project_id, staff));
+    pub(crate) fn insert(&mut self, sub: Sub) {
+        if !self.channels.contains(&sub) {
+            self.channels.push(sub);
         }
     }
 }
@@ -91,15 +104,52 @@ struct Ops {
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, capacity: usize, principal: Option<Principal>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        capacity: usize,
+        max_bytes: usize,
+        principal: Option<Principal>,
+    ) -> Self {
         Conn {
             id,
             principal,
             capacity: capacity.max(1),
+            max_bytes,
             queue: Mutex::new(Queue::default()),
             dead: AtomicBool::new(false),
             subs: Mutex::new(ConnSubs::default()),
             ops: Mutex::new(Ops::default()),
+        }
+    }
+
+    /// Queues a client frame for the connection's worker. Returns `Flooding` when too many
+    /// are waiting, and `StartWorker` when no worker runs (the caller starts one).
+    pub(crate) fn push_op(&self, op: Op, max_pending: usize) -> PushOp {
+        let mut ops = lock(&self.ops);
+        if ops.pending.len() >= max_pending.max(1) {
+            return PushOp::Flooding;
+        }
+        ops.pending.push_back(op);
+        if ops.worker {
+            PushOp::Queued
+        } else {
+            ops.worker = true;
+            PushOp::StartWorker
+        }
+    }
+
+    /// The next client frame for the worker; None (and the worker is over) when none is left
+    /// or the connection is closed.
+    pub(crate) fn next_op(&self) -> Option<Op> {
+        let mut ops = lock(&self.ops);
+        match ops.pending.pop_front() {
+            Some(op) if !self.is_dead() => Some(op),
+            _ => {
+                // Give the buffer back: a quiet connection holds no queue.
+                ops.pending = VecDeque::new();
+                ops.worker = false;
+                None
+            }
         }
     }
 
@@ -108,14 +158,14 @@ impl Conn {
         self.dead.load(Ordering::Acquire)
     }
 
-    /// Queues a frame without waiting; a full queue closes the connection with 1013.
-    /// The Close itself always fits behind `capacity` frames.
+    /// Queues a frame without waiting; a full queue (by count or by bytes) closes the
+    /// connection with 1013. The Close itself always fits behind the frames.
     pub(crate) fn send(&self, frame: ByteString, metrics: &Metrics) -> bool {
         let q = lock(&self.queue);
         if q.shut {
             return false;
         }
-        let item = if q.frames.len() >= self.capacity {
+        let item = if !self.has_room(&q, frame.len()) {
             metrics.slow_client_closes.inc();
             tracing::debug!(conn = self.id, "closing slow client");
             Outbound::Close {
@@ -145,7 +195,7 @@ impl Conn {
         let deadline = tokio::time::Instant::now() + patience;
         let room = std::future::poll_fn(|cx| {
             let mut q = lock(&self.queue);
-            if q.shut || q.frames.len() < self.capacity {
+            if q.shut || self.has_room(&q, frame.len()) {
                 return Poll::Ready(());
             }
             if !q.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -156,6 +206,20 @@ impl Conn {
         // Still full after waiting: `send` now closes it as slow.
         let _ = tokio::time::timeout_at(deadline, room).await;
         self.send(frame, metrics)
+    }
+
+    /// True if a frame of `len` bytes fits: below `capacity` frames, and at most `max_bytes`
+    /// queued behind the first frame (the one being written), so a snapshot larger than the
+    /// bound still goes out, followed by its `subscribed`.
+    fn has_room(&self, q: &Queue, len: usize) -> bool {
+        let head = match q.frames.front() {
+            Some(Outbound::Text(text)) => text.len(),
+            _ => 0,
+        };
+        // Into an empty queue the frame is the one written next.
+        q.frames.is_empty()
+            || (q.frames.len() < self.capacity
+                && (q.bytes - head).saturating_add(len) <= self.max_bytes)
     }
 
     /// Closes the connection with a code; frames already queued still go out before the Close.
@@ -175,9 +239,12 @@ impl Conn {
 
     /// Appends an item (a Close shuts the queue) and wakes the session.
     fn push(&self, mut q: std::sync::MutexGuard<'_, Queue>, item: Outbound) {
-        if matches!(item, Outbound::Close { .. }) {
-            q.shut = true;
-            self.dead.store(true, Ordering::Release);
+        match &item {
+            Outbound::Close { .. } => {
+                q.shut = true;
+                self.dead.store(true, Ordering::Release);
+            }
+            Outbound::Text(text) => q.bytes += text.len(),
         }
         q.frames.push_back(item);
         let reader = q.reader.take();
@@ -188,6 +255,17 @@ impl Conn {
     }
 }
 
+/// What became of a client frame handed to [`Conn::push_op`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PushOp {
+    /// Queued behind a running worker.
+    Queued,
+    /// Queued; no worker runs: start one.
+    StartWorker,
+    /// Too many frames waiting: the client is flooding.
+    Flooding,
+}
+
 /// The session's end of a connection's outbound queue: frames to write to the socket, in order.
 /// Dropping it closes the connection.
 #[derive(Debug)]
@@ -196,6 +274,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// The outbox of a connection (one per connection: dropping it closes the connection).
+    pub(crate) fn new(conn: Arc<Conn>) -> Self {
+        Outbox { conn }
+    }
+
     /// The next item; `None` once a Close was taken (or the connection was dropped) and the
     /// queue is empty. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Outbound> {
@@ -226,6 +309,9 @@ impl Outbox {
 
     fn take(&self, q: &mut Queue) -> Option<Outbound> {
         let item = q.frames.pop_front()?;
+        if let Outbound::Text(text) = &item {
+            q.bytes = q.bytes.saturating_sub(text.len());
+        }
         if q.frames.is_empty() && q.frames.capacity() > KEEP_QUEUE_CAPACITY {
             q.frames = VecDeque::new();
         }
@@ -241,6 +327,7 @@ impl Drop for Outbox {
         let mut q = lock(&self.conn.queue);
         q.shut = true;
         q.frames = VecDeque::new();
+        q.bytes = 0;
         // The session's waker would keep its finished task's memory alive as long as the `Conn`.
         q.reader = None;
         let writer = q.writer.take();
@@ -259,100 +346,4 @@ pub(crate) enum Op {
     Text { text: String, staff_allowed: bool },
     /// A frame longer than any valid request; answered with `bad_request` in turn.
     Oversized(usize),
-}
-
-/// The session's handle on the hub; dropping it removes all its subscriptions.
-pub struct ConnectionHandle {
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) conn: Arc<Conn>,
-}
-
-impl std::fmt::Debug for ConnectionHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionHandle")
-            .field("id", &self.conn.id)
-            .finish()
-    }
-}
-
-impl ConnectionHandle {
-    /// Creates the handle and the outbox of a registered connection.
-    pub(crate) fn new(hub: Arc<Hub>, conn: Arc<Conn>) -> (Self, Outbox) {
-        let outbox = Outbox { conn: conn.clone() };
-        (ConnectionHandle { hub, conn }, outbox)
-    }
-
-    /// Process-unique id of this connection (for logs).
-    pub fn id(&self) -> u64 {
-        self.conn.id
-    }
-
-    /// True once the hub closed this connection (slow client, flooding).
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_dead()
-    }
-
-    /// Handles one client text frame; never blocks: replies arrive on the outbox, in order.
-    /// `staff_allowed` says whether this client may subscribe to `project:<id>:staff`.
-    /// Must be called inside a tokio runtime: frames are handled by a task of the connection's
-    /// own, which runs only while there are frames to handle (so the session keeps reading,
-    /// answering pings and draining its queue during a long replay).
-    pub fn handle_text(&self, text: &str, staff_allowed: bool) {
-        if self.conn.is_dead() {
-            return;
-        }
-        // Valid requests are tiny; do not hold large frames in the queue.
-        let op = if text.len() > self.hub.config().max_frame_len {
-            Op::Oversized(text.len())
-        } else {
-            Op::Text {
-                text: text.to_owned(),
-                staff_allowed,
-            }
-        };
-        let mut ops = lock(&self.conn.ops);
-        if ops.pending.len() >= self.hub.config().max_pending_ops.max(1) {
-            drop(ops);
-            // A client that sends faster than we can answer is flooding.
-            self.conn.close(CLOSE_POLICY, "too many pending requests");
-            return;
-        }
-        ops.pending.push_back(op);
-        if !ops.worker {
-            ops.worker = true;
-            drop(ops);
-            tokio::spawn(run_worker(self.hub.clone(), self.conn.clone()));
-        }
-    }
-
-    /// Removes all subscriptions and stops the connection (same as dropping the handle).
-    pub fn disconnect(self) {}
-}
-
-impl Drop for ConnectionHandle {
-    fn drop(&mut self) {
-        self.hub.disconnect(&self.conn);
-    }
-}
-
-/// Handles a connection's client frames one at a time, in order, until none are left.
-async fn run_worker(hub: Arc<Hub>, conn: Arc<Conn>) {
-    loop {
-        let op = {
-            let mut ops = lock(&conn.ops);
-            match ops.pending.pop_front() {
-                Some(op) if !conn.is_dead() => op,
-                _ => {
-                    // Give the buffer back: a quiet connection holds no queue.
-                    ops.pending = VecDeque::new();
-                    ops.worker = false;
-                    return;
-                }
-            }
-        };
-        hub.handle_op(&conn, op).await;
-        // A burst of requests handled without a pause would fill the queue before the session
-        // runs (on its thread) to drain it: share the thread as the runtime's budget says.
-        tokio::task::coop::consume_budget().await;
-    }
 }

@@ -159,6 +159,16 @@ pub struct Metrics {
     pub store_errors: Counter,
     /// Latency from commit (`UnitEvent::at`) to fan-out, once per applied event.
     pub commit_to_send: LatencyHistogram,
+    /// Live feed frames (notifications, messages) put on client queues.
+    pub feed_frames_sent: Counter,
+    /// Feed items dropped because their seq was already delivered.
+    pub feed_duplicates_dropped: Counter,
+    /// Feed items recovered from the store by gap fills and the catch-up tick.
+    pub feed_catch_up_events: Counter,
+    /// Staff `booking` frames put on client queues.
+    pub booking_frames_sent: Counter,
+    /// Latency from commit (`FeedEvent::at`) to fan-out, once per feed item with subscribers here.
+    pub feed_commit_to_send: LatencyHistogram,
 }
 
 impl Metrics {
@@ -237,15 +247,42 @@ impl Metrics {
                 "Failed event store calls",
                 &self.store_errors,
             ),
+            (
+                "feed_frames_sent",
+                "Feed frames (notifications, messages) queued to clients",
+                &self.feed_frames_sent,
+            ),
+            (
+                "feed_duplicates_dropped",
+                "Duplicate feed items dropped",
+                &self.feed_duplicates_dropped,
+            ),
+            (
+                "feed_catch_up_events",
+                "Feed items recovered from the store",
+                &self.feed_catch_up_events,
+            ),
+            (
+                "booking_frames_sent",
+                "Staff booking frames queued to clients",
+                &self.booking_frames_sent,
+            ),
         ];
         for (name, help, c) in counters {
             registry.register(format!("kavling_realtime_{name}"), help, c.0.clone());
         }
-        let histograms = [(
-            "commit_to_send_seconds",
-            "Latency from commit to fan-out",
-            &self.commit_to_send,
-        )];
+        let histograms = [
+            (
+                "commit_to_send_seconds",
+                "Latency from commit to fan-out",
+                &self.commit_to_send,
+            ),
+            (
+                "feed_commit_to_send_seconds",
+                "Latency from commit to fan-out of feed items",
+                &self.feed_commit_to_send,
+            ),
+        ];
         for (name, help, h) in histograms {
             registry.register(format!("kavling_realtime_{name}"), help, h.clone());
         }

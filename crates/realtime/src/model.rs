@@ -136,6 +136,141 @@ pub struct UnitsChanged {
     pub units_version: i64,
 }
 
+/// A sequenced per-entity stream: a user's notifications or a conversation's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "camelCase")]
+pub enum FeedKey {
+    /// The notifications of one user (channel `user:<id>`).
+    User(Uuid),
+    /// The messages of one conversation (channel `conversation:<id>`).
+    Conversation(Uuid),
+}
+
+impl FeedKey {
+    /// The channel name: `user:<id>` or `conversation:<id>`.
+    pub fn channel(&self) -> String {
+        match self {
+            FeedKey::User(id) => format!("user:{id}"),
+            FeedKey::Conversation(id) => format!("conversation:{id}"),
+        }
+    }
+
+    /// The frame `type` of its items: "notification" or "message".
+    pub fn frame_type(&self) -> &'static str {
+        match self {
+            FeedKey::User(_) => "notification",
+            FeedKey::Conversation(_) => "message",
+        }
+    }
+}
+
+/// Parses `user:<uuid>` / `conversation:<uuid>` (hyphenated uuid, any case); None for anything else.
+pub fn parse_feed_channel(channel: &str) -> Option<FeedKey> {
+    let (make, id): (fn(Uuid) -> FeedKey, &str) = if let Some(id) = channel.strip_prefix("user:") {
+        (FeedKey::User, id)
+    } else if let Some(id) = channel.strip_prefix("conversation:") {
+        (FeedKey::Conversation, id)
+    } else {
+        return None;
+    };
+    if id.len() != 36 {
+        return None;
+    }
+    Uuid::parse_str(id).ok().map(make)
+}
+
+/// One committed item of a feed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    /// The feed it belongs to.
+    pub key: FeedKey,
+    /// Per feed, from 1, gap-free.
+    pub seq: i64,
+    /// Commit time, for the commit-to-send latency metric.
+    pub at: DateTime<Utc>,
+    /// The frame's fields other than "type", "channel" and "seq", already in wire form
+    /// (camelCase; a notification's id, kind, title, body, data, createdAt, readAt;
+    /// a message's id, senderId, text, createdAt). The hub writes them after those three.
+    pub body: serde_json::Map<String, serde_json::Value>,
+}
+
+impl FeedEvent {
+    /// The frame of this item on its channel, serialized once (keys "type", "channel" and
+    /// "seq" in `body` are ignored: the hub writes those).
+    pub fn to_frame(&self) -> ByteString {
+        let frame = TaggedFrame {
+            ty: self.key.frame_type(),
+            channel: &self.key.channel(),
+            seq: Some(self.seq),
+            body: BodyFields(&self.body),
+        };
+        frame_string(&frame)
+    }
+}
+
+/// A staff note about a booking after a payment change (`booking` frame on
+/// `project:<id>:staff`). Live only: no seq and no replay; the lossless paths are the
+/// buyer's notifications (`user:<id>`) and the REST lists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingNote {
+    /// The project whose staff channel carries it.
+    pub project_id: Uuid,
+    /// The frame's fields other than "type" and "channel", in wire form: bookingId,
+    /// bookingCode, status, paymentStatus, invoice (an object or null), at.
+    pub body: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BookingNote {
+    /// The `booking` frame on the project's staff channel, serialized once.
+    pub fn to_frame(&self) -> ByteString {
+        let frame = TaggedFrame {
+            ty: "booking",
+            channel: &format!("project:{}:staff", self.project_id),
+            seq: None,
+            body: BodyFields(&self.body),
+        };
+        frame_string(&frame)
+    }
+}
+
+/// A frame whose fields after `type`, `channel` and `seq` come from a JSON map.
+#[derive(Serialize)]
+struct TaggedFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<i64>,
+    #[serde(flatten)]
+    body: BodyFields<'a>,
+}
+
+/// The body map without the keys the frame itself writes.
+struct BodyFields<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl Serialize for BodyFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if !matches!(k.as_str(), "type" | "channel" | "seq") {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+fn frame_string(frame: &impl Serialize) -> ByteString {
+    match serde_json::to_string(frame) {
+        Ok(s) => ByteString::from(s),
+        Err(_) => ByteString::from_static(
+            r#"{"type":"error","code":"internal","message":"serialization failed"}"#,
+        ),
+    }
+}
+
 /// A frame sent by the client.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "lowercase")]
@@ -196,6 +331,34 @@ pub enum ServerMessage {
         /// Booking details (staff channels only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         booking: Option<BookingInfo>,
+    },
+    /// One item of a `user:<id>` feed (fields of the notification after `seq`).
+    Notification {
+        /// Channel this frame belongs to.
+        channel: String,
+        /// Seq of the notification in the user's feed.
+        seq: i64,
+        /// id, kind, title, body, data, createdAt, readAt.
+        #[serde(flatten)]
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+    /// One item of a `conversation:<id>` feed.
+    Message {
+        /// Channel this frame belongs to.
+        channel: String,
+        /// Seq of the message in the conversation.
+        seq: i64,
+        /// id, senderId, text, createdAt.
+        #[serde(flatten)]
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+    /// A staff note about a booking after a payment change (live only).
+    Booking {
+        /// `project:<id>:staff`.
+        channel: String,
+        /// bookingId, bookingCode, status, paymentStatus, invoice, at.
+        #[serde(flatten)]
+        fields: serde_json::Map<String, serde_json::Value>,
     },
     /// The subscription is live from `seq` on.
     Subscribed {
@@ -363,6 +526,44 @@ mod tests {
             &*ServerMessage::error("forbidden", "no", Some("project:p:staff")).to_frame(),
             r#"{"type":"error","code":"forbidden","message":"no","channel":"project:p:staff"}"#
         );
+    }
+
+    #[test]
+    fn feed_and_booking_frames_write_type_channel_and_seq_first() {
+        let mut body = serde_json::Map::new();
+        body.insert("text".to_owned(), "halo".into());
+        // Keys the hub writes itself are never taken from the body.
+        body.insert("type".to_owned(), "spoof".into());
+        body.insert("seq".to_owned(), 99.into());
+        let event = FeedEvent {
+            key: FeedKey::Conversation(Uuid::from_u128(1)),
+            seq: 4,
+            at: Utc::now(),
+            body: body.clone(),
+        };
+        assert_eq!(
+            &*event.to_frame(),
+            r#"{"type":"message","channel":"conversation:00000000-0000-0000-0000-000000000001","seq":4,"text":"halo"}"#
+        );
+        let back: ServerMessage = serde_json::from_str(&event.to_frame()).unwrap();
+        assert!(
+            matches!(back, ServerMessage::Message { seq: 4, ref fields, .. } if fields["text"] == "halo")
+        );
+        let note = BookingNote {
+            project_id: Uuid::from_u128(2),
+            body,
+        };
+        assert_eq!(
+            &*note.to_frame(),
+            r#"{"type":"booking","channel":"project:00000000-0000-0000-0000-000000000002:staff","text":"halo"}"#
+        );
+        let back: ServerMessage = serde_json::from_str(&note.to_frame()).unwrap();
+        assert!(matches!(back, ServerMessage::Booking { .. }));
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(
+            r#""key":{"kind":"conversation","id":"00000000-0000-0000-0000-000000000001"}"#
+        ));
+        assert_eq!(serde_json::from_str::<FeedEvent>(&json).unwrap(), event);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Redis pub/sub bus: a `ConnectionManager` publishes, one supervised pub/sub connection
 //! per instance receives (reconnect with backoff, ping for half-open links, catch up after).
-//! Unit events travel on `<prefix>:project:<id>`, token revocations on `<prefix>:users`, and
-//! unit-list changes on `<prefix>:units`.
+//! Unit events travel on `<prefix>:project:<id>`, token revocations on `<prefix>:users`,
+//! unit-list changes on `<prefix>:units`, feed items (notifications, messages) on `<prefix>:feeds`
+//! as JSON arrays of at most `feed_chunk_bytes` each, and staff booking notes on
+//! `<prefix>:bookings`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +16,7 @@ use tokio::task::AbortHandle;
 
 use crate::bus::{Bus, BusError};
 use crate::hub::Hub;
-use crate::model::{Revocation, UnitEvent, UnitsChanged};
+use crate::model::{BookingNote, FeedEvent, Revocation, UnitEvent, UnitsChanged};
 
 /// Settings of a [`RedisBus`]; `Default` gives production values.
 #[derive(Clone, Debug)]
@@ -34,6 +36,9 @@ pub struct RedisBusConfig {
     pub backoff_min: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,
+    /// Largest feed message: a burst of items is split into messages of at most this many
+    /// bytes (an item larger than that travels alone).
+    pub feed_chunk_bytes: usize,
 }
 
 impl Default for RedisBusConfig {
@@ -46,6 +51,7 @@ impl Default for RedisBusConfig {
             publish_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            feed_chunk_bytes: 1024 * 1024,
         }
     }
 }
@@ -57,6 +63,9 @@ pub struct RedisBus {
     config: RedisBusConfig,
     supervisor: AbortHandle,
     subscribed: Arc<AtomicBool>,
+    /// Tags this instance's booking notes, which carry no seq: the copy Redis sends back to us
+    /// is recognised and skipped (the local hub already has it).
+    origin: uuid::Uuid,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -105,10 +114,14 @@ impl RedisBus {
         .await
         .map_err(|_| unreachable("PING timed out".to_owned()))?
         .map_err(|e| unreachable(e.to_string()))?;
+        let origin = uuid::Uuid::now_v7();
         let channels = Channels {
             projects: format!("{}:project:*", config.channel_prefix),
             users: users_channel(&config.channel_prefix),
             units: units_channel(&config.channel_prefix),
+            feeds: feeds_channel(&config.channel_prefix),
+            bookings: bookings_channel(&config.channel_prefix),
+            origin,
         };
         let pubsub = open_pubsub(&client, &channels, config.connect_timeout)
             .await
@@ -129,6 +142,7 @@ impl RedisBus {
             config,
             supervisor: task.abort_handle(),
             subscribed,
+            origin,
         })
     }
 
@@ -193,6 +207,66 @@ impl Bus for RedisBus {
             .arg(payload);
         self.send(cmd).await
     }
+
+    async fn publish_feed(&self, events: &[FeedEvent]) -> Result<(), BusError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let chunks = feed_chunks(events, self.config.feed_chunk_bytes)?;
+        // Local subscribers first; the copies coming back from Redis are dropped as duplicates.
+        self.hub.deliver_feed(events.to_vec());
+        let channel = feeds_channel(&self.config.channel_prefix);
+        // One after the other on one connection: Redis keeps their order, so each feed's
+        // items arrive in seq order.
+        for chunk in chunks {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(&channel).arg(chunk);
+            self.send(cmd).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_booking_note(&self, note: &BookingNote) -> Result<(), BusError> {
+        let payload = serde_json::to_string(&NoteEnvelope {
+            origin: self.origin,
+            note: note.clone(),
+        })?;
+        self.hub.deliver_booking_note(note);
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(bookings_channel(&self.config.channel_prefix))
+            .arg(payload);
+        self.send(cmd).await
+    }
+}
+
+/// A booking note on Redis, with the instance that published it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NoteEnvelope {
+    origin: uuid::Uuid,
+    note: BookingNote,
+}
+
+/// Feed items as JSON arrays of at most `max_bytes` each (an item larger than that alone), in
+/// the given order.
+fn feed_chunks(events: &[FeedEvent], max_bytes: usize) -> Result<Vec<String>, serde_json::Error> {
+    let mut chunks = Vec::new();
+    let mut current = String::from("[");
+    for event in events {
+        let item = serde_json::to_string(event)?;
+        if current.len() > 1 && current.len() + item.len() + 2 > max_bytes {
+            current.push(']');
+            chunks.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&item);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        chunks.push(current);
+    }
+    Ok(chunks)
 }
 
 impl RedisBus {
@@ -217,6 +291,16 @@ fn units_channel(prefix: &str) -> String {
     format!("{prefix}:units")
 }
 
+/// The feed channel of a prefix (every user's and conversation's items).
+fn feeds_channel(prefix: &str) -> String {
+    format!("{prefix}:feeds")
+}
+
+/// The staff booking-note channel of a prefix.
+fn bookings_channel(prefix: &str) -> String {
+    format!("{prefix}:bookings")
+}
+
 /// What the subscriber listens to.
 #[derive(Clone, Debug)]
 struct Channels {
@@ -226,6 +310,12 @@ struct Channels {
     users: String,
     /// The unit-list channel.
     units: String,
+    /// The feed channel.
+    feeds: String,
+    /// The booking-note channel.
+    bookings: String,
+    /// This instance's tag on booking notes.
+    origin: uuid::Uuid,
 }
 
 async fn open_pubsub(
@@ -238,6 +328,8 @@ async fn open_pubsub(
         pubsub.psubscribe(&channels.projects).await?;
         pubsub.subscribe(&channels.users).await?;
         pubsub.subscribe(&channels.units).await?;
+        pubsub.subscribe(&channels.feeds).await?;
+        pubsub.subscribe(&channels.bookings).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
     match tokio::time::timeout(timeout, open).await {
@@ -321,6 +413,23 @@ async fn pump(
                     }
                     continue;
                 }
+                if msg.get_channel_name() == channels.feeds {
+                    match serde_json::from_slice::<Vec<FeedEvent>>(msg.get_payload_bytes()) {
+                        Ok(events) => hub.deliver_feed(events),
+                        Err(e) => tracing::warn!(error = %e, "ignoring undecodable feed items"),
+                    }
+                    continue;
+                }
+                if msg.get_channel_name() == channels.bookings {
+                    match serde_json::from_slice::<NoteEnvelope>(msg.get_payload_bytes()) {
+                        Ok(envelope) if envelope.origin == channels.origin => {}
+                        Ok(envelope) => {
+                            hub.deliver_booking_note(&envelope.note);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignoring undecodable booking note"),
+                    }
+                    continue;
+                }
                 if msg.get_channel_name() == channels.users {
                     match serde_json::from_slice::<Revocation>(msg.get_payload_bytes()) {
                         Ok(revocation) => {
@@ -343,5 +452,46 @@ async fn pump(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::FeedKey;
+
+    fn item(n: i64, size: usize) -> FeedEvent {
+        let mut body = serde_json::Map::new();
+        body.insert("text".to_owned(), "x".repeat(size).into());
+        FeedEvent {
+            key: FeedKey::User(uuid::Uuid::from_u128(n as u128 % 3)),
+            seq: n,
+            at: chrono::Utc::now(),
+            body,
+        }
+    }
+
+    #[test]
+    fn feed_chunks_stay_under_the_limit_and_keep_the_order() {
+        let events: Vec<FeedEvent> = (1..=100).map(|n| item(n, 150)).collect();
+        let chunks = feed_chunks(&events, 1_000).unwrap();
+        assert!(chunks.len() > 10, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.len() <= 1_000));
+        let back: Vec<FeedEvent> = chunks
+            .iter()
+            .flat_map(|c| serde_json::from_str::<Vec<FeedEvent>>(c).unwrap())
+            .collect();
+        assert_eq!(back, events);
+        // An item over the limit travels alone; nothing is dropped.
+        let big = vec![item(1, 10), item(2, 5_000), item(3, 10)];
+        let chunks = feed_chunks(&big, 1_000).unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert!(feed_chunks(&[], 1_000).unwrap().is_empty());
+        // The production limit puts a burst of 10,000 notifications in a handful of messages.
+        let burst: Vec<FeedEvent> = (1..=10_000).map(|n| item(n, 300)).collect();
+        let chunks = feed_chunks(&burst, RedisBusConfig::default().feed_chunk_bytes).unwrap();
+        assert!(chunks.len() <= 6, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.len() <= 1024 * 1024));
     }
 }

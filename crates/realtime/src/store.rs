@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{ProjectHead, Snapshot, TokenChange, UnitEvent};
+use crate::metrics::Metrics;
+use crate::model::{FeedEvent, FeedKey, ProjectHead, Snapshot, TokenChange, UnitEvent};
 
 /// Failure of an [`EventStore`] call.
 #[derive(Debug, thiserror::Error)]
@@ -55,4 +56,50 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = since;
         Ok(Vec::new())
     }
+
+    /// Items of a feed with seq > after, ascending, at most `limit`. The default knows no feeds.
+    async fn feed_after(
+        &self,
+        key: FeedKey,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        let _ = (key, after, limit);
+        Ok(Vec::new())
+    }
+
+    /// Latest seq of each given feed (0 for a feed with no items yet; absent for an unknown one),
+    /// in at most one query per feed kind: the catch-up tick calls it every second for every feed
+    /// with local subscribers (tens of thousands of users). The default knows no feeds.
+    async fn feed_heads(&self, keys: &[FeedKey]) -> Result<HashMap<FeedKey, i64>, StoreError> {
+        let _ = keys;
+        Ok(HashMap::new())
+    }
+
+    /// The users allowed on a conversation's channel (its two parties); None if it does not exist.
+    /// Called at subscribe only. The default knows no conversations.
+    async fn conversation_parties(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let _ = conversation_id;
+        Ok(None)
+    }
+}
+
+/// Runs a store call within `timeout` (a stuck database must not hang subscribers for ever),
+/// counting failures in `metrics`.
+pub(crate) async fn timed<T>(
+    timeout: std::time::Duration,
+    metrics: &Metrics,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let result = match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Other(format!("no answer within {timeout:?}"))),
+    };
+    if result.is_err() {
+        metrics.store_errors.inc();
+    }
+    result
 }

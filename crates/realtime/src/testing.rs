@@ -11,7 +11,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::model::{
-    BookingInfo, ProjectHead, Snapshot, TokenChange, UnitEvent, UnitState, status_color,
+    BookingInfo, FeedEvent, FeedKey, ProjectHead, Snapshot, TokenChange, UnitEvent, UnitState,
+    status_color,
 };
 use crate::store::{EventStore, StoreError};
 use crate::sync::lock;
@@ -32,6 +33,10 @@ pub struct MemoryStore {
     projects: Mutex<HashMap<Uuid, ProjectData>>,
     /// Users' token versions, as `set_token_version` left them.
     tokens: Mutex<HashMap<Uuid, TokenChange>>,
+    /// Committed items of each feed, in seq order.
+    feeds: Mutex<HashMap<FeedKey, Vec<FeedEvent>>>,
+    /// Parties of each conversation.
+    conversations: Mutex<HashMap<Uuid, Vec<Uuid>>>,
     delay_ms: AtomicU64,
     failing: AtomicBool,
     /// Number of `snapshot` calls.
@@ -40,6 +45,12 @@ pub struct MemoryStore {
     pub events_after_calls: AtomicU64,
     /// Number of `latest_heads` calls.
     pub latest_heads_calls: AtomicU64,
+    /// Number of `feed_after` calls.
+    pub feed_after_calls: AtomicU64,
+    /// Number of `feed_heads` calls.
+    pub feed_heads_calls: AtomicU64,
+    /// Number of `conversation_parties` calls.
+    pub conversation_parties_calls: AtomicU64,
 }
 
 impl MemoryStore {
@@ -138,6 +149,33 @@ impl MemoryStore {
         Some(event)
     }
 
+    /// Commits the next item of a feed (seq = its last + 1, stamped now) and returns it (not
+    /// published anywhere). `body` holds the frame's fields after `seq`.
+    pub fn commit_feed(
+        &self,
+        key: FeedKey,
+        body: serde_json::Map<String, serde_json::Value>,
+    ) -> FeedEvent {
+        let mut feeds = lock(&self.feeds);
+        let items = feeds.entry(key).or_default();
+        let seq = items.last().map_or(1, |e| e.seq + 1);
+        let event = FeedEvent {
+            key,
+            seq,
+            at: Utc::now(),
+            body,
+        };
+        items.push(event.clone());
+        event
+    }
+
+    /// Creates a conversation between `parties`; returns its id.
+    pub fn add_conversation(&self, parties: &[Uuid]) -> Uuid {
+        let id = Uuid::now_v7();
+        lock(&self.conversations).insert(id, parties.to_vec());
+        id
+    }
+
     /// Forgets events with seq <= `upto` (as a pruning job would).
     pub fn prune(&self, project_id: Uuid, upto: i64) {
         if let Some(p) = lock(&self.projects).get_mut(&project_id) {
@@ -220,6 +258,57 @@ impl EventStore for MemoryStore {
             .filter(|c| c.changed_at > since)
             .copied()
             .collect())
+    }
+
+    async fn feed_after(
+        &self,
+        key: FeedKey,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        self.feed_after_calls.fetch_add(1, Ordering::Relaxed);
+        self.pause().await?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(lock(&self.feeds)
+            .get(&key)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|e| e.seq > after)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn feed_heads(&self, keys: &[FeedKey]) -> Result<HashMap<FeedKey, i64>, StoreError> {
+        self.feed_heads_calls.fetch_add(1, Ordering::Relaxed);
+        self.pause().await?;
+        let feeds = lock(&self.feeds);
+        let conversations = lock(&self.conversations);
+        Ok(keys
+            .iter()
+            .filter_map(|key| {
+                let head = feeds.get(key).and_then(|items| items.last()).map(|e| e.seq);
+                // Every user is known (the hub checked the token); a conversation only if added.
+                let known = match key {
+                    FeedKey::User(_) => true,
+                    FeedKey::Conversation(id) => conversations.contains_key(id),
+                };
+                (known || head.is_some()).then(|| (*key, head.unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    async fn conversation_parties(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        self.conversation_parties_calls
+            .fetch_add(1, Ordering::Relaxed);
+        self.pause().await?;
+        Ok(lock(&self.conversations).get(&conversation_id).cloned())
     }
 
     async fn latest_heads(

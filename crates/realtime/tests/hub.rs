@@ -486,6 +486,93 @@ async fn slow_client_is_closed_while_others_keep_receiving() {
 }
 
 #[tokio::test]
+async fn the_outbound_queue_is_bounded_by_bytes_as_well() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(40);
+    // A unit frame is ~230 bytes: two fit in 500 behind the one being written; the snapshot
+    // (~4 KB) is larger than the bound but is the one being written, and goes.
+    let hub = hub(
+        &store,
+        HubConfig {
+            queue_max_bytes: 500,
+            ..HubConfig::default()
+        },
+    );
+    let ch = format!("project:{pid}");
+    let (slow, mut slow_rx) = hub.connect();
+    slow.handle_text(&sub(&ch), false);
+    let (snap, _) = expect_snapshot(&mut slow_rx, &ch).await;
+    assert_eq!(snap, 0);
+    let (fast, mut fast_rx) = hub.connect();
+    fast.handle_text(&sub(&ch), false);
+    expect_snapshot(&mut fast_rx, &ch).await;
+    for (i, unit) in units.iter().take(6).enumerate() {
+        hub.deliver(store.commit(pid, *unit, "BOOKED", None).unwrap());
+        assert_eq!(unit_seq(&next_msg(&mut fast_rx).await), i as i64 + 1);
+    }
+    assert!(slow.is_closed());
+    let mut items = Vec::new();
+    while let Some(o) = slow_rx.recv().await {
+        items.push(o);
+    }
+    assert_eq!(
+        items.len(),
+        4,
+        "the one being written, 2 more, then the Close: {items:?}"
+    );
+    assert!(matches!(
+        items.last(),
+        Some(Outbound::Close { code: 1013, .. })
+    ));
+    assert_eq!(hub.metrics().slow_client_closes.get(), 1);
+}
+
+#[tokio::test]
+async fn a_replay_older_than_the_ring_is_read_and_encoded_once_for_many_subscribers() {
+    let store = Arc::new(MemoryStore::new());
+    let (pid, units) = store.add_project(2);
+    for i in 0..20 {
+        let status = if i % 2 == 0 { "BOOKED" } else { "AVAILABLE" };
+        store.commit(pid, units[0], status, None).unwrap();
+    }
+    let hub = hub(
+        &store,
+        HubConfig {
+            replay_buffer: 4,
+            ..HubConfig::default()
+        },
+    );
+    let ch = format!("project:{pid}");
+    let (first, mut first_rx) = hub.connect();
+    first.handle_text(&sub(&ch), false);
+    expect_snapshot(&mut first_rx, &ch).await;
+    let before = store.events_after_calls.load(Ordering::Relaxed);
+    let mut frames = Vec::new();
+    for _ in 0..5 {
+        let (conn, mut rx) = hub.connect();
+        conn.handle_text(&sub_since(&ch, 3), false);
+        let mut got = Vec::new();
+        for want in 4..=20 {
+            let raw = next_raw(&mut rx).await;
+            let msg: ServerMessage = serde_json::from_str(&raw).unwrap();
+            assert_eq!(unit_seq(&msg), want);
+            got.push(raw);
+        }
+        assert!(matches!(
+            next_msg(&mut rx).await,
+            ServerMessage::Subscribed {
+                seq: 20,
+                recovered: true,
+                ..
+            }
+        ));
+        frames.push(got);
+    }
+    assert_eq!(store.events_after_calls.load(Ordering::Relaxed), before + 1);
+    assert!(frames.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test]
 async fn catch_up_tick_delivers_events_the_bus_lost() {
     let store = Arc::new(MemoryStore::new());
     let (pid, units) = store.add_project(1);

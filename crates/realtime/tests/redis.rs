@@ -4,14 +4,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
 use kavling_realtime::testing::MemoryStore;
 use kavling_realtime::{Bus, BusError, Hub, HubConfig, RedisBus, RedisBusConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
 /// CLIENT KILL hits every pub/sub connection: run the Redis tests one at a time.
@@ -38,6 +36,40 @@ fn fast_config() -> RedisBusConfig {
         publish_timeout: Duration::from_secs(1),
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
+        ..RedisBusConfig::default()
+    }
+}
+
+/// Two hubs over one store, each with its Redis bus (same channel prefix).
+async fn two_instances(
+    url: &str,
+    store: &Arc<MemoryStore>,
+    config: RedisBusConfig,
+) -> (Arc<Hub>, RedisBus, Arc<Hub>, RedisBus) {
+    let hub_a = Hub::new(store.clone(), HubConfig::default());
+    let hub_b = Hub::new(store.clone(), HubConfig::default());
+    let bus_a = RedisBus::connect_with_config(url, hub_a.clone(), config.clone())
+        .await
+        .unwrap();
+    let bus_b = RedisBus::connect_with_config(url, hub_b.clone(), config)
+        .await
+        .unwrap();
+    (hub_a, bus_a, hub_b, bus_b)
+}
+
+/// `host:port` of a plain-TCP Redis URL (the black-hole proxy needs one); None, with a note,
+/// for anything else.
+fn tcp_target(url: &str) -> Option<String> {
+    match redis::Client::open(url)
+        .unwrap()
+        .get_connection_info()
+        .addr()
+    {
+        redis::ConnectionAddr::Tcp(host, port) => Some(format!("{host}:{port}")),
+        other => {
+            eprintln!("note: this test needs plain TCP Redis, got {other}; skipping");
+            None
+        }
     }
 }
 
@@ -75,15 +107,7 @@ async fn publish_on_one_instance_reaches_the_other() {
     let _serial = SERIAL.lock().await;
     let store = Arc::new(MemoryStore::new());
     let (pid, units) = store.add_project(2);
-    let hub_a = Hub::new(store.clone(), HubConfig::default());
-    let hub_b = Hub::new(store.clone(), HubConfig::default());
-    let config = fast_config();
-    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
-        .await
-        .unwrap();
-    let _bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
-        .await
-        .unwrap();
+    let (hub_a, bus_a, hub_b, _bus_b) = two_instances(&url, &store, fast_config()).await;
     let ch = format!("project:{pid}");
     let (ca, mut rx_a) = hub_a.connect();
     ca.handle_text(&sub(&ch), false);
@@ -116,15 +140,7 @@ async fn killed_pubsub_connection_reconnects_and_catches_up() {
     let _serial = SERIAL.lock().await;
     let store = Arc::new(MemoryStore::new());
     let (pid, units) = store.add_project(2);
-    let hub_a = Hub::new(store.clone(), HubConfig::default());
-    let hub_b = Hub::new(store.clone(), HubConfig::default());
-    let config = fast_config();
-    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
-        .await
-        .unwrap();
-    let bus_b = RedisBus::connect_with_config(&url, hub_b.clone(), config)
-        .await
-        .unwrap();
+    let (hub_a, bus_a, hub_b, bus_b) = two_instances(&url, &store, fast_config()).await;
     let ch = format!("project:{pid}");
     let (cb, mut rx_b) = hub_b.connect();
     cb.handle_text(&sub(&ch), false);
@@ -159,78 +175,12 @@ async fn killed_pubsub_connection_reconnects_and_catches_up() {
     assert!(bus_b.is_subscribed());
 }
 
-/// TCP proxy that can black-hole its existing connections (bytes vanish, sockets stay open),
-/// which is what a half-open link looks like to the client.
-/// Returns the proxy address, the black-hole cutoff (connections with id <= it are cut)
-/// and the number of connections opened so far.
-async fn blackhole_proxy(target: String) -> (String, Arc<AtomicU64>, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let cutoff = Arc::new(AtomicU64::new(0));
-    let opened = Arc::new(AtomicU64::new(0));
-    let (cut, count) = (cutoff.clone(), opened.clone());
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let id = count.fetch_add(1, Ordering::SeqCst) + 1;
-            let Ok(outbound) = TcpStream::connect(&target).await else {
-                continue;
-            };
-            let (ri, wi) = inbound.into_split();
-            let (ro, wo) = outbound.into_split();
-            for (mut r, mut w) in [
-                (
-                    Box::new(ri) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                    Box::new(wo) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-                ),
-                (Box::new(ro), Box::new(wi)),
-            ] {
-                let cut = cut.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let n = match r.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        if id <= cut.load(Ordering::SeqCst) {
-                            continue;
-                        }
-                        if w.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        }
-    });
-    (addr.to_string(), cutoff, opened)
-}
-
-/// `url` with its host:port replaced by `addr` (keeps credentials and database).
-fn with_addr(url: &str, addr: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let creds = authority
-        .rsplit_once('@')
-        .map(|(c, _)| format!("{c}@"))
-        .unwrap_or_default();
-    format!("{scheme}://{creds}{addr}{path}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connection_is_noticed_by_ping() {
     let Some(url) = redis_url() else { return };
     let _serial = SERIAL.lock().await;
-    let info = redis::Client::open(url.as_str()).unwrap();
-    let target = match info.get_connection_info().addr() {
-        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-        other => {
-            eprintln!("note: half-open test needs plain TCP Redis, got {other}; skipping");
-            return;
-        }
+    let Some(target) = tcp_target(&url) else {
+        return;
     };
     let (proxy, cutoff, opened) = blackhole_proxy(target).await;
     let proxied = with_addr(&url, &proxy);
@@ -256,4 +206,231 @@ async fn half_open_connection_is_noticed_by_ping() {
         start.elapsed()
     );
     assert!(hub.metrics().redis_reconnects.get() >= 1);
+}
+
+fn user(
+    hub: &Arc<Hub>,
+    id: Uuid,
+) -> (kavling_realtime::ConnectionHandle, kavling_realtime::Outbox) {
+    hub.connect_as(Some(kavling_realtime::Principal {
+        user_id: id,
+        token_version: 0,
+    }))
+}
+
+fn feed_seq(msg: &kavling_realtime::ServerMessage) -> i64 {
+    match msg {
+        kavling_realtime::ServerMessage::Notification { seq, .. }
+        | kavling_realtime::ServerMessage::Message { seq, .. } => *seq,
+        other => panic!("expected a feed frame, got {other:?}"),
+    }
+}
+
+fn padded_notification(n: usize) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(m) = serde_json::json!({
+        "id": Uuid::now_v7().to_string(),
+        "kind": "payment",
+        "title": format!("Payment {n} verified"),
+        "body": "x".repeat(300),
+        "data": {},
+        "createdAt": "2026-12-03T08:00:00.000000Z",
+        "readAt": null,
+    }) else {
+        unreachable!()
+    };
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_items_and_booking_notes_reach_the_other_instance_once() {
+    let Some(url) = redis_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let store = Arc::new(MemoryStore::new());
+    // Small messages, so one burst travels as many chunks.
+    let config = RedisBusConfig {
+        feed_chunk_bytes: 2_000,
+        ..fast_config()
+    };
+    let (hub_a, bus_a, hub_b, _bus_b) = two_instances(&url, &store, config).await;
+    let users: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let mut on_b = Vec::new();
+    for u in &users {
+        let (c, mut rx) = user(&hub_b, *u);
+        c.handle_text(&sub(&format!("user:{u}")), false);
+        assert!(matches!(
+            next_msg(&mut rx).await,
+            kavling_realtime::ServerMessage::Subscribed { seq: 0, .. }
+        ));
+        on_b.push((c, rx));
+    }
+    let (ca, mut rx_a) = user(&hub_a, users[0]);
+    ca.handle_text(&sub(&format!("user:{}", users[0])), false);
+    next_msg(&mut rx_a).await;
+
+    // 5 users × 6 items, about 500 bytes each: ~20 messages of at most 2,000 bytes.
+    let mut burst = Vec::new();
+    for round in 0..6 {
+        for u in &users {
+            burst.push(store.commit_feed(
+                kavling_realtime::FeedKey::User(*u),
+                padded_notification(round),
+            ));
+        }
+    }
+    bus_a.publish_feed(&burst).await.unwrap();
+    for (_, rx) in &mut on_b {
+        for want in 1..=6 {
+            assert_eq!(feed_seq(&next_msg(rx).await), want);
+        }
+    }
+    for want in 1..=6 {
+        assert_eq!(feed_seq(&next_msg(&mut rx_a).await), want);
+    }
+    // A's own copies came back through Redis and were dropped.
+    wait_until("echo dedup", Duration::from_secs(3), || {
+        hub_a.metrics().feed_duplicates_dropped.get() == 6
+    })
+    .await;
+    for (_, rx) in &mut on_b {
+        expect_silence(rx, 20).await;
+    }
+    expect_silence(&mut rx_a, 20).await;
+
+    // A booking note: each instance's staff subscriber gets it exactly once.
+    let (pid, _) = store.add_project(1);
+    let staff = format!("project:{pid}:staff");
+    let (sa, mut staff_a) = hub_a.connect();
+    sa.handle_text(&sub(&staff), true);
+    expect_snapshot(&mut staff_a, &staff).await;
+    let (sb, mut staff_b) = hub_b.connect();
+    sb.handle_text(&sub(&staff), true);
+    expect_snapshot(&mut staff_b, &staff).await;
+    let serde_json::Value::Object(body) = serde_json::json!({
+        "bookingId": Uuid::now_v7().to_string(), "bookingCode": "BK-2026-007",
+        "status": "ACTIVE", "paymentStatus": "PAID", "invoice": null,
+        "at": "2026-12-03T08:00:00.000000Z",
+    }) else {
+        unreachable!()
+    };
+    let note = kavling_realtime::BookingNote {
+        project_id: pid,
+        body,
+    };
+    bus_a.publish_booking_note(&note).await.unwrap();
+    for rx in [&mut staff_a, &mut staff_b] {
+        let raw = next_raw(rx).await;
+        assert!(raw.contains(r#""bookingCode":"BK-2026-007""#), "{raw}");
+        expect_silence(rx, 300).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_item_lost_with_the_redis_link_arrives_after_the_reconnect() {
+    let Some(url) = redis_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let Some(target) = tcp_target(&url) else {
+        return;
+    };
+    let (proxy, cutoff, opened) = blackhole_proxy(target).await;
+    let store = Arc::new(MemoryStore::new());
+    let hub_a = Hub::new(store.clone(), HubConfig::default());
+    let hub_b = Hub::new(store.clone(), HubConfig::default());
+    let config = fast_config();
+    let bus_a = RedisBus::connect_with_config(&url, hub_a.clone(), config.clone())
+        .await
+        .unwrap();
+    // B reaches Redis through the proxy; no catch-up tick runs in this test.
+    let _bus_b = RedisBus::connect_with_config(&with_addr(&url, &proxy), hub_b.clone(), config)
+        .await
+        .unwrap();
+    let (buyer, agent) = (Uuid::now_v7(), Uuid::now_v7());
+    let conv = store.add_conversation(&[buyer, agent]);
+    let channel = format!("conversation:{conv}");
+    let (cb, mut rx_b) = user(&hub_b, buyer);
+    cb.handle_text(&sub(&channel), false);
+    next_msg(&mut rx_b).await;
+
+    let message = |text: &str| {
+        let serde_json::Value::Object(body) = serde_json::json!({
+            "id": Uuid::now_v7().to_string(), "senderId": agent.to_string(),
+            "text": text, "createdAt": "2026-12-03T08:00:00.000000Z",
+        }) else {
+            unreachable!()
+        };
+        store.commit_feed(kavling_realtime::FeedKey::Conversation(conv), body)
+    };
+    // Cut B's link, then publish through A: B's copy vanishes with the link.
+    cutoff.store(opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    bus_a.publish_feed(&[message("halo")]).await.unwrap();
+    // B notices the dead link by its ping, reconnects and catches up from the store.
+    assert_eq!(feed_seq(&next_msg(&mut rx_b).await), 1);
+    assert!(hub_b.metrics().redis_reconnects.get() >= 1);
+    assert_eq!(hub_b.metrics().feed_catch_up_events.get(), 1);
+    // And the live path works again.
+    bus_a.publish_feed(&[message("apa kabar")]).await.unwrap();
+    assert_eq!(feed_seq(&next_msg(&mut rx_b).await), 2);
+    expect_silence(&mut rx_b, 100).await;
+}
+
+/// Benchmark, not a timed test: 10,000 users on instance B, each on their own `user:` channel; a
+/// burst of one notification each published through instance A (one `publish_feed` call, as
+/// after one transaction), carried by Redis in ~1 MiB messages. Prints B's commit-to-send
+/// histogram. `REDIS_URL=redis://127.0.0.1:6379 cargo test --release -p kavling-realtime --test
+/// redis -- --ignored --nocapture ten_thousand`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn ten_thousand_feeds_across_two_instances() {
+    const N: usize = 10_000;
+    let Some(url) = redis_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let store = Arc::new(MemoryStore::new());
+    let (_hub_a, bus_a, hub_b, _bus_b) = two_instances(&url, &store, fast_config()).await;
+    let mut clients = Vec::with_capacity(N);
+    for _ in 0..N {
+        let id = Uuid::now_v7();
+        let (c, rx) = user(&hub_b, id);
+        c.handle_text(&sub(&format!("user:{id}")), false);
+        clients.push((c, rx, id));
+    }
+    for (_, rx, _) in &mut clients {
+        next_msg(rx).await;
+    }
+    let mut burst: Vec<_> = clients
+        .iter()
+        .map(|(_, _, id)| {
+            store.commit_feed(kavling_realtime::FeedKey::User(*id), padded_notification(1))
+        })
+        .collect();
+    let committed = chrono::Utc::now();
+    for item in &mut burst {
+        item.at = committed;
+    }
+    let started = Instant::now();
+    bus_a.publish_feed(&burst).await.unwrap();
+    let published = started.elapsed();
+    wait_until("every frame on B", Duration::from_secs(30), || {
+        hub_b.metrics().feed_frames_sent.get() == N as u64
+    })
+    .await;
+    let all = started.elapsed();
+    for (_, rx, _) in &mut clients {
+        assert_eq!(feed_seq(&next_msg(rx).await), 1);
+    }
+    let h = &hub_b.metrics().feed_commit_to_send;
+    let cumulative = h.cumulative();
+    let p = |q: u64| {
+        kavling_realtime::LATENCY_BUCKETS_MS
+            .iter()
+            .zip(&cumulative)
+            .find(|(_, c)| **c * 100 >= h.count() * q)
+            .map(|(ms, _)| *ms)
+    };
+    println!(
+        "{N} user feeds on B, burst through A and Redis: publish {published:?}, all queued on B \
+         after {all:?}; B commit-to-send mean {:?}, p50 <= {:?} ms, p99 <= {:?} ms, max bucket \
+         counts {cumulative:?}",
+        h.sum() / u32::try_from(h.count()).unwrap_or(1),
+        p(50),
+        p(99),
+    );
 }

@@ -1007,6 +1007,7 @@ async fn metrics_names_labels_and_types_are_pinned() {
         "kavling_db_pool_max_connections gauge",
         "kavling_http_request_duration_seconds histogram",
         "kavling_http_requests_total counter",
+        "kavling_realtime_booking_frames_sent_total counter",
         "kavling_realtime_catch_up_events_total counter",
         "kavling_realtime_catch_ups_total counter",
         "kavling_realtime_commit_to_send_seconds histogram",
@@ -1015,6 +1016,10 @@ async fn metrics_names_labels_and_types_are_pinned() {
         "kavling_realtime_events_applied_total counter",
         "kavling_realtime_events_published_total counter",
         "kavling_realtime_events_received_total counter",
+        "kavling_realtime_feed_catch_up_events_total counter",
+        "kavling_realtime_feed_commit_to_send_seconds histogram",
+        "kavling_realtime_feed_duplicates_dropped_total counter",
+        "kavling_realtime_feed_frames_sent_total counter",
         "kavling_realtime_frames_sent_total counter",
         "kavling_realtime_redis_reconnects_total counter",
         "kavling_realtime_revoked_closes_total counter",
@@ -1037,6 +1042,7 @@ async fn metrics_names_labels_and_types_are_pinned() {
         "kavling_http_request_duration_seconds_count{method,route}",
         "kavling_http_request_duration_seconds_sum{method,route}",
         "kavling_http_requests_total{method,route,status}",
+        "kavling_realtime_booking_frames_sent_total{}",
         "kavling_realtime_catch_up_events_total{}",
         "kavling_realtime_catch_ups_total{}",
         "kavling_realtime_commit_to_send_seconds_bucket{le}",
@@ -1047,6 +1053,12 @@ async fn metrics_names_labels_and_types_are_pinned() {
         "kavling_realtime_events_applied_total{}",
         "kavling_realtime_events_published_total{}",
         "kavling_realtime_events_received_total{}",
+        "kavling_realtime_feed_catch_up_events_total{}",
+        "kavling_realtime_feed_commit_to_send_seconds_bucket{le}",
+        "kavling_realtime_feed_commit_to_send_seconds_count{}",
+        "kavling_realtime_feed_commit_to_send_seconds_sum{}",
+        "kavling_realtime_feed_duplicates_dropped_total{}",
+        "kavling_realtime_feed_frames_sent_total{}",
         "kavling_realtime_frames_sent_total{}",
         "kavling_realtime_redis_reconnects_total{}",
         "kavling_realtime_revoked_closes_total{}",
@@ -1264,4 +1276,37 @@ async fn a_unit_list_change_whose_bus_message_is_lost_is_caught_up_within_2_s() 
         .unwrap();
     new_subscriber_sees(&peer, &ch, "Y2").await;
     new_subscriber_sees(&app, &ch, "Y2").await;
+}
+
+#[actix_web::test]
+async fn a_user_channel_is_open_to_its_own_token_only() {
+    let app = TestApp::spawn().await;
+    let (me, token) = app.user(Role::Buyer, true).await;
+    let (other, _) = app.user(Role::Buyer, true).await;
+    let mine = format!("user:{me}");
+
+    // No token, a bad token, or another user's channel: forbidden; the connection stays usable.
+    for (token, ch) in [
+        (None, mine.clone()),
+        (Some("not-a-token"), mine.clone()),
+        (Some(token.as_str()), format!("user:{other}")),
+    ] {
+        let mut ws = app.ws(token).await;
+        subscribe(&mut ws, &ch, None).await;
+        let err = ws.recv().await;
+        assert_eq!(err["type"], "error", "{err}");
+        assert_eq!(err["code"], "forbidden", "{err}");
+        assert_eq!(err["channel"], ch);
+        ws.send(&json!({"op": "ping"})).await;
+        assert_eq!(ws.recv().await["type"], "pong");
+    }
+
+    // The token's own user: `subscribed` at the feed's head, no snapshot.
+    let mut ws = app.ws(Some(&token)).await;
+    subscribe(&mut ws, &mine, None).await;
+    let sub = ws.recv().await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    assert_eq!(sub["channel"], mine);
+    assert_eq!(sub["recovered"], false);
+    assert!(sub["seq"].is_i64(), "{sub}");
 }
