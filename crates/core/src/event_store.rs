@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use kavling_realtime::{
-    BookingInfo, EventStore, ProjectHead, Snapshot, StoreError, TokenChange, UnitEvent, UnitState,
+    BookingInfo, EventStore, FeedEvent, FeedKey, ProjectHead, Snapshot, StoreError, TokenChange,
+    UnitEvent, UnitState,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use crate::db::begin_snapshot;
 use crate::domain::Palette;
 use crate::entities::{bookings, projects, unit_events, units, users};
+use crate::services::conversations;
 
 /// [`EventStore`] backed by the Kavling database.
 #[derive(Clone, Debug)]
@@ -197,6 +199,54 @@ impl EventStore for DbEventStore {
                     changed_at: changed_at?,
                 })
             })
+            .collect())
+    }
+
+    async fn feed_after(
+        &self,
+        key: FeedKey,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        match key {
+            FeedKey::Conversation(id) => conversations::feed_after(&self.db, id, after, limit)
+                .await
+                .map_err(StoreError::backend),
+            FeedKey::User(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn feed_heads(&self, keys: &[FeedKey]) -> Result<HashMap<FeedKey, i64>, StoreError> {
+        let mut heads = HashMap::new();
+        let conversation_ids: Vec<Uuid> = keys
+            .iter()
+            .filter_map(|k| match k {
+                FeedKey::Conversation(id) => Some(*id),
+                FeedKey::User(_) => None,
+            })
+            .collect();
+        heads.extend(self.conversation_heads(&conversation_ids).await?);
+        Ok(heads)
+    }
+
+    async fn conversation_parties(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        conversations::parties(&self.db, conversation_id)
+            .await
+            .map_err(StoreError::backend)
+    }
+}
+
+impl DbEventStore {
+    /// Heads of conversation feeds (one query for all of them).
+    async fn conversation_heads(&self, ids: &[Uuid]) -> Result<HashMap<FeedKey, i64>, StoreError> {
+        Ok(conversations::feed_heads(&self.db, ids)
+            .await
+            .map_err(StoreError::backend)?
+            .into_iter()
+            .map(|(id, seq)| (FeedKey::Conversation(id), seq))
             .collect())
     }
 }

@@ -44,6 +44,8 @@ pub struct Services {
     pub kpr_rate_bps: u32,
     /// Queues this instance's bookings for the year's counter row (see [`services::bookings`]).
     pub booking_gate: services::bookings::BookingGate,
+    /// Chat messages a user may send (per minute and burst), decided in the database.
+    pub chat_rate: services::ratelimit::RateLimit,
 }
 
 impl std::fmt::Debug for Services {

@@ -153,6 +153,7 @@ impl Application {
             storage_dir: config.storage_dir.clone(),
             kpr_rate_bps: config.kpr_rate_bps,
             booking_gate: Default::default(),
+            chat_rate: config.chat_rate,
         };
         background.push(
             services

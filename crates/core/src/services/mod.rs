@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod bookings;
+pub mod conversations;
 pub mod customers;
 pub mod disputes;
 pub mod documents;
@@ -10,6 +11,7 @@ pub mod kyc;
 pub mod leads;
 pub mod payments;
 pub mod projects;
+pub mod ratelimit;
 pub mod siteplans;
 pub mod units;
 pub mod users;

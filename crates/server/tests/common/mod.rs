@@ -137,6 +137,8 @@ pub struct SpawnOptions {
     pub auth_rate_burst: u32,
     pub expiry_every: Duration,
     pub overdue_every: Duration,
+    /// Chat messages per user (the rate-limit test lowers it).
+    pub chat_rate: kavling_core::services::ratelimit::RateLimit,
 }
 
 impl Default for SpawnOptions {
@@ -154,6 +156,10 @@ impl Default for SpawnOptions {
             auth_rate_burst: 100_000,
             expiry_every: Duration::from_millis(200),
             overdue_every: Duration::from_millis(200),
+            chat_rate: kavling_core::services::ratelimit::RateLimit {
+                per_minute: 600,
+                burst: 100,
+            },
         }
     }
 }
@@ -198,6 +204,7 @@ pub fn test_config(
         auth_rate_per_second: 1,
         auth_rate_burst: opts.auth_rate_burst,
         kpr_rate_bps: 900,
+        chat_rate: opts.chat_rate,
         warnings: vec![],
         ws_echo: opts.ws_echo,
     }
