@@ -1,11 +1,13 @@
 //! The realtime hub's read side over the database: replay from `unit_events`, consistent
-//! snapshots, and one query for the latest seq and unit-list version of many projects.
+//! snapshots, one query for the latest seq and unit-list version of many projects, and the
+//! feeds (a user's notifications; conversations are read by the chat service).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use kavling_realtime::{
-    BookingInfo, EventStore, ProjectHead, Snapshot, StoreError, TokenChange, UnitEvent, UnitState,
+    BookingInfo, EventStore, FeedEvent, FeedKey, ProjectHead, Snapshot, StoreError, TokenChange,
+    UnitEvent, UnitState,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -13,6 +15,7 @@ use uuid::Uuid;
 use crate::db::begin_snapshot;
 use crate::domain::Palette;
 use crate::entities::{bookings, projects, unit_events, units, users};
+use crate::services::notifications;
 
 /// [`EventStore`] backed by the Kavling database.
 #[derive(Clone, Debug)]
@@ -198,5 +201,46 @@ impl EventStore for DbEventStore {
                 })
             })
             .collect())
+    }
+
+    async fn feed_after(
+        &self,
+        key: FeedKey,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        match key {
+            FeedKey::User(user_id) => {
+                notifications::user_feed_after(&self.db, user_id, after, limit)
+                    .await
+                    .map_err(StoreError::backend)
+            }
+            FeedKey::Conversation(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn feed_heads(&self, keys: &[FeedKey]) -> Result<HashMap<FeedKey, i64>, StoreError> {
+        let mut users = Vec::new();
+        let mut conversations = Vec::new();
+        for key in keys {
+            match key {
+                FeedKey::User(id) => users.push(*id),
+                FeedKey::Conversation(id) => conversations.push(*id),
+            }
+        }
+        let mut heads = HashMap::with_capacity(keys.len());
+        if !users.is_empty() {
+            let user_heads = notifications::user_feed_heads(&self.db, &users)
+                .await
+                .map_err(StoreError::backend)?;
+            heads.extend(
+                user_heads
+                    .into_iter()
+                    .map(|(id, seq)| (FeedKey::User(id), seq)),
+            );
+        }
+        // Conversations: filled in by the chat service.
+        let _ = conversations;
+        Ok(heads)
     }
 }
