@@ -1,5 +1,6 @@
 //! The realtime hub's read side over the database: replay from `unit_events`, consistent
-//! snapshots, and one query for the latest seq and unit-list version of many projects.
+//! snapshots, one query for the latest seq and unit-list version of many projects, and the
+//! feeds (a user's notifications; conversations are read by the chat service).
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use crate::db::begin_snapshot;
 use crate::domain::Palette;
 use crate::entities::{bookings, projects, unit_events, units, users};
-use crate::services::conversations;
+use crate::services::{conversations, notifications};
 
 /// [`EventStore`] backed by the Kavling database.
 #[derive(Clone, Debug)]
@@ -209,22 +210,37 @@ impl EventStore for DbEventStore {
         limit: u64,
     ) -> Result<Vec<FeedEvent>, StoreError> {
         match key {
+            FeedKey::User(user_id) => {
+                notifications::user_feed_after(&self.db, user_id, after, limit)
+                    .await
+                    .map_err(StoreError::backend)
+            }
             FeedKey::Conversation(id) => conversations::feed_after(&self.db, id, after, limit)
                 .await
                 .map_err(StoreError::backend),
-            FeedKey::User(_) => Ok(Vec::new()),
         }
     }
 
     async fn feed_heads(&self, keys: &[FeedKey]) -> Result<HashMap<FeedKey, i64>, StoreError> {
-        let mut heads = HashMap::new();
-        let conversation_ids: Vec<Uuid> = keys
-            .iter()
-            .filter_map(|k| match k {
-                FeedKey::Conversation(id) => Some(*id),
-                FeedKey::User(_) => None,
-            })
-            .collect();
+        let mut users = Vec::new();
+        let mut conversation_ids = Vec::new();
+        for key in keys {
+            match key {
+                FeedKey::User(id) => users.push(*id),
+                FeedKey::Conversation(id) => conversation_ids.push(*id),
+            }
+        }
+        let mut heads = HashMap::with_capacity(keys.len());
+        if !users.is_empty() {
+            let user_heads = notifications::user_feed_heads(&self.db, &users)
+                .await
+                .map_err(StoreError::backend)?;
+            heads.extend(
+                user_heads
+                    .into_iter()
+                    .map(|(id, seq)| (FeedKey::User(id), seq)),
+            );
+        }
         heads.extend(self.conversation_heads(&conversation_ids).await?);
         Ok(heads)
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use common::{SpawnOptions, TestApp, WsClient, test_redis_url};
 use futures_util::future::join_all;
 use kavling_core::domain::Role;
-use kavling_core::entities::{conversations, messages};
+use kavling_core::entities::{conversations, messages, notifications};
 use kavling_core::services::bookings::Viewer;
 use kavling_core::services::conversations::{NewMessage, Posted};
 use kavling_core::services::ratelimit::RateLimit;
@@ -585,4 +585,52 @@ async fn a_message_whose_publish_is_lost_arrives_by_catch_up_exactly_once() {
     post(&app, chat.id, &chat.buyer.1, "sampai", "ok-1").await;
     assert_message_frame(&ws.recv().await, chat.id, 2, chat.buyer.0, "sampai");
     assert!(ws.recv_within(Duration::from_millis(1500)).await.is_none());
+}
+
+#[actix_web::test]
+async fn the_other_party_gets_one_message_notification_per_message() {
+    let app = TestApp::spawn().await;
+    let chat = unlocked_chat(&app).await;
+    let mut buyer_inbox = app.ws(Some(&chat.buyer.1)).await;
+    let head = subscribed(&mut buyer_inbox, &format!("user:{}", chat.buyer.0)).await["seq"]
+        .as_i64()
+        .unwrap();
+    let mut marketing_inbox = app.ws(Some(&chat.marketing.1)).await;
+    subscribed(&mut marketing_inbox, &format!("user:{}", chat.marketing.0)).await;
+
+    let long = "a".repeat(300);
+    let res = post(&app, chat.id, &chat.marketing.1, &long, "n-1").await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let f = buyer_inbox.recv().await;
+    assert_eq!(f["type"], "notification", "{f}");
+    assert_eq!(f["seq"], head + 1);
+    assert_eq!(f["kind"], "message");
+    assert_eq!(f["data"]["conversationId"], chat.id.to_string());
+    assert_eq!(f["data"]["messageId"], res.json["id"]);
+    assert_eq!(f["body"].as_str().unwrap().chars().count(), 141, "{f}");
+    // A replayed POST notifies nobody again; the sender is not notified of their own message.
+    post(&app, chat.id, &chat.marketing.1, &long, "n-1").await;
+    assert!(
+        buyer_inbox
+            .recv_within(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert!(
+        marketing_inbox
+            .recv_within(Duration::from_millis(100))
+            .await
+            .is_none()
+    );
+    // The reply notifies the marketing user.
+    post(&app, chat.id, &chat.buyer.1, "Terima kasih", "n-2").await;
+    let f = marketing_inbox.recv().await;
+    assert_eq!(f["kind"], "message", "{f}");
+    assert_eq!(f["body"], "Terima kasih");
+    let stored = notifications::Entity::find()
+        .filter(notifications::Column::Kind.eq("message"))
+        .count(&app.state.services.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
 }

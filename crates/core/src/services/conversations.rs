@@ -24,6 +24,7 @@ use crate::entities::{conversations, leads, messages, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::services::bookings::Viewer;
+use crate::services::notifications::{NewNotification, NotificationKind, insert_notifications};
 use kavling_realtime::{FeedEvent, FeedKey};
 
 /// Longest message, in characters (Unicode scalar values, not bytes).
@@ -193,6 +194,20 @@ pub const MESSAGE_LIST: ListSpec<messages::Column> = ListSpec {
     default_sort: &[(messages::Column::Seq, false)],
     tiebreak: messages::Column::Id,
 };
+
+/// Longest message preview in a notification, in characters.
+const PREVIEW_CHARS: usize = 140;
+
+/// The start of a message for its notification (whole characters, an ellipsis if cut).
+fn preview(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
 
 /// Checks a message's fields: lengths in characters, no NUL (PostgreSQL text cannot hold it).
 fn validate_message(input: &NewMessage) -> CoreResult<()> {
@@ -506,7 +521,7 @@ impl Services {
                 .await?,
         );
         txn.commit().await?;
-        self.publish_conversation_feed(&feed).await;
+        self.publish_feed(&feed).await;
         Ok(Posted::Created(view))
     }
 
@@ -519,17 +534,29 @@ impl Services {
         message: &MessageView,
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<FeedEvent>> {
-        // TODO(notify): insert the `message` notification with
-        // `services::notifications::insert_notifications` once branch `notify` provides it.
-        let _ = (conn, conversation, message, now);
-        Ok(Vec::new())
-    }
-
-    /// Publishes committed feed items; a lost publish is delivered by the catch-up tick.
-    async fn publish_conversation_feed(&self, items: &[FeedEvent]) {
-        if let Err(e) = self.bus.publish_feed(items).await {
-            tracing::warn!(error = %e, "publishing conversation items failed; the catch-up tick delivers them");
-        }
+        let recipient = if message.sender_id == conversation.buyer_id {
+            conversation.marketing_id
+        } else {
+            conversation.buyer_id
+        };
+        let sender_name = users::Entity::find_by_id(message.sender_id)
+            .one(conn)
+            .await?
+            .map(|u| u.full_name)
+            .unwrap_or_default();
+        let item = NewNotification {
+            user_id: recipient,
+            kind: NotificationKind::Message,
+            title: format!("Pesan baru dari {sender_name}"),
+            body: preview(&message.text),
+            data: serde_json::json!({
+                "conversationId": conversation.id,
+                "messageId": message.id,
+                "seq": message.seq,
+                "senderId": message.sender_id,
+            }),
+        };
+        insert_notifications(conn, &[item], now).await
     }
 
     /// The message a sender's `clientMessageId` made in a conversation, if any.

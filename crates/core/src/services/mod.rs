@@ -9,6 +9,7 @@ pub mod documents;
 pub mod idempotency;
 pub mod kyc;
 pub mod leads;
+pub mod notifications;
 pub mod payments;
 pub mod projects;
 pub mod ratelimit;
