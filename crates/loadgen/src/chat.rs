@@ -93,8 +93,12 @@ pub async fn setup(
             .get(i % unit_ids.len().max(1))
             .ok_or_else(|| anyhow!("no units for leads"))?;
         let buyer = register(&mut c, "BUYER", &format!("chat-b{i}-{tag}@bench.kavling")).await?;
-        let marketing =
-            register(&mut c, "MARKETING", &format!("chat-m{i}-{tag}@bench.kavling")).await?;
+        let marketing = register(
+            &mut c,
+            "MARKETING",
+            &format!("chat-m{i}-{tag}@bench.kavling"),
+        )
+        .await?;
         let m = &marketing.id;
         call(
             &mut c,
@@ -181,7 +185,11 @@ pub async fn listen(
     receipts: Arc<Receipts>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let me = if buyer_side { &pair.buyer } else { &pair.marketing };
+    let me = if buyer_side {
+        &pair.buyer
+    } else {
+        &pair.marketing
+    };
     let tcp = TcpStream::connect(authority.as_str()).await?;
     tcp.set_nodelay(true)?;
     let url = format!("ws://{authority}/ws?token={}", me.token);
@@ -285,7 +293,8 @@ pub async fn drive(
     let pairs_arc: Arc<Vec<Pair>> = Arc::new(pairs.to_vec());
     let mut handles = Vec::new();
     for _ in 0..workers.max(1) {
-        let (rx, sent, failed, pairs) = (rx.clone(), sent.clone(), failed.clone(), pairs_arc.clone());
+        let (rx, sent, failed, pairs) =
+            (rx.clone(), sent.clone(), failed.clone(), pairs_arc.clone());
         let mut client = Client::new(api.clone());
         handles.push(tokio::spawn(async move {
             loop {
@@ -297,8 +306,9 @@ pub async fn drive(
                 } else {
                     (&pair.marketing, &pair.buyer)
                 };
-                let body = json!({"text": format!("pesan {n}"), "clientMessageId": format!("bench-{n}")})
-                    .to_string();
+                let body =
+                    json!({"text": format!("pesan {n}"), "clientMessageId": format!("bench-{n}")})
+                        .to_string();
                 let started = Instant::now();
                 let res = client
                     .request(
@@ -353,7 +363,7 @@ pub async fn drive(
         tick.tick().await;
         let i = usize::try_from(n % n_pairs).unwrap_or(0);
         // Each pair's messages alternate sender: buyer, marketing, buyer, ...
-        let from_buyer = (n / n_pairs) % 2 == 0;
+        let from_buyer = (n / n_pairs).is_multiple_of(2);
         if tx.send((i, from_buyer, n)).await.is_err() {
             break;
         }
@@ -393,7 +403,10 @@ pub async fn drive(
         sent: sent.len() as u64,
         failed: *failed.lock().unwrap_or_else(|e| e.into_inner()),
         undelivered,
-        duplicated: *receipts.duplicated.lock().unwrap_or_else(|e| e.into_inner()),
+        duplicated: *receipts
+            .duplicated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
         missed: *receipts.missed.lock().unwrap_or_else(|e| e.into_inner()),
         post_to_frame_us: post_to_frame,
         commit_to_frame_us: commit_to_frame,

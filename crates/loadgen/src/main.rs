@@ -578,7 +578,8 @@ async fn run(cli: Cli) -> Result<()> {
                 let (pair, receipts, stop) =
                     (pair.clone(), chat_receipts.clone(), chat_stop.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = chat::listen(authority, pair, buyer_side, receipts, stop).await {
+                    if let Err(e) = chat::listen(authority, pair, buyer_side, receipts, stop).await
+                    {
                         eprintln!("chat socket: {e:#}");
                     }
                 });
@@ -764,7 +765,9 @@ async fn run(cli: Cli) -> Result<()> {
         let (cp50, cp99, cmax) = (
             pct(&c.post_to_frame_us, 0.50),
             pct(&c.post_to_frame_us, 0.99),
-            c.post_to_frame_us.last().map_or(0.0, |v| f64::from(*v) / 1000.0),
+            c.post_to_frame_us
+                .last()
+                .map_or(0.0, |v| f64::from(*v) / 1000.0),
         );
         let commit_p99 = pct(&c.commit_to_frame_us, 0.99);
         let ratio = if p99 > 0.0 { cp99 / p99 } else { 0.0 };

@@ -634,3 +634,111 @@ async fn the_other_party_gets_one_message_notification_per_message() {
         .unwrap();
     assert_eq!(stored, 2);
 }
+
+/// A redis-server of this test's own on a free port, stopped on drop.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts one on `port` (a free one when 0); None when redis-server is not installed.
+    async fn start(port: u16) -> Option<PrivateRedis> {
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port()
+        } else {
+            port
+        };
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(PrivateRedis { child, port });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[actix_web::test]
+async fn messages_posted_while_redis_is_down_arrive_once_by_catch_up() {
+    let Some(mut redis) = PrivateRedis::start(0).await else {
+        eprintln!("redis-server is not installed: skipped");
+        return;
+    };
+    let opts = SpawnOptions {
+        redis_url: Some(redis.url()),
+        catch_up_every: Duration::from_secs(1),
+        ..SpawnOptions::default()
+    };
+    let app = TestApp::spawn_with(opts.clone()).await;
+    let peer = app.spawn_peer(opts).await;
+    let chat = unlocked_chat(&app).await;
+    let channel = format!("conversation:{}", chat.id);
+    let mut on_b = peer.ws(Some(&chat.buyer.1)).await;
+    subscribed(&mut on_b, &channel).await;
+    post(&app, chat.id, &chat.marketing.1, "sebelum", "r-0").await;
+    assert_message_frame(&on_b.recv().await, chat.id, 1, chat.marketing.0, "sebelum");
+
+    // Redis goes away: the messages still commit, and the peer's catch-up tick delivers them.
+    redis.stop();
+    for n in 1..=3 {
+        let res = post(
+            &app,
+            chat.id,
+            &chat.marketing.1,
+            "saat padam",
+            &format!("r-{n}"),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    }
+    for seq in 2..=4 {
+        let f = on_b
+            .recv_within(Duration::from_secs(5))
+            .await
+            .expect("delivered by catch-up while Redis is down");
+        assert_message_frame(&f, chat.id, seq, chat.marketing.0, "saat padam");
+    }
+
+    // Redis back on the same port: live again, and nothing came twice.
+    let _back = PrivateRedis::start(redis.port)
+        .await
+        .expect("redis restarts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    post(&app, chat.id, &chat.marketing.1, "sesudah", "r-4").await;
+    let f = on_b.recv_within(Duration::from_secs(3)).await.unwrap();
+    assert_message_frame(&f, chat.id, 5, chat.marketing.0, "sesudah");
+    assert!(
+        on_b.recv_within(Duration::from_millis(1500))
+            .await
+            .is_none()
+    );
+}
