@@ -46,6 +46,44 @@ pub struct Services {
     pub booking_gate: services::bookings::BookingGate,
 }
 
+/// The settings [`Services::new`] takes besides the database, the bus and the clock.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// The shared HS256 secret for access tokens.
+    pub jwt_secret: Vec<u8>,
+    /// The 32-byte personal-data master key.
+    pub pii_key: [u8; 32],
+    /// Largest accepted siteplan, in bytes.
+    pub max_siteplan_bytes: usize,
+    /// Where uploaded files are stored.
+    pub storage_dir: std::path::PathBuf,
+    /// Annual KPR interest rate in basis points.
+    pub kpr_rate_bps: u32,
+}
+
+impl Services {
+    /// Services over a migrated database and a bus, with an empty siteplan cache and booking queue.
+    pub fn new(
+        db: sea_orm::DatabaseConnection,
+        bus: Arc<dyn kavling_realtime::Bus>,
+        clock: Arc<dyn clock::Clock>,
+        settings: &ServiceSettings,
+    ) -> CoreResult<Self> {
+        Ok(Services {
+            db,
+            bus,
+            tokens: auth::TokenKeys::new(&settings.jwt_secret),
+            pii: pii::PiiCipher::new(&settings.pii_key)?,
+            clock,
+            siteplans: Arc::default(),
+            max_siteplan_bytes: settings.max_siteplan_bytes,
+            storage_dir: settings.storage_dir.clone(),
+            kpr_rate_bps: settings.kpr_rate_bps,
+            booking_gate: Default::default(),
+        })
+    }
+}
+
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Services").finish_non_exhaustive()

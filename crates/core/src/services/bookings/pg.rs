@@ -203,7 +203,9 @@ impl Drop for Withdraw<'_> {
 
 /// True when PostgreSQL answered the statement with an error, so it rolled back as a whole.
 fn rolled_back(e: &CoreError) -> bool {
-    let CoreError::Db(DbErr::Exec(runtime) | DbErr::Query(runtime)) = e else {
+    let (CoreError::Db(DbErr::Exec(runtime) | DbErr::Query(runtime))
+    | CoreError::Busy(DbErr::Exec(runtime) | DbErr::Query(runtime))) = e
+    else {
         return false;
     };
     matches!(runtime, RuntimeErr::SqlxError(e) if e.as_database_error().is_some())
