@@ -30,6 +30,39 @@ impl DbEventStore {
     }
 }
 
+/// Every unit of a project with its status and colour, and the seq they are current as of, read
+/// in one consistent transaction: the one assembly behind the hub's snapshots and `/availability`.
+pub(crate) async fn project_snapshot(
+    db: &DatabaseConnection,
+    project_id: Uuid,
+) -> Result<Option<Snapshot>, sea_orm::DbErr> {
+    let txn = begin_snapshot(db).await?;
+    let Some(project) = projects::Entity::find_by_id(project_id).one(&txn).await? else {
+        return Ok(None);
+    };
+    let rows = units::Entity::find()
+        .filter(units::Column::ProjectId.eq(project_id))
+        .order_by_asc(units::Column::BlockNumber)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    let palette = Palette::from_json(project.palette.as_ref());
+    Ok(Some(Snapshot {
+        project_id,
+        seq: project.event_seq,
+        units_version: project.units_version,
+        units: rows
+            .into_iter()
+            .map(|u| UnitState {
+                color: palette.color(&u.status),
+                unit_id: u.id,
+                block_number: u.block_number,
+                status: u.status,
+            })
+            .collect(),
+    }))
+}
+
 /// Staff details for the bookings behind some events: two batched queries, not one per event.
 async fn booking_details(
     db: &DatabaseConnection,
@@ -119,38 +152,9 @@ impl EventStore for DbEventStore {
     }
 
     async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
-        let txn = begin_snapshot(&self.db)
+        project_snapshot(&self.db, project_id)
             .await
-            .map_err(StoreError::backend)?;
-        let Some(project) = projects::Entity::find_by_id(project_id)
-            .one(&txn)
-            .await
-            .map_err(StoreError::backend)?
-        else {
-            return Ok(None);
-        };
-        let rows = units::Entity::find()
-            .filter(units::Column::ProjectId.eq(project_id))
-            .order_by_asc(units::Column::BlockNumber)
-            .all(&txn)
-            .await
-            .map_err(StoreError::backend)?;
-        txn.commit().await.map_err(StoreError::backend)?;
-        let palette = Palette::from_json(project.palette.as_ref());
-        Ok(Some(Snapshot {
-            project_id,
-            seq: project.event_seq,
-            units_version: project.units_version,
-            units: rows
-                .into_iter()
-                .map(|u| UnitState {
-                    color: palette.color(&u.status),
-                    unit_id: u.id,
-                    block_number: u.block_number,
-                    status: u.status,
-                })
-                .collect(),
-        }))
+            .map_err(StoreError::backend)
     }
 
     async fn latest_heads(

@@ -147,6 +147,18 @@ pub fn data_dir(database_url: &str) -> PathBuf {
 }
 
 impl Config {
+    /// What the business services need from this configuration.
+    pub fn service_settings(&self) -> kavling_core::ServiceSettings {
+        kavling_core::ServiceSettings {
+            jwt_secret: self.jwt_secret.clone(),
+            pii_key: self.pii_key,
+            max_siteplan_bytes: self.max_siteplan_bytes,
+            storage_dir: self.storage_dir.clone(),
+            kpr_rate_bps: self.kpr_rate_bps,
+            chat_rate: self.chat_rate,
+        }
+    }
+
     /// Reads the configuration from the environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         let bind = var("KAVLING_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());

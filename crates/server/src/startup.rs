@@ -142,19 +142,8 @@ impl Application {
                 .abort_handle(),
         ];
 
-        let services = Services {
-            db,
-            bus,
-            tokens: kavling_core::auth::TokenKeys::new(&config.jwt_secret),
-            pii: kavling_core::pii::PiiCipher::new(&config.pii_key).map_err(StartupError::Keys)?,
-            clock: options.clock.clone(),
-            siteplans: Arc::default(),
-            max_siteplan_bytes: config.max_siteplan_bytes,
-            storage_dir: config.storage_dir.clone(),
-            kpr_rate_bps: config.kpr_rate_bps,
-            booking_gate: Default::default(),
-            chat_rate: config.chat_rate,
-        };
+        let services = Services::new(db, bus, options.clock.clone(), &config.service_settings())
+            .map_err(StartupError::Keys)?;
         background.push(
             services
                 .spawn_hold_expiry(options.expiry_every)

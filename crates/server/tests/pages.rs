@@ -9,6 +9,8 @@ use actix_web::http::StatusCode;
 use common::TestApp;
 
 const STATIC_FILES: &[(&str, &str)] = &[
+    ("/static/statuses.js", "text/javascript; charset=utf-8"),
+    ("/static/statuses.css", "text/css; charset=utf-8"),
     ("/static/api.js", "text/javascript; charset=utf-8"),
     ("/static/live.js", "text/javascript; charset=utf-8"),
     ("/static/admin.js", "text/javascript; charset=utf-8"),
@@ -292,4 +294,48 @@ fn the_literal_scanner_sees_strings() {
 fetch(`/api/v1${p}`); const b = "http://e.com";"#,
     );
     assert_eq!(lits, ["x'y", "/api/v1${p}", "http://e.com"]);
+}
+
+/// The pages paint with the colours the API sends: both come from the one status table, and no
+/// page or stylesheet carries a copy of it.
+#[actix_web::test]
+async fn pages_read_the_status_table_the_api_colours_with() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 1).await;
+    let availability = app
+        .get(&format!("/api/v1/projects/{project}/availability"), None)
+        .await;
+    assert_eq!(availability.status, StatusCode::OK);
+    let unit = &availability.json["units"][0];
+    let (status, color) = (
+        unit["status"].as_str().unwrap(),
+        unit["color"].as_str().unwrap(),
+    );
+
+    let js = String::from_utf8(app.get("/static/statuses.js", None).await.bytes).unwrap();
+    assert!(
+        js.contains(&format!("key: '{status}'")) && js.contains(&format!("color: '{color}'")),
+        "{js}"
+    );
+    let css = String::from_utf8(app.get("/static/statuses.css", None).await.bytes).unwrap();
+    assert!(css.contains(color), "{css}");
+
+    for page in [
+        "api.js",
+        "live.js",
+        "admin.js",
+        "admin-payments.js",
+        "kavling.css",
+    ] {
+        let text =
+            String::from_utf8(app.get(&format!("/static/{page}"), None).await.bytes).unwrap();
+        for style in &kavling_status::UNIT_STATUSES {
+            assert!(
+                !text.contains(style.color),
+                "/static/{page} carries a copy of {}",
+                style.color
+            );
+        }
+    }
 }

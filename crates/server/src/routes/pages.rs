@@ -59,8 +59,22 @@ macro_rules! asset {
     };
 }
 
+/// A file written by `build.rs` (the status vocabulary from `kavling-status`).
+macro_rules! generated {
+    ($name:literal, $type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_bytes!(concat!(env!("OUT_DIR"), "/", $name)),
+            hash: fnv1a(include_bytes!(concat!(env!("OUT_DIR"), "/", $name))),
+        }
+    };
+}
+
 /// Files served under `/static/` (the HTML pages are served at their own paths).
 static ASSETS: &[Asset] = &[
+    generated!("statuses.js", "text/javascript; charset=utf-8"),
+    generated!("statuses.css", "text/css; charset=utf-8"),
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("live.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
