@@ -19,7 +19,7 @@ pub const DEFAULT_AUTH_RATE_BURST: u32 = 5;
 /// Chat messages a user may send per minute, sustained (`KAVLING_CHAT_RATE_PER_MINUTE`).
 pub const DEFAULT_CHAT_RATE_PER_MINUTE: u32 = 60;
 /// Chat messages a user may send at once (`KAVLING_CHAT_RATE_BURST`).
-pub const DEFAULT_CHAT_RATE_BURST: u32 = 20;
+pub const DEFAULT_CHAT_RATE_BURST: u32 = 30;
 /// Default sustained login/register requests per second per client IP.
 pub const DEFAULT_AUTH_RATE_PER_SECOND: u64 = 1;
 /// Most HTTP worker threads `KAVLING_WORKERS` may ask for.
