@@ -118,6 +118,14 @@ commit_to_send() { # PORT
     | sed -E 's/.*le="([^"]+)"} ([0-9]+)/  \1 \2/' | tr '\n' ' '; echo
 }
 
+# The same for feed items (chat messages and notifications), when chat pairs ran.
+feed_commit_to_send() { # PORT
+  [ "$CHAT_PAIRS" -gt 0 ] || return 0
+  echo "feed commit-to-send histogram of :$1 (le seconds → count):"
+  curl -sf -m 5 "http://127.0.0.1:$1/metrics" | grep '^kavling_realtime_feed_commit_to_send_seconds_bucket' \
+    | sed -E 's/.*le="([^"]+)"} ([0-9]+)/  \1 \2/' | tr '\n' ' '; echo
+}
+
 loadgen() { # extra args...
   timeout "$RUN_LIMIT" taskset -c "$CLIENT_CPUS" "$BIN/kavling-loadgen" -n "$N" --rate "$RATE" \
     --duration "$DURATION" --create-project --units "$UNITS" --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD" \
@@ -131,7 +139,7 @@ one)
   kavling_admin "$DB"
   kavling_start 18100 "$DB"
   loadgen --server http://127.0.0.1:18100 --server-pid "$LAST_PID"
-  commit_to_send 18100
+  commit_to_send 18100; feed_commit_to_send 18100
   ;;
 one-pg)
   DB=$(fresh_pg)
@@ -146,7 +154,7 @@ two)
   kavling_start 18101 "$DB" redis://127.0.0.1:6379; A=$LAST_PID
   kavling_start 18102 "$DB" redis://127.0.0.1:6379; B=$LAST_PID
   loadgen --server http://127.0.0.1:18101 --server http://127.0.0.1:18102 --server-pid "$A" --server-pid "$B"
-  commit_to_send 18101; commit_to_send 18102
+  commit_to_send 18101; commit_to_send 18102; feed_commit_to_send 18101; feed_commit_to_send 18102
   ;;
 redis-outage)
   DB=$(fresh_pg)
