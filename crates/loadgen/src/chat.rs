@@ -258,6 +258,7 @@ struct Sent {
 }
 
 /// What the chat driving measured.
+#[derive(Default)]
 pub struct ChatResult {
     /// Messages sent (201).
     pub sent: u64,
@@ -278,9 +279,9 @@ pub struct ChatResult {
 /// POSTs `count` messages at `rate` per second over the pairs (senders alternate), with
 /// `workers` keep-alive connections; then waits up to `drain` for the frames.
 pub async fn drive(
-    api: &Endpoint,
-    pairs: &[Pair],
-    receipts: &Receipts,
+    api: Endpoint,
+    pairs: Arc<Vec<Pair>>,
+    receipts: Arc<Receipts>,
     rate: f64,
     count: u64,
     workers: usize,
@@ -290,7 +291,7 @@ pub async fn drive(
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
     let failed = Arc::new(Mutex::new(0u64));
-    let pairs_arc: Arc<Vec<Pair>> = Arc::new(pairs.to_vec());
+    let pairs_arc = pairs.clone();
     let mut handles = Vec::new();
     for _ in 0..workers.max(1) {
         let (rx, sent, failed, pairs) =

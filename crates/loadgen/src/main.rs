@@ -568,6 +568,17 @@ async fn run(cli: Cli) -> Result<()> {
     let chat_receipts = Arc::new(chat::Receipts::default());
     let (chat_stop_tx, chat_stop) = watch::channel(false);
     let mut chat_pairs = Vec::new();
+    // The chat parties stand for other devices: their sockets and POSTs run on a thread of their
+    // own, so their reads do not queue behind this process's N unit sockets.
+    // (Never dropped inside this async context, which would panic: shut down at the end, or
+    // left to the process's exit on an error.)
+    let chat_rt = std::mem::ManuallyDrop::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("chat")
+            .enable_all()
+            .build()?,
+    );
     if cli.chat_pairs > 0 {
         let unit_ids: Vec<String> = units.iter().map(|u| u.id.clone()).collect();
         chat_pairs = chat::setup(&api.endpoint, &api.token, &unit_ids, cli.chat_pairs).await?;
@@ -577,7 +588,7 @@ async fn run(cli: Cli) -> Result<()> {
                 let authority = servers[k % servers.len()].authority.clone();
                 let (pair, receipts, stop) =
                     (pair.clone(), chat_receipts.clone(), chat_stop.clone());
-                tokio::spawn(async move {
+                chat_rt.spawn(async move {
                     if let Err(e) = chat::listen(authority, pair, buyer_side, receipts, stop).await
                     {
                         eprintln!("chat socket: {e:#}");
@@ -621,15 +632,18 @@ async fn run(cli: Cli) -> Result<()> {
             count,
             cli.http_workers,
         ),
-        chat::drive(
-            &api.endpoint,
-            &chat_pairs,
-            &chat_receipts,
-            cli.chat_rate,
-            chat_count,
-            cli.http_workers,
-            Duration::from_secs(cli.drain_timeout),
-        )
+        async {
+            let task = chat_rt.spawn(chat::drive(
+                api.endpoint.clone(),
+                Arc::new(chat_pairs.clone()),
+                chat_receipts.clone(),
+                cli.chat_rate,
+                chat_count,
+                cli.http_workers,
+                Duration::from_secs(cli.drain_timeout),
+            ));
+            task.await.unwrap_or_default()
+        }
     );
     chat_stop_tx.send_replace(true);
     // A PATCH that finds the unit already in the target status (two toggles of one unit reordered
@@ -834,6 +848,7 @@ async fn run(cli: Cli) -> Result<()> {
     if let Value::Object(m) = &mut out {
         m.insert("chat".into(), chat);
     }
+    std::mem::ManuallyDrop::into_inner(chat_rt).shutdown_background();
     if let Some(path) = &cli.json {
         use std::io::Write as _;
         let mut f = std::fs::OpenOptions::new()
