@@ -44,6 +44,8 @@ pub struct Services {
     pub kpr_rate_bps: u32,
     /// Queues this instance's bookings for the year's counter row (see [`services::bookings`]).
     pub booking_gate: services::bookings::BookingGate,
+    /// Wakes this instance's notifier after a commit that may concern watchers.
+    pub notifier: services::watches::NotifierWake,
 }
 
 impl std::fmt::Debug for Services {

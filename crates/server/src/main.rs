@@ -159,5 +159,6 @@ async fn offline_services(config: &Config) -> kavling_core::Services {
         storage_dir: config.storage_dir.clone(),
         kpr_rate_bps: config.kpr_rate_bps,
         booking_gate: Default::default(),
+        notifier: Default::default(),
     }
 }

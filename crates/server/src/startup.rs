@@ -92,6 +92,9 @@ pub struct BuildOptions {
     pub expiry_every: Duration,
     /// How often unpaid invoices past their due date are marked OVERDUE (at most 60 s).
     pub overdue_every: Duration,
+    /// How often the notifier polls for unit changes to notify watchers of (it is also woken
+    /// right after each such commit on this instance); None: this instance runs no notifier.
+    pub notify_every: Option<Duration>,
 }
 
 impl Default for BuildOptions {
@@ -105,6 +108,7 @@ impl Default for BuildOptions {
             prune_every: Duration::from_secs(60),
             expiry_every: Duration::from_secs(2),
             overdue_every: Duration::from_secs(30),
+            notify_every: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -153,6 +157,7 @@ impl Application {
             storage_dir: config.storage_dir.clone(),
             kpr_rate_bps: config.kpr_rate_bps,
             booking_gate: Default::default(),
+            notifier: Default::default(),
         };
         background.push(
             services
@@ -164,6 +169,9 @@ impl Application {
                 .spawn_overdue_invoices(options.overdue_every)
                 .abort_handle(),
         );
+        if let Some(every) = options.notify_every {
+            background.push(services.spawn_notifier(every).abort_handle());
+        }
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)
         } else {

@@ -16,3 +16,4 @@ pub mod units;
 pub mod users;
 pub mod validate;
 pub mod wallet;
+pub mod watches;

@@ -18,6 +18,7 @@ use crate::entities::{bookings, projects, units};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::events::{UnitChange, record_unit_change, set_unit_status_returning};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::watches::record_price_drop;
 
 /// Most units accepted in one create request.
 pub const MAX_UNITS_PER_REQUEST: usize = 1000;
@@ -528,6 +529,7 @@ impl Services {
         }
         let now = self.clock.now();
         let mut event = None;
+        let mut price_dropped = false;
         if let Some(to) = patch.status.filter(|to| *to != current) {
             // A unit held by a live booking follows its booking; change the booking instead.
             let live = bookings::Entity::find()
@@ -559,6 +561,7 @@ impl Services {
         }
         if patch.price.is_some() || patch.unit_type.is_some() {
             let old = serde_json::json!({"price": unit.price, "type": unit.unit_type});
+            let old_price = unit.price;
             let mut active: units::ActiveModel = unit.into();
             if let Some(p) = patch.price {
                 active.price = Set(p);
@@ -568,6 +571,10 @@ impl Services {
             }
             active.updated_at = Set(now);
             unit = active.update(&txn).await?;
+            if unit.price < old_price {
+                price_dropped = true;
+                record_price_drop(&txn, &unit, old_price, now).await?;
+            }
             audit::record(
                 &txn,
                 self.clock.as_ref(),
@@ -605,6 +612,9 @@ impl Services {
         }
         txn.commit().await?;
         self.publish(&published).await;
+        if price_dropped {
+            self.notifier.wake();
+        }
         // A status change's event already carries the colour; only other edits read the palette.
         Ok(match published.first() {
             Some(e) => UnitView::with_color(unit, e.color.clone()),

@@ -125,6 +125,8 @@ impl Drop for TestDb {
 #[derive(Clone)]
 pub struct SpawnOptions {
     pub use_redis: bool,
+    /// With `use_redis`: this Redis instead of the environment's (a test's own redis-server).
+    pub redis_url: Option<String>,
     pub seed_demo: bool,
     pub catch_up_every: Duration,
     pub hub: kavling_realtime::HubConfig,
@@ -137,12 +139,14 @@ pub struct SpawnOptions {
     pub auth_rate_burst: u32,
     pub expiry_every: Duration,
     pub overdue_every: Duration,
+    pub notify_every: Option<Duration>,
 }
 
 impl Default for SpawnOptions {
     fn default() -> Self {
         SpawnOptions {
             use_redis: true,
+            redis_url: None,
             seed_demo: false,
             catch_up_every: Duration::from_millis(500),
             hub: kavling_realtime::HubConfig::default(),
@@ -154,6 +158,7 @@ impl Default for SpawnOptions {
             auth_rate_burst: 100_000,
             expiry_every: Duration::from_millis(200),
             overdue_every: Duration::from_millis(200),
+            notify_every: Some(Duration::from_millis(500)),
         }
     }
 }
@@ -182,7 +187,7 @@ pub fn test_config(
         bind: "127.0.0.1:0".into(),
         database_url: db_url.to_owned(),
         redis_url: if opts.use_redis {
-            test_redis_url()
+            opts.redis_url.clone().or_else(test_redis_url)
         } else {
             None
         },
@@ -242,6 +247,7 @@ impl TestApp {
                 prune_every: opts.prune_every,
                 expiry_every: opts.expiry_every,
                 overdue_every: opts.overdue_every,
+                notify_every: opts.notify_every,
             },
         )
         .await
