@@ -470,3 +470,155 @@ async fn a_restart_delivers_once_and_a_deleted_watch_gets_nothing() {
     assert_eq!(seqs, vec![6, 5, 4, 3, 2, 1]);
     assert!(inbox(&b, &gone_token, "").await.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bookings and payments notify the booking's marketing user and its buyer.
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+/// Today's date in Jakarta by the app's clock, shifted by `days`.
+fn wib_date(app: &TestApp, days: i64) -> String {
+    use kavling_core::clock::Clock;
+    let now = app.clock.now() + chrono::Duration::hours(7) + chrono::Duration::days(days);
+    now.date_naive().to_string()
+}
+
+/// Waits until `token`'s inbox has an item whose `data.event`/`title` satisfies `pred`.
+async fn wait_for(app: &TestApp, token: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = inbox(app, token, "?pagination[pageSize]=100")
+            .await
+            .into_iter()
+            .find(|n| pred(n))
+        {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notification: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn bookings_and_payments_notify_marketing_and_the_buyer() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, units) = app.project_with_units(&admin, 1).await;
+    let (_, marketing) = app.user(Role::Marketing, true).await;
+    let (buyer, buyer_token) = app.user(Role::Buyer, false).await;
+    let email = app.get("/api/v1/me", Some(&buyer_token)).await.json["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = app.ws(Some(&buyer_token)).await;
+    subscribe(&mut ws, &format!("user:{buyer}"), None).await;
+
+    let res = app
+        .post(
+            "/api/v1/bookings",
+            Some(&marketing),
+            &json!({"unitId": units[0].1, "customer": {"name": "Budi", "phone": "081234567890", "email": email.to_uppercase()}, "bookingFee": 1_000_000}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let booking = res.json["id"].as_str().unwrap().to_owned();
+    let code = res.json["bookingCode"].as_str().unwrap().to_owned();
+    let created = wait_for(&app, &buyer_token, "booking created", |n| {
+        n["kind"] == "booking" && n["data"]["previousStatus"].is_null()
+    })
+    .await;
+    assert_eq!(created["data"]["bookingId"], booking.as_str());
+    assert_eq!(created["data"]["bookingCode"], code.as_str());
+    wait_for(&app, &marketing, "marketing hears of the booking", |n| {
+        n["kind"] == "booking"
+    })
+    .await;
+
+    let res = app
+        .post(
+            &format!("/api/v1/bookings/{booking}/schedule"),
+            Some(&marketing),
+            &json!({"items": [
+                {"kind": "BOOKING_FEE", "amount": 1_000_000, "dueDate": wib_date(&app, 10)},
+                {"kind": "INSTALLMENT", "amount": 2_000_000, "dueDate": wib_date(&app, 0)},
+            ]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let fee = res.json[0]["id"].as_str().unwrap().to_owned();
+    let installment = res.json[1]["id"].as_str().unwrap().to_owned();
+
+    // A rejected proof: the buyer and marketing read the reason.
+    let p = app
+        .submit_payment(&marketing, &fee, "1000000", Some(PNG))
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.json);
+    let res = app
+        .patch(
+            &format!("/api/v1/payments/{}", p.json["id"].as_str().unwrap()),
+            Some(&admin),
+            &json!({"verified": false, "reason": "Bukti transfer buram"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    for token in [&buyer_token, &marketing] {
+        let rejected = wait_for(&app, token, "payment rejected", |n| {
+            n["data"]["event"] == "rejected"
+        })
+        .await;
+        assert_eq!(rejected["kind"], "payment");
+        assert_eq!(rejected["data"]["reason"], "Bukti transfer buram");
+        assert!(
+            rejected["body"]
+                .as_str()
+                .unwrap()
+                .contains("Bukti transfer buram")
+        );
+    }
+    // Verified: a payment notification and the booking becoming ACTIVE.
+    let p = app
+        .submit_payment(&marketing, &fee, "1000000", Some(PNG))
+        .await;
+    let res = app
+        .patch(
+            &format!("/api/v1/payments/{}", p.json["id"].as_str().unwrap()),
+            Some(&admin),
+            &json!({"verified": true}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    let verified = wait_for(&app, &buyer_token, "payment verified", |n| {
+        n["data"]["event"] == "verified"
+    })
+    .await;
+    assert_eq!(verified["data"]["invoiceStatus"], "PAID");
+    wait_for(&app, &buyer_token, "booking active", |n| {
+        n["kind"] == "booking" && n["data"]["status"] == "ACTIVE"
+    })
+    .await;
+
+    // The installment falls due: both hear it is overdue.
+    app.clock.advance(chrono::Duration::days(2));
+    for token in [&buyer_token, &marketing] {
+        let overdue = wait_for(&app, token, "invoice overdue", |n| {
+            n["data"]["event"] == "overdue"
+        })
+        .await;
+        assert_eq!(overdue["data"]["invoiceId"], installment.as_str());
+        assert_eq!(overdue["data"]["invoiceStatus"], "OVERDUE");
+    }
+
+    // Everything reached the buyer's channel too, seq 1.. without gaps or repeats.
+    let total = inbox(&app, &buyer_token, "").await.len();
+    let mut seqs = Vec::new();
+    while seqs.len() < total {
+        let f = ws.recv().await;
+        assert_eq!(f["type"], "notification", "{f}");
+        seqs.push(f["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>());
+}

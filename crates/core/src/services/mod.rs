@@ -1,6 +1,7 @@
 //! Business services, one module per area. Each action is one transaction.
 
 pub mod accounts;
+pub mod booking_notices;
 pub mod bookings;
 pub mod customers;
 pub mod disputes;

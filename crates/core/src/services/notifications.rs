@@ -351,7 +351,30 @@ pub struct ReadResult {
     pub unread: u64,
 }
 
+/// What a committed transaction publishes: unit events and feed items (notifications).
+#[derive(Clone, Debug, Default)]
+pub struct Committed {
+    /// Unit status changes, in seq order per project.
+    pub units: Vec<kavling_realtime::UnitEvent>,
+    /// Feed items, in seq order per feed.
+    pub feed: Vec<FeedEvent>,
+}
+
+impl Committed {
+    /// Adds another change's events and items.
+    pub fn extend(&mut self, other: Committed) {
+        self.units.extend(other.units);
+        self.feed.extend(other.feed);
+    }
+}
+
 impl Services {
+    /// Publishes what a transaction committed: its unit events, then its notifications.
+    pub async fn publish_committed(&self, committed: &Committed) {
+        self.publish(&committed.units).await;
+        self.publish_feed(&committed.feed).await;
+    }
+
     /// `GET /me/notifications`: the caller's own, newest first by default (list conventions).
     pub async fn list_notifications(
         &self,

@@ -2,7 +2,8 @@
 //!
 //! A watch is a unit, or a project's units matching a filter (type, price range, bedrooms).
 //! The notifier derives notifications from committed facts, never from a publish:
-//! - status changes from `unit_events`, after a per-project cursor (`notifier_cursors`);
+//! - status changes from `unit_events`, after a per-project cursor (`notifier_cursors`): a unit
+//!   becoming AVAILABLE (watchers), and a booking's creation (its marketing user and buyer);
 //! - price drops from `unit_price_drops`, rows written in the price change's transaction.
 //!
 //! Each step is one transaction that first claims its input (a conditional update of the cursor
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
@@ -33,9 +34,12 @@ use uuid::Uuid;
 use crate::Services;
 use crate::db::begin_write;
 use crate::domain::UnitStatus;
-use crate::entities::{notifier_cursors, projects, unit_events, unit_price_drops, units, watches};
+use crate::entities::{
+    bookings, notifier_cursors, projects, unit_events, unit_price_drops, units, watches,
+};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::booking_notices::notify_booking;
 use crate::services::notifications::{
     NewNotification, NotificationKind, insert_keyed_notifications,
 };
@@ -426,7 +430,7 @@ impl Services {
                 None => self.open_cursor(pending.project_id).await?,
             };
             while cursor < pending.head {
-                let upto = pending.head.min(cursor + EVENTS_PER_STEP);
+                let upto = Ord::min(pending.head, cursor + EVENTS_PER_STEP);
                 match self
                     .notify_unit_events(pending.project_id, cursor, upto)
                     .await?
@@ -516,19 +520,47 @@ impl Services {
             .filter(unit_events::Column::ProjectId.eq(project_id))
             .filter(unit_events::Column::Seq.gt(from))
             .filter(unit_events::Column::Seq.lte(upto))
-            .filter(unit_events::Column::NewStatus.eq(UnitStatus::Available.as_str()))
+            .filter(
+                unit_events::Column::NewStatus
+                    .eq(UnitStatus::Available.as_str())
+                    .or(unit_events::Column::BookingId
+                        .is_not_null()
+                        .and(unit_events::Column::OldStatus.eq(UnitStatus::Available.as_str()))
+                        .and(unit_events::Column::NewStatus.eq(UnitStatus::Booked.as_str()))),
+            )
             .order_by_asc(unit_events::Column::Seq)
             .all(&txn)
             .await?;
-        if events.is_empty() {
-            txn.commit().await?;
-            return Ok(Some(0));
+        let now = self.clock.now();
+        // A booking's creation (its AVAILABLE -> BOOKED event) tells its marketing user and
+        // buyer. On PostgreSQL bookings are made by one group-committed statement that holds the
+        // year's counter row; notifying from the event keeps that statement short and is just
+        // as exact (the cursor's claim).
+        let (created, events): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|e| e.new_status == UnitStatus::Booked.as_str());
+        let mut feed = Vec::new();
+        let booking_ids: Vec<Uuid> = created.iter().filter_map(|e| e.booking_id).collect();
+        if !booking_ids.is_empty() {
+            let made = bookings::Entity::find()
+                .filter(bookings::Column::Id.is_in(booking_ids))
+                .order_by_asc(bookings::Column::Id)
+                .all(&txn)
+                .await?;
+            for b in &made {
+                feed.extend(notify_booking(&txn, b, None, now).await?);
+            }
         }
         let unit_ids: Vec<Uuid> = events.iter().map(|e| e.unit_id).collect();
-        let candidates = candidate_watches(&txn, project_id, &unit_ids).await?;
+        let candidates = if unit_ids.is_empty() {
+            Vec::new()
+        } else {
+            candidate_watches(&txn, project_id, &unit_ids).await?
+        };
         if candidates.is_empty() {
             txn.commit().await?;
-            return Ok(Some(0));
+            self.publish_feed(&feed).await;
+            return Ok(Some(feed.len()));
         }
         let project_name = project_name(&txn, project_id).await?;
         let units: HashMap<Uuid, units::Model> = units::Entity::find()
@@ -551,7 +583,7 @@ impl Services {
             })
             .collect();
         let (items, keys) = notifications_for(&changes, &candidates);
-        let feed = insert_keyed_notifications(&txn, &items, &keys, self.clock.now()).await?;
+        feed.extend(insert_keyed_notifications(&txn, &items, &keys, now).await?);
         txn.commit().await?;
         self.publish_feed(&feed).await;
         Ok(Some(feed.len()))

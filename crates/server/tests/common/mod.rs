@@ -375,6 +375,56 @@ impl TestApp {
         (project, ids)
     }
 
+    /// `POST /invoices/{invoice}/payments` (multipart: amount, TRANSFER, a fixed paidAt, and
+    /// the proof `file` if given).
+    pub async fn submit_payment(
+        &self,
+        token: &str,
+        invoice: &str,
+        amount: &str,
+        file: Option<&[u8]>,
+    ) -> TestResponse {
+        let boundary = "----kavling-payment-boundary-1x2y";
+        let mut body = Vec::new();
+        for (field, value) in [
+            ("amount", amount),
+            ("method", "TRANSFER"),
+            ("paidAt", "2026-12-03T10:00:00+07:00"),
+        ] {
+            body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+        }
+        if let Some(bytes) = file {
+            body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../bukti.png\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut res = self
+            .client
+            .post(self.url(&format!("/api/v1/invoices/{invoice}/payments")))
+            .bearer_auth(token)
+            .insert_header((
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .send_body(body)
+            .await
+            .expect("upload sent");
+        let bytes = res.body().limit(1 << 20).await.expect("body");
+        TestResponse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            bytes: bytes.to_vec(),
+        }
+    }
+
     /// Opens a WebSocket to `/ws` (optionally with `?token=`).
     pub async fn ws(&self, token: Option<&str>) -> WsClient {
         let url = match token {
