@@ -622,3 +622,125 @@ async fn bookings_and_payments_notify_marketing_and_the_buyer() {
     }
     assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Two instances sharing the database and a Redis of the test's own, which stops mid-burst.
+
+/// A redis-server of this test's own on a free port, killed on drop.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A change committed on A reaches a buyer subscribed on B (B runs no notifier). Then Redis
+/// stops in the middle of a burst: every notification still arrives on B, in order, once.
+#[actix_web::test]
+async fn redis_stopping_mid_burst_loses_no_notification_across_instances() {
+    let mut redis = OwnRedis::start().await;
+    let with_own_redis = SpawnOptions {
+        redis_url: Some(redis.url.clone()),
+        ..SpawnOptions::default()
+    };
+    let a = TestApp::spawn_with(with_own_redis.clone()).await;
+    let b = a
+        .spawn_peer(SpawnOptions {
+            notify_every: None,
+            ..with_own_redis
+        })
+        .await;
+    let (_, admin) = a.admin().await;
+    let (_, units) = a.project_with_units(&admin, 10).await;
+    let (buyer, token) = a.user(Role::Buyer, false).await;
+    for (_, unit) in &units {
+        watch_unit(&a, &token, *unit).await;
+    }
+    let mut ws = b.ws(Some(&token)).await;
+    subscribe(&mut ws, &format!("user:{buyer}"), None).await;
+
+    let started = std::time::Instant::now();
+    set_status(&a, &admin, units[0].1, "MAINTENANCE").await;
+    set_status(&a, &admin, units[0].1, "AVAILABLE").await;
+    let f = ws.recv().await;
+    assert_eq!(
+        (f["seq"].as_i64(), f["kind"].as_str()),
+        (Some(1), Some("unit_available"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The burst: 2 changes per unit, Redis killed half-way.
+    let mut expected = 1;
+    for round in 0..2 {
+        for (i, (_, unit)) in units.iter().enumerate() {
+            if round == 1 && i == 0 {
+                redis.stop();
+            }
+            set_status(&a, &admin, *unit, "MAINTENANCE").await;
+            set_status(&a, &admin, *unit, "AVAILABLE").await;
+            expected += 1;
+        }
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < expected - 1 {
+        let f = ws
+            .recv_within(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("missing notifications after {seqs:?}"));
+        assert_eq!(f["type"], "notification", "{f}");
+        seqs.push(f["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, (2..=expected as i64).collect::<Vec<_>>());
+    assert!(
+        ws.recv_within(Duration::from_millis(1500)).await.is_none(),
+        "nothing twice"
+    );
+    assert_eq!(
+        inbox(&b, &token, "?pagination[pageSize]=100").await.len(),
+        expected
+    );
+}
