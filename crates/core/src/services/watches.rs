@@ -420,6 +420,53 @@ impl Services {
         Ok(())
     }
 
+    /// Benchmark seed: `n` BUYER users (`watcher-<i>-<tag>@bench.kavling`, one shared password
+    /// hash) each watching `unit_id`, in one transaction. Returns each user's id and token.
+    pub async fn seed_watchers(
+        &self,
+        unit_id: Uuid,
+        n: usize,
+        password: &str,
+    ) -> CoreResult<Vec<(Uuid, String)>> {
+        let unit = units::Entity::find_by_id(unit_id)
+            .one(&self.db)
+            .await?
+            .ok_or(CoreError::NotFound("unit"))?;
+        let tag = Uuid::now_v7().simple().to_string();
+        let mut seeded = Vec::with_capacity(n);
+        let txn = begin_write(&self.db).await?;
+        let hash = crate::services::users::hash_off_thread(password.to_owned()).await?;
+        let now = self.clock.now();
+        for i in 0..n {
+            let user = crate::services::users::insert_buyer(
+                &txn,
+                self,
+                format!("watcher-{i}-{tag}@bench.kavling"),
+                hash.clone(),
+            )
+            .await?;
+            watches::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(user.id),
+                project_id: Set(unit.project_id),
+                unit_id: Set(Some(unit_id)),
+                filter_type: Set(None),
+                price_min: Set(None),
+                price_max: Set(None),
+                bedrooms_min: Set(None),
+                created_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+            let token = self
+                .tokens
+                .issue(user.id, crate::domain::Role::Buyer, now.timestamp())?;
+            seeded.push((user.id, token));
+        }
+        txn.commit().await?;
+        Ok(seeded)
+    }
+
     /// Runs the notifier until nothing is left: every project's unit events after its cursor,
     /// then the price drops. Returns how many notifications it wrote.
     pub async fn run_notifier(&self) -> CoreResult<usize> {
