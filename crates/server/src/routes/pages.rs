@@ -63,6 +63,7 @@ macro_rules! asset {
 static ASSETS: &[Asset] = &[
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("live.js", "text/javascript; charset=utf-8"),
+    asset!("live-watch.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
     asset!("admin-payments.js", "text/javascript; charset=utf-8"),
     asset!("kavling.css", "text/css; charset=utf-8"),
