@@ -53,12 +53,15 @@ sqlite)
 *) echo "mode: pg or sqlite" >&2; exit 2 ;;
 esac
 
-kv() { env DATABASE_URL="$DB" REDIS_URL="$REDIS" KAVLING_SEED_DEMO=false KAVLING_DATA_DIR="$WORK/data" \
-  KAVLING_STORAGE_DIR="$WORK/data/uploads" RUST_LOG=warn "$@"; }
+ENV=(DATABASE_URL="$DB" REDIS_URL="$REDIS" KAVLING_SEED_DEMO=false KAVLING_DATA_DIR="$WORK/data"
+  KAVLING_STORAGE_DIR="$WORK/data/uploads" RUST_LOG=warn)
+kv() { env "${ENV[@]}" "$@"; }
 ADMIN_EMAIL=bench@example.com
 ADMIN_PASSWORD=bench-password-1
 kv "$BIN/kavling" admin create --email "$ADMIN_EMAIL" --password "$ADMIN_PASSWORD" > /dev/null
-kv KAVLING_BIND=127.0.0.1:$PORT taskset -c "$SERVER_CPUS" "$BIN/kavling" serve > "$WORK/kavling.log" 2>&1 &
+if curl -sf -m 1 "http://127.0.0.1:$PORT/healthz" > /dev/null 2>&1; then echo "port $PORT is in use" >&2; exit 1; fi
+# Started directly (not through a shell function), so $! is the server's own pid.
+env "${ENV[@]}" KAVLING_BIND=127.0.0.1:$PORT taskset -c "$SERVER_CPUS" "$BIN/kavling" serve > "$WORK/kavling.log" 2>&1 &
 PID=$!
 for _ in $(seq 300); do curl -sf -m 1 "http://127.0.0.1:$PORT/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
 
@@ -74,6 +77,10 @@ if [ "$MODE" = pg ]; then
 else
   echo "stored: $(sqlite3 "$WORK/data/bench.db" "SELECT count(*), count(DISTINCT user_id), max(seq) FROM notifications WHERE kind = 'unit_available'" 2>/dev/null || echo 'sqlite3 not installed')"
 fi
-echo "commit-to-send histogram (le seconds → count):"
-curl -sf -m 5 "http://127.0.0.1:$PORT/metrics" | grep '^kavling_realtime_commit_to_send_seconds_bucket' \
+# The server's view: feed items from the notification's creation (its commit transaction) to
+# the end of the hub's fan-out, and how many came by the bus or by catch-up.
+METRICS=$(curl -sf -m 5 "http://127.0.0.1:$PORT/metrics")
+echo "feed commit-to-send histogram (le seconds → count):"
+grep '^kavling_realtime_feed_commit_to_send_seconds_bucket' <<<"$METRICS" \
   | sed -E 's/.*le="([^"]+)"} ([0-9]+)/  \1 \2/' | tr '\n' ' '; echo
+grep -E '^kavling_realtime_feed_(frames_sent|catch_up_events|duplicates_dropped)' <<<"$METRICS" || true
