@@ -895,11 +895,13 @@ pub(crate) fn map_units(
                 }
             }
         }
-        let id = match named_list.get(c.named as usize) {
+        // Named only when warned: most groups hold nothing but their own lot.
+        let display = || match named_list.get(c.named as usize) {
             Some(nm) => Names::of(text, nm).display(),
             None => doc.display(c.node),
         };
         if claimed_inside || labelled >= 2 {
+            let id = display();
             let shown = others
                 .iter()
                 .take(5)
@@ -913,6 +915,7 @@ pub(crate) fn map_units(
             });
             dropped.push(ci);
         } else if !own_text && let Some((content, _)) = texts.first() {
+            let id = display();
             let by = if c.source == MatchSource::Id {
                 "id"
             } else {

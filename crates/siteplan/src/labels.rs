@@ -739,29 +739,39 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
 }
 
 /// Which of `shapes` are of lot-like size: a box area within 10× of the drawing's typical lot
-/// (the median of up to 16 matched elements' largest lot shapes; with no match yet, the upper
+/// (the median of 3 matched elements' largest lot shapes, spread over the matches; with no match yet, the upper
 /// quartile of these shapes themselves), and not a background (a box over half the drawing).
 /// Only the unmatched shapes and a sample of the matches are measured, so a report of
-/// thousands of matched lots flattens a few dozen shapes.
+/// thousands of matched lots flattens a few shapes more than it leaves unmatched.
 pub(crate) fn lot_sized(doc: Doc<'_>, shapes: &[u32], matched: &[u32]) -> Vec<bool> {
     if shapes.is_empty() {
         return Vec::new();
     }
     let mut xf = Transforms::new(doc.text, doc.nodes, doc.view_box);
-    let box_area = |s: &Shape| (s.bbox[2] - s.bbox[0]) * (s.bbox[3] - s.bbox[1]);
-    let areas: Vec<f64> = shapes
-        .iter()
-        .map(|&n| shape_of(doc, &mut xf, n).map_or(0.0, |s| box_area(&s)))
-        .collect();
+    let mut rings = Vec::new();
+    // The box of what a node draws (no fill rule needed, unlike `shape_of`).
+    let mut box_area = |xf: &mut Transforms<'_>, n: u32| {
+        rings.clear();
+        node_rings(doc, xf, n, &mut rings);
+        let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        for &(x, y) in rings.iter().flatten() {
+            b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+        }
+        if b[0] <= b[2] && b[1] <= b[3] {
+            (b[2] - b[0]) * (b[3] - b[1])
+        } else {
+            0.0
+        }
+    };
+    let areas: Vec<f64> = shapes.iter().map(|&n| box_area(&mut xf, n)).collect();
     let drawing = doc.view_box.map_or(0.0, |v| v.width * v.height);
     let background = |a: f64| drawing > 0.0 && a >= drawing * 0.5;
     let mut sample: Vec<f64> = Vec::new();
-    let step = (matched.len() / 16).max(1);
-    for &m in matched.iter().step_by(step).take(16) {
+    let step = (matched.len() / 3).max(1);
+    for &m in matched.iter().step_by(step).take(3) {
         let largest = lot_shapes(doc, &mut xf, m)
             .into_iter()
-            .filter_map(|s| shape_of(doc, &mut xf, s))
-            .map(|s| box_area(&s))
+            .map(|s| box_area(&mut xf, s))
             .fold(0.0, f64::max);
         if largest > 0.0 {
             sample.push(largest);
