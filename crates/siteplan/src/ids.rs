@@ -68,6 +68,27 @@ pub struct MatchedUnit {
     pub source: MatchSource,
 }
 
+/// An element no unit matched, as the report lists it apart from the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmatchedElement {
+    /// The element's id (generated `kv-` ids included).
+    pub element_id: String,
+    /// Its human name (`data-name`, `inkscape:label`, `<title>`), when it has one.
+    pub label: Option<String>,
+    /// A unit its name nearly spells (`Shop-1` for unit `1`: a leading word dropped), never for
+    /// a design tool's automatic id.
+    pub hint: Option<String>,
+}
+
+/// A warning about one element, for showing next to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementWarning {
+    /// The element's id (what `matched` and the unmatched lists show).
+    pub element_id: String,
+    /// The warning, as in [`Mapping::warnings`].
+    pub message: String,
+}
+
 /// The mapping report between a siteplan's elements and a project's units. It also remembers
 /// which element each match is, so colouring and geometry need the `Mapping` returned by the
 /// same `Siteplan` (or one parsed from its sanitized text: the index is identical).
@@ -90,6 +111,15 @@ pub struct Mapping {
     /// text-like group (`Labels`, `text`, `nomor`, ...), in document order: what an admin page
     /// highlights for click-to-map.
     pub unmatched_shape_ids: Vec<String>,
+    /// Unmatched closed shapes of lot-like size (a box within 10× of the drawing's typical lot,
+    /// not a background over half the drawing), in document order: the lots left to map.
+    pub candidates: Vec<UnmatchedElement>,
+    /// Unmatched named elements that are not candidate lots: a design tool's automatic ids
+    /// (`path1234`, `g6270`, `layer5`, Figma's `Clip path group_12`), groups and layers, open or
+    /// lot-unlike shapes; with their human label. Never hinted.
+    pub other_elements: Vec<UnmatchedElement>,
+    /// The warnings that concern one element, with its id (also in `warnings`).
+    pub element_warnings: Vec<ElementWarning>,
     /// Node index of each `matched` entry.
     pub(crate) nodes: Vec<u32>,
 }
@@ -323,8 +353,41 @@ fn is_tool_generated(id: &str) -> bool {
     let figma = id.trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == '_');
     matches!(
         figma,
-        "Vector" | "Rectangle" | "Ellipse" | "Group" | "Frame" | "Line" | "Polygon" | "Union"
+        "Vector"
+            | "Rectangle"
+            | "Ellipse"
+            | "Group"
+            | "Frame"
+            | "Line"
+            | "Polygon"
+            | "Union"
+            | "Subtract"
+            | "Intersect"
+            | "Exclude"
+            | "Star"
+            | "Clip path group"
+            | "Mask group"
+            | "Clip path"
     )
+}
+
+/// The unit a name nearly spells: the same tokens as [`normalise`] (separators and letter/digit
+/// boundaries split, so `Shop-1`, `Shop 1` and `Shop1` alike) with a leading word of three or
+/// more letters dropped (`Shop-1` → `1`). The words [`normalise`] drops itself (`unit136` →
+/// `136`) already match; this names the others as hints, never as matches.
+fn near_miss(units: &Units<'_>, name: &str) -> Option<u32> {
+    let d = decode_ai_escapes(name);
+    let d = d.trim();
+    let letters = d.chars().take_while(|c| c.is_alphabetic()).count();
+    if letters < 3 {
+        return None;
+    }
+    let rest = d.char_indices().nth(letters).map_or("", |(i, _)| &d[i..]);
+    let n = normalise(rest);
+    if n.is_empty() || !n.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    units.normal.get(&n).copied().filter(|&u| u != AMBIGUOUS)
 }
 
 /// Collects warnings up to [`MAX_WARNINGS`]; past that only counts them, so a hostile file with
@@ -332,6 +395,7 @@ fn is_tool_generated(id: &str) -> bool {
 #[derive(Default)]
 pub(crate) struct Warnings {
     list: Vec<String>,
+    of_element: Vec<ElementWarning>,
     dropped: usize,
 }
 
@@ -344,12 +408,26 @@ impl Warnings {
         }
     }
 
-    fn finish(mut self) -> Vec<String> {
+    /// A warning about one element: also listed with its id, for showing next to it.
+    pub(crate) fn add_for(&mut self, element_id: &str, message: impl FnOnce() -> String) {
+        if self.list.len() < MAX_WARNINGS {
+            let message = message();
+            self.of_element.push(ElementWarning {
+                element_id: element_id.to_string(),
+                message: message.clone(),
+            });
+            self.list.push(message);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn finish(mut self) -> (Vec<String>, Vec<ElementWarning>) {
         if self.dropped > 0 {
             let more = self.dropped;
             self.list.push(format!("... and {more} more warnings"));
         }
-        self.list
+        (self.list, self.of_element)
     }
 }
 
@@ -699,6 +777,8 @@ pub(crate) fn map_units(
 
     let mut claims: Vec<Claim> = Vec::new();
     let mut unclaimed: Vec<usize> = Vec::new();
+    // Names that would match but were refused (layers, groups of lots): warned already.
+    let mut refused: Vec<usize> = Vec::new();
     for (ni, named) in named_list.iter().enumerate() {
         // Only a generated id: nothing to match, nothing to report.
         if named.generated
@@ -764,6 +844,17 @@ pub(crate) fn map_units(
             }
         }
         match found {
+            Some((unit, _, _)) if nodes[named.node as usize].layer => {
+                let display = names.display();
+                warnings.add_for(&display, || {
+                    format!(
+                        "element \"{display}\" is an Inkscape layer, not a lot: it was not matched to unit {}",
+                        units.list[unit as usize]
+                    )
+                });
+                unclaimed.push(ni);
+                refused.push(ni);
+            }
             Some((unit, rank, source)) => claims.push(Claim {
                 unit,
                 rank,
@@ -774,6 +865,77 @@ pub(crate) fn map_units(
             None => unclaimed.push(ni),
         }
     }
+
+    // A group is a lot only if it holds no other lots: claims of other units inside it, or
+    // labels of two other units, make it a container (a block, a layer) that matches nothing.
+    // One other unit's label inside a matched group is a disagreement: warned, the name wins.
+    let mut dropped: Vec<usize> = Vec::new();
+    for (ci, c) in claims.iter().enumerate() {
+        let n = &nodes[c.node as usize];
+        if n.kind != Kind::G || n.end <= c.node + 1 {
+            continue;
+        }
+        let unit = units.list[c.unit as usize];
+        let mut others: Vec<&str> = Vec::new();
+        for d in claims[ci + 1..].iter().take_while(|d| d.node < n.end) {
+            let u = units.list[d.unit as usize];
+            if d.unit != c.unit && !others.contains(&u) {
+                others.push(u);
+            }
+        }
+        let claimed_inside = !others.is_empty();
+        let (own_text, texts) = texts_inside(text, nodes, c.node, unit, &mut units);
+        let mut labelled = 0;
+        for (_, named_unit) in &texts {
+            if let Ok(Some(u)) = named_unit {
+                let u = units.list[*u as usize];
+                if !others.contains(&u) {
+                    others.push(u);
+                    labelled += 1;
+                }
+            }
+        }
+        // Named only when warned: most groups hold nothing but their own lot.
+        let display = || match named_list.get(c.named as usize) {
+            Some(nm) => Names::of(text, nm).display(),
+            None => doc.display(c.node),
+        };
+        if claimed_inside || labelled >= 2 {
+            let id = display();
+            let shown = others
+                .iter()
+                .take(5)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            warnings.add_for(&id, || {
+                format!(
+                    "element \"{id}\" holds other units ({shown}); a group holding other lots is not a lot: it was not matched to unit {unit}"
+                )
+            });
+            dropped.push(ci);
+        } else if !own_text && let Some((content, _)) = texts.first() {
+            let id = display();
+            let by = if c.source == MatchSource::Id {
+                "id"
+            } else {
+                "name"
+            };
+            warnings.add_for(&id, || {
+                format!(
+                    "element \"{id}\" is matched to unit {unit} by its {by}, but the text drawn in it reads \"{content}\"; check which is right"
+                )
+            });
+        }
+    }
+    for &ci in dropped.iter().rev() {
+        let c = claims.remove(ci);
+        if c.named != NONE {
+            unclaimed.push(c.named as usize);
+            refused.push(c.named as usize);
+        }
+    }
+    unclaimed.sort_unstable();
 
     // Resolve claims unit by unit: an ancestor beats its descendants silently; among the rest
     // every claim at the best rank is kept (a unit drawn as several shapes: duplicate suffixes,
@@ -900,6 +1062,9 @@ pub(crate) fn map_units(
         }
     }
 
+    // Unmatched named elements: their human label and a near-miss hint, apart from what a
+    // design tool named by itself (never hinted).
+    let mut unmatched_named: Vec<(u32, UnmatchedElement)> = Vec::new();
     for ni in unclaimed {
         let named = &named_list[ni];
         let i = named.node as usize;
@@ -907,31 +1072,136 @@ pub(crate) fn map_units(
             continue;
         }
         let names = Names::of(text, named);
-        let human = names.data_name.is_some() || names.label.is_some() || names.title.is_some();
+        let label = names
+            .data_name
+            .as_deref()
+            .or(names.label.as_deref())
+            .or(names.title.as_deref())
+            .map(str::to_string);
+        let human = label.is_some();
+        let tool = names.id.as_deref().is_some_and(is_tool_generated);
         if let Some(id) = names.id.as_deref()
-            && (human || !is_tool_generated(id))
+            && (human || !tool)
         {
             mapping.unmatched_element_ids.push(id.to_string());
         }
-        if let Some((n, _)) = names.ordered().find(|(n, _)| looks_like_block(n))
-            && names
-                .id
-                .as_deref()
-                .is_none_or(|id| !is_tool_generated(id) || human)
-        {
-            warnings.add(|| {
+        let display = names.display();
+        let hintable = |&(_, src): &(&str, MatchSource)| !(tool && src == MatchSource::Id);
+        let hint = names
+            .ordered()
+            .filter(hintable)
+            .find_map(|(n, _)| near_miss(&units, n));
+        match hint {
+            _ if refused.contains(&ni) => {}
+            Some(u) => warnings.add_for(&display, || {
                 format!(
-                    "element \"{}\" looks like block number \"{}\" but no such unit exists",
-                    names.display(),
-                    n
+                    "element \"{display}\" matches no unit; without its leading word it is unit {}",
+                    units.list[u as usize]
                 )
-            });
+            }),
+            None => {
+                if let Some((n, _)) = names
+                    .ordered()
+                    .filter(hintable)
+                    .find(|(n, _)| looks_like_block(n))
+                {
+                    warnings.add_for(&display, || {
+                        format!(
+                            "element \"{display}\" looks like block number \"{n}\" but no such unit exists"
+                        )
+                    });
+                }
+            }
         }
+        unmatched_named.push((
+            named.node,
+            UnmatchedElement {
+                element_id: display,
+                label,
+                hint: hint.map(|u| units.list[u as usize].to_string()),
+            },
+        ));
     }
 
-    mapping.unmatched_shape_ids = unmatched_shapes(doc, &covered, &contains_match);
-    mapping.warnings = warnings.finish();
+    let shapes = unmatched_shapes(doc, &covered, &contains_match);
+    let shape_nodes: Vec<u32> = shapes.iter().map(|s| s.0).collect();
+    let lot_sized = crate::labels::lot_sized(doc, &shape_nodes, &mapping.nodes);
+    let mut candidate_nodes = Vec::with_capacity(shapes.len());
+    for ((node, id), lot) in shapes.into_iter().zip(lot_sized) {
+        if lot {
+            let known = unmatched_named
+                .binary_search_by_key(&node, |e| e.0)
+                .ok()
+                .map(|k| &unmatched_named[k].1);
+            mapping.candidates.push(UnmatchedElement {
+                element_id: id.clone(),
+                label: known.and_then(|k| k.label.clone()),
+                hint: known.and_then(|k| k.hint.clone()),
+            });
+            candidate_nodes.push(node);
+        }
+        mapping.unmatched_shape_ids.push(id);
+    }
+    mapping.other_elements = unmatched_named
+        .into_iter()
+        .filter(|(node, _)| candidate_nodes.binary_search(node).is_err())
+        .map(|(_, mut e)| {
+            // Hints are for lots; a group or an odd shape only shows its label.
+            e.hint = None;
+            e
+        })
+        .collect();
+    (mapping.warnings, mapping.element_warnings) = warnings.finish();
     mapping
+}
+
+/// A text inside a matched group that names another unit (or looks like a block number).
+type OtherText = (String, Result<Option<u32>, ()>);
+
+/// The top-level `<text>`s inside a group: whether one names `own` (the group's unit), and the
+/// others that name another unit or look like a block number. Texts spelling `own` exactly
+/// are recognised without decoding (the common case).
+fn texts_inside(
+    text: &str,
+    nodes: &[Node],
+    group: u32,
+    own: &str,
+    units: &mut Units<'_>,
+) -> (bool, Vec<OtherText>) {
+    let Some(g) = nodes.get(group as usize) else {
+        return (false, Vec::new());
+    };
+    let mut own_seen = false;
+    let mut others = Vec::new();
+    for n in nodes
+        .iter()
+        .take((g.end as usize).min(nodes.len()))
+        .skip(group as usize + 1)
+    {
+        if n.kind != Kind::Text || nodes.get(n.parent as usize).is_some_and(|p| p.in_text) {
+            continue;
+        }
+        let raw = text.get(n.tag_end as usize..).unwrap_or("");
+        let first = &raw[..memchr::memchr(b'<', raw.as_bytes()).unwrap_or(raw.len())];
+        if first.trim() == own {
+            own_seen = true;
+            continue;
+        }
+        let content = crate::labels::text_content(text, n);
+        if content.is_empty() {
+            continue;
+        }
+        match units.for_label(&content) {
+            Ok(Some(u)) if units.list[u as usize] == own => own_seen = true,
+            Ok(Some(u)) => others.push((content, Ok(Some(u)))),
+            r => {
+                if looks_like_block(&content) {
+                    others.push((content, r.map(|_| None)));
+                }
+            }
+        }
+    }
+    (own_seen, others)
 }
 
 /// Marks each node and its descendants.
@@ -1010,7 +1280,7 @@ fn apply_manual(
 
 /// Ids of rendered closed shapes and `use` copies outside every matched unit, not painted
 /// `fill="none"`, not inside a text-like group: what an admin may click to map by hand.
-fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> Vec<String> {
+fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> Vec<(u32, String)> {
     let Doc {
         text, nodes, named, ..
     } = doc;
@@ -1047,7 +1317,7 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
             continue;
         };
         if crate::labels::is_closed(text, n) && !crate::labels::fill_none(text, nodes, i as u32) {
-            out.push(decode_lossy(&text[id.range()]).into_owned());
+            out.push((i as u32, decode_lossy(&text[id.range()]).into_owned()));
         }
     }
     out

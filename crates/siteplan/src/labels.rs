@@ -665,7 +665,13 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
         return Vec::new();
     };
     if n.kind != Kind::G && n.kind != Kind::A && n.kind != Kind::Svg {
-        return if lot_kind(n.kind) || n.kind == Kind::Line {
+        // An open path, polyline or line has no area of its own: filling it would paint the
+        // wedge its ends enclose, so it keeps its paint.
+        let area = matches!(
+            n.kind,
+            Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polygon | Kind::Use
+        ) || n.closed;
+        return if lot_kind(n.kind) && area {
             vec![node]
         } else {
             Vec::new()
@@ -730,6 +736,66 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
         return closed.first().map(|&c| vec![c]).unwrap_or_default();
     }
     filled
+}
+
+/// Which of `shapes` are of lot-like size: a box area within 10× of the drawing's typical lot
+/// (the median of 3 matched elements' largest lot shapes, spread over the matches; with no match yet, the upper
+/// quartile of these shapes themselves), and not a background (a box over half the drawing).
+/// Only the unmatched shapes and a sample of the matches are measured, so a report of
+/// thousands of matched lots flattens a few shapes more than it leaves unmatched.
+pub(crate) fn lot_sized(doc: Doc<'_>, shapes: &[u32], matched: &[u32]) -> Vec<bool> {
+    if shapes.is_empty() {
+        return Vec::new();
+    }
+    let mut xf = Transforms::new(doc.text, doc.nodes, doc.view_box);
+    let mut rings = Vec::new();
+    // The box of what a node draws (no fill rule needed, unlike `shape_of`).
+    let mut box_area = |xf: &mut Transforms<'_>, n: u32| {
+        rings.clear();
+        node_rings(doc, xf, n, &mut rings);
+        let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        for &(x, y) in rings.iter().flatten() {
+            b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+        }
+        if b[0] <= b[2] && b[1] <= b[3] {
+            (b[2] - b[0]) * (b[3] - b[1])
+        } else {
+            0.0
+        }
+    };
+    let areas: Vec<f64> = shapes.iter().map(|&n| box_area(&mut xf, n)).collect();
+    let drawing = doc.view_box.map_or(0.0, |v| v.width * v.height);
+    let background = |a: f64| drawing > 0.0 && a >= drawing * 0.5;
+    let mut sample: Vec<f64> = Vec::new();
+    let step = (matched.len() / 3).max(1);
+    for &m in matched.iter().step_by(step).take(3) {
+        let largest = lot_shapes(doc, &mut xf, m)
+            .into_iter()
+            .map(|s| box_area(&mut xf, s))
+            .fold(0.0, f64::max);
+        if largest > 0.0 {
+            sample.push(largest);
+        }
+    }
+    let typical = if sample.is_empty() {
+        let mut own: Vec<f64> = areas
+            .iter()
+            .copied()
+            .filter(|&a| a > 0.0 && !background(a))
+            .collect();
+        own.sort_by(f64::total_cmp);
+        own.get(own.len() * 3 / 4).copied()
+    } else {
+        sample.sort_by(f64::total_cmp);
+        sample.get(sample.len() / 2).copied()
+    };
+    let Some(typical) = typical else {
+        return vec![false; shapes.len()];
+    };
+    areas
+        .iter()
+        .map(|&a| a > 0.0 && !background(a) && a >= typical / 10.0 && a <= typical * 10.0)
+        .collect()
 }
 
 /// Most points of a unit outline.

@@ -78,7 +78,7 @@ use std::sync::{Arc, OnceLock};
 pub use color::ColorTemplate;
 pub use error::{SvgError, SvgErrorKind};
 pub use geometry::{BBox, Point, UnitGeometry};
-pub use ids::{ManualMapping, Mapping, MatchSource, MatchedUnit};
+pub use ids::{ElementWarning, ManualMapping, Mapping, MatchSource, MatchedUnit, UnmatchedElement};
 
 /// Resource limits applied while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +120,8 @@ pub struct Siteplan {
     named: Vec<parse::Named>,
     gen_ids: Vec<(u32, parse::Span)>,
     view_box: Option<ViewBox>,
+    shape_count: usize,
+    removed: Vec<String>,
     /// Element ids to nodes, built on first use (parsing alone does not pay for it).
     index: OnceLock<ids::IdIndex>,
 }
@@ -145,6 +147,8 @@ impl Siteplan {
             named: p.named,
             gen_ids: p.gen_ids,
             view_box: p.view_box,
+            shape_count: p.shape_count,
+            removed: p.removed,
             index: OnceLock::new(),
         })
     }
@@ -157,6 +161,20 @@ impl Siteplan {
     /// Number of elements in the sanitized document.
     pub fn element_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of rendered closed shapes: rects, circles and ellipses with a size, polygons,
+    /// closed paths and polylines, and `use` copies (not inside `defs`, `clipPath`, ... or text).
+    pub fn shape_count(&self) -> usize {
+        self.shape_count
+    }
+
+    /// What sanitizing removed that the drawing meant to show, each note with the fix: external
+    /// or non-raster background images (`<image href="plan.png">`), external stylesheets
+    /// (`<?xml-stylesheet?>`, `@import`, `<link>`) and fonts (`@font-face` sources,
+    /// `font-face-uri`). Empty for an already sanitized text (those references are gone).
+    pub fn removed(&self) -> &[String] {
+        &self.removed
     }
 
     /// The root's `viewBox`, else its `width` and `height` (in px or unitless), else `None`.
