@@ -945,23 +945,6 @@ impl Services {
         }
     }
 
-    /// Runs [`Services::expire_holds`] every `every` until the runtime stops.
-    pub fn spawn_hold_expiry(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match services.expire_holds().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(cancelled = n, "expired booking holds"),
-                    Err(e) => tracing::warn!(error = %e, "hold expiry tick failed"),
-                }
-            }
-        })
-    }
-
     /// One page of the CSV export: bookings after `after` (by id, which is time-ordered), with
     /// the list filters and the viewer's scope.
     pub async fn export_bookings_page(

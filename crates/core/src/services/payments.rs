@@ -1237,26 +1237,6 @@ impl Services {
             }
         }
     }
-
-    /// Runs [`Services::mark_overdue`] every `every` until the runtime stops.
-    pub fn spawn_overdue_invoices(
-        &self,
-        every: std::time::Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match services.mark_overdue().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(marked = n, "invoices became overdue"),
-                    Err(e) => tracing::warn!(error = %e, "overdue invoice tick failed"),
-                }
-            }
-        })
-    }
 }
 
 #[cfg(test)]
