@@ -10,12 +10,12 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod event_store;
-pub mod events;
-pub mod json;
 pub mod list;
 pub mod pii;
 pub mod seed;
 pub mod services;
+pub mod unit_changes;
+pub mod whole_numbers;
 
 use std::sync::Arc;
 

@@ -226,7 +226,7 @@ fn start_jobs(jobs: &mut Jobs, hub: &Arc<Hub>, services: &Services, options: &Bu
     let keep = options.event_retention;
     jobs.spawn("unit_event_pruning", options.prune_every, move || {
         let db = db.clone();
-        async move { kavling_core::events::prune_unit_events(&db, keep, 1000).await }
+        async move { kavling_core::unit_changes::prune_unit_events(&db, keep, 1000).await }
     });
     let s = services.clone();
     jobs.spawn("hold_expiry", options.expiry_every, move || {

@@ -185,16 +185,19 @@ async fn links_resolve_and_the_rules_are_stated() {
     assert!(links >= 38, "{links} links");
 
     let customer = &doc["components"]["schemas"]["NewCustomer"]["properties"];
-    use kavling_core::services::validate;
+    use kavling_core::services::identity_numbers;
     assert_eq!(
         customer["ktpNumber"]["pattern"],
-        validate::nik_field_pattern()
+        identity_numbers::nik_field_pattern()
     );
     assert_eq!(
         customer["npwpNumber"]["pattern"],
-        validate::npwp_field_pattern()
+        identity_numbers::npwp_field_pattern()
     );
-    assert_eq!(customer["phone"]["pattern"], validate::phone_pattern());
+    assert_eq!(
+        customer["phone"]["pattern"],
+        identity_numbers::phone_pattern()
+    );
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["NewBooking"]["if"]["required"][0], "customerId");
     assert_eq!(schemas["PaymentDecision"]["then"]["required"][0], "reason");

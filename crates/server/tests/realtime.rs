@@ -15,7 +15,7 @@ use common::{SpawnOptions, TestApp, WsClient, test_redis_url};
 use futures_util::{SinkExt, StreamExt};
 use kavling_core::audit::ActorRef;
 use kavling_core::domain::{Role, UnitStatus};
-use kavling_core::events::{UnitChange, record_unit_change, set_unit_status};
+use kavling_core::unit_changes::{UnitChange, record_unit_change, set_unit_status};
 use kavling_realtime::{BookingInfo, HubConfig};
 use kavling_server::ws::WsConfig;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};

@@ -50,7 +50,7 @@ pub struct ScheduleItem {
     /// What the invoice is for; at most one `BOOKING_FEE` per booking.
     pub kind: InvoiceKind,
     /// Rupiah, 1 to 10,000,000,000,000.
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     #[schema(minimum = 1, maximum = 10_000_000_000_000_i64)]
     pub amount: i64,
     /// When it is due (a date in WIB); unpaid after that day it becomes `OVERDUE`.

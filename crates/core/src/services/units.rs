@@ -16,8 +16,8 @@ use crate::db::begin_write;
 use crate::domain::{BookingStatus, Palette, UnitStatus};
 use crate::entities::{bookings, projects, units};
 use crate::error::{CoreError, CoreResult, FieldError};
-use crate::events::{UnitChange, record_unit_change, set_unit_status_returning};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::unit_changes::{UnitChange, record_unit_change, set_unit_status_returning};
 
 /// Most units accepted in one create request.
 pub const MAX_UNITS_PER_REQUEST: usize = 1000;
@@ -103,7 +103,7 @@ pub struct NewUnit {
     pub unit_type: String,
     /// Price in rupiah.
     #[schema(minimum = 0, example = 450_000_000)]
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     pub price: i64,
     /// Land area, m².
     #[schema(minimum = 0, maximum = 1_000_000)]
@@ -113,11 +113,11 @@ pub struct NewUnit {
     pub building_area: Option<f64>,
     /// Bedrooms.
     #[schema(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub bedrooms: Option<i32>,
     /// Bathrooms.
     #[schema(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub bathrooms: Option<i32>,
 }
 
@@ -180,7 +180,7 @@ pub struct UnitPatch {
     pub status: Option<UnitStatus>,
     /// New price.
     #[schema(minimum = 0)]
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     pub price: Option<i64>,
     /// New type.
     #[serde(rename = "type")]

@@ -2,47 +2,16 @@
 
 use crate::error::ProblemBody;
 use crate::openapi::OptionalIdempotencyKey;
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::list::Page;
-use kavling_core::services::idempotency::{self, Outcome};
 use kavling_core::services::leads::{ConsentContext, CreateLeadInput};
 use kavling_core::services::leads::{LeadCreated, LeadView};
 use kavling_core::services::users::Access;
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::extract::{Auth, RequestCtx};
+use crate::extract::{Auth, RequestCtx, idempotency_key, outcome_response};
 use crate::state::AppState;
-
-/// The validated `Idempotency-Key` header, if any (400 when empty, too long or not text).
-pub fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
-    let raw = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            kavling_core::CoreError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be printable ASCII",
-            )
-        })?),
-    };
-    Ok(idempotency::parse_key(raw)?)
-}
-
-/// Sends an idempotent outcome: the fresh body, or the stored one of the first request.
-pub fn outcome_response<T>(outcome: &Outcome<T>) -> HttpResponse {
-    let (status, body) = outcome.response();
-    let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
-    res.insert_header((
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    ));
-    if matches!(outcome, Outcome::Replayed(_)) {
-        res.insert_header(("idempotent-replayed", "true"));
-    }
-    res.body(body.to_owned())
-}
 
 /// `POST /leads` (BUYER): 201 with the new lead, or 200 with the buyer's open lead for the unit.
 #[utoipa::path(post, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])), request_body = CreateLeadInput,

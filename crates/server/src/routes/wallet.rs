@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::error::ApiResult;
 use crate::extract::{Auth, RequestCtx};
-use crate::routes::leads::{idempotency_key, outcome_response};
+use crate::extract::{idempotency_key, outcome_response};
 use crate::state::AppState;
 
 /// `GET /wallet`: `{balance, currency}` (0 without a wallet).
