@@ -101,6 +101,14 @@ pub enum CoreError {
         /// Detail for humans.
         message: String,
     },
+    /// Too many requests from one user (`rate_limited`); retry after the given seconds.
+    #[error("{message}")]
+    RateLimited {
+        /// Detail for humans.
+        message: String,
+        /// Whole seconds until the next request is allowed (at least 1).
+        retry_after_secs: u64,
+    },
     /// The database refused for contention (a lock, a serialization failure, a deadlock, an
     /// exhausted pool): the action did not happen and retrying it shortly may succeed.
     #[error("database busy: {0}")]

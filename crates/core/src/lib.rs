@@ -44,6 +44,8 @@ pub struct Services {
     pub kpr_rate_bps: u32,
     /// Queues this instance's bookings for the year's counter row (see [`services::bookings`]).
     pub booking_gate: services::bookings::BookingGate,
+    /// Chat messages a user may send (per minute and burst), decided in the database.
+    pub chat_rate: services::ratelimit::RateLimit,
 }
 
 /// The settings [`Services::new`] takes besides the database, the bus and the clock.
@@ -59,6 +61,8 @@ pub struct ServiceSettings {
     pub storage_dir: std::path::PathBuf,
     /// Annual KPR interest rate in basis points.
     pub kpr_rate_bps: u32,
+    /// Chat messages a user may send (per minute and burst).
+    pub chat_rate: services::ratelimit::RateLimit,
 }
 
 impl Services {
@@ -80,6 +84,7 @@ impl Services {
             storage_dir: settings.storage_dir.clone(),
             kpr_rate_bps: settings.kpr_rate_bps,
             booking_gate: Default::default(),
+            chat_rate: settings.chat_rate,
         })
     }
 }

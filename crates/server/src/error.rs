@@ -105,6 +105,12 @@ impl ApiError {
                     message.clone(),
                     &[],
                 ),
+                E::RateLimited { message, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    message.clone(),
+                    &[],
+                ),
                 E::Busy(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "busy",
@@ -167,6 +173,12 @@ impl ResponseError for ApiError {
         ));
         if status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::Core(CoreError::RateLimited {
+            retry_after_secs, ..
+        }) = self
+        {
+            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         res.body(serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()))
     }

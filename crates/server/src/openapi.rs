@@ -49,6 +49,14 @@ fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
             "/api/v1/disputes",
             names(&kavling_core::services::disputes::DISPUTE_LIST),
         ),
+        (
+            "/api/v1/conversations",
+            names(&kavling_core::services::conversations::CONVERSATION_LIST),
+        ),
+        (
+            "/api/v1/conversations/{id}/messages",
+            names(&kavling_core::services::conversations::MESSAGE_LIST),
+        ),
     ]
 }
 
@@ -380,6 +388,13 @@ const LINKS: &[LinkRow] = &[
     // A lead: unlock it, dispute it; a dispute: decide it.
     ("/api/v1/leads", "post", "201", &[("unlock", Id(NEW_ID)), ("file_dispute", Id(NEW_ID))]),
     ("/api/v1/leads/{id}/disputes", "post", "201", &[("decide_dispute", Id(NEW_ID))]),
+    // An unlock opens the lead's conversation: read and send its messages.
+    ("/api/v1/leads/{id}/unlock", "post", "200", &[
+        ("list_messages", Id("$response.body#/conversationId")),
+        ("post_message", Id("$response.body#/conversationId")),
+    ]),
+    // A message: its conversation's messages.
+    ("/api/v1/conversations/{id}/messages", "post", "201", &[("list_messages", Id(PATH_ID))]),
     // A user: the admin's operations on them.
     ("/api/v1/auth/register", "post", "201", &[
         ("disable", Id("$response.body#/user/id")), ("enable", Id("$response.body#/user/id")),
@@ -571,6 +586,9 @@ impl Modify for Rules {
         routes::disputes::create,
         routes::disputes::list,
         routes::disputes::decide,
+        routes::conversations::list,
+        routes::conversations::messages,
+        routes::conversations::post_message,
     ),
     tags(
         (name = "auth", description = "Registration, login, the caller"),
@@ -582,6 +600,7 @@ impl Modify for Rules {
         (name = "leads", description = "Buyers' leads and pay-per-lead unlocking"),
         (name = "wallet", description = "Wallet balance, ledger and top-ups"),
         (name = "payments", description = "Invoices, payments with proofs, and their verification"),
+        (name = "conversations", description = "Chat between a buyer and the marketing user who unlocked their lead"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

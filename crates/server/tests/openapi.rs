@@ -67,6 +67,9 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("post", "/api/v1/leads/{id}/disputes"),
     ("get", "/api/v1/disputes"),
     ("patch", "/api/v1/disputes/{id}"),
+    ("get", "/api/v1/conversations"),
+    ("get", "/api/v1/conversations/{id}/messages"),
+    ("post", "/api/v1/conversations/{id}/messages"),
 ];
 
 #[actix_web::test]

@@ -14,6 +14,7 @@ const STATIC_FILES: &[(&str, &str)] = &[
     ("/static/api.js", "text/javascript; charset=utf-8"),
     ("/static/live.js", "text/javascript; charset=utf-8"),
     ("/static/admin.js", "text/javascript; charset=utf-8"),
+    ("/static/chat.js", "text/javascript; charset=utf-8"),
     ("/static/kavling.css", "text/css; charset=utf-8"),
     ("/static/favicon.svg", "image/svg+xml"),
 ];
@@ -104,6 +105,14 @@ async fn pages_are_html_with_a_strict_csp() {
     let html = String::from_utf8(res.bytes.clone()).unwrap();
     assert!(html.contains(r#"<script type="module" src="/static/admin.js"></script>"#));
     // No inline script or style in either page (the CSP would block them anyway).
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
+
+    // The chat page: the same strict CSP (message text is never markup).
+    let res = app.get("/chat", None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_security_headers(&res, "chat page");
+    let html = String::from_utf8(res.bytes.clone()).unwrap();
+    assert!(html.contains(r#"<script type="module" src="/static/chat.js"></script>"#));
     assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
 
     // Unknown or malformed ids are the API's problem+json 404, and the API itself is untouched.
@@ -198,7 +207,7 @@ fn string_literals(src: &str) -> Vec<String> {
 #[actix_web::test]
 async fn embedded_scripts_reach_only_this_origin() {
     let app = TestApp::spawn().await;
-    for name in ["api.js", "live.js", "admin.js"] {
+    for name in ["api.js", "live.js", "admin.js", "chat.js"] {
         let res = app.get(&format!("/static/{name}"), None).await;
         assert_eq!(res.status, StatusCode::OK);
         let src = String::from_utf8(res.bytes).unwrap();
@@ -258,6 +267,7 @@ async fn embedded_scripts_reach_only_this_origin() {
     // The page's own references are same-origin paths that are served.
     for page in [
         "/admin".to_owned(),
+        "/chat".to_owned(),
         format!("/projects/{}", uuid::Uuid::now_v7()),
     ] {
         let html = String::from_utf8(app.get(&page, None).await.bytes).unwrap();
