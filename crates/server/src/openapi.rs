@@ -157,6 +157,29 @@ fn problem_response(description: &str) -> RefOr<Response> {
 /// generic body and parameter problems (400, 413, 415), and the list parameters.
 struct Conventions;
 
+/// The role names an operation's `bearer` requirement lists (empty: any signed-in user).
+fn required_roles(
+    security: Option<&[utoipa::openapi::security::SecurityRequirement]>,
+) -> Vec<String> {
+    security
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|req| serde_json::to_value(req).ok())
+        .filter_map(|v| v.get("bearer").cloned())
+        .filter_map(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        .flatten()
+        .collect()
+}
+
+/// The 403 of an operation open to `roles` only.
+fn forbidden_description(roles: &[String]) -> String {
+    let mut text = format!("Not {} (`forbidden`)", roles.join(" or "));
+    if roles.iter().any(|r| r.contains("e-KYC")) {
+        text.push_str(", or a MARKETING user whose e-KYC is not approved (`kyc_required`)");
+    }
+    text
+}
+
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -258,8 +281,15 @@ impl Modify for Conventions {
                 if op.security.is_some() {
                     add(
                         "401",
-                        "Missing, malformed, forged or expired token (`unauthorized`)",
+                        "Missing, malformed, forged, expired or revoked token (`unauthorized`)",
                     );
+                }
+                // The roles an operation admits are its bearer requirement's scopes (OpenAPI 3.1
+                // lets a non-OAuth scheme list role names there); its 403 follows from them
+                // unless the operation states a more specific one.
+                let roles = required_roles(op.security.as_deref());
+                if !roles.is_empty() {
+                    add("403", &forbidden_description(&roles));
                 }
                 add("503", "The database is busy; retry (`busy`)");
             }

@@ -212,3 +212,44 @@ async fn links_resolve_and_the_rules_are_stated() {
         assert_eq!(schemas[form]["additionalProperties"], false, "{form}");
     }
 }
+
+/// 401 and 403 are stated once, by the document's conventions: every secured operation answers
+/// 401, and one open to some roles only answers a 403 naming them (from its bearer scopes),
+/// unless it states a more specific 403 itself.
+#[actix_web::test]
+async fn auth_failures_come_from_the_conventions() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.json;
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+
+    let wallet = op("/api/v1/wallet", "get");
+    assert!(
+        wallet["responses"]["401"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    assert!(wallet["responses"]["403"].is_null(), "{wallet}");
+
+    let create_project = op("/api/v1/projects", "post");
+    assert_eq!(create_project["security"][0]["bearer"][0], "ADMIN");
+    assert_eq!(
+        create_project["responses"]["403"]["description"],
+        "Not ADMIN (`forbidden`)"
+    );
+    let book = op("/api/v1/bookings", "post");
+    let text = book["responses"]["403"]["description"].as_str().unwrap();
+    assert!(
+        text.contains("kyc_required") && text.contains("ADMIN or MARKETING"),
+        "{text}"
+    );
+
+    let disable = op("/api/v1/admin/users/{id}/disable", "post");
+    assert!(
+        disable["responses"]["403"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("cannot_disable_self")
+    );
+    assert!(op("/api/v1/projects", "get")["responses"]["401"].is_null());
+}

@@ -14,9 +14,9 @@ use crate::extract::{Auth, RequestCtx, idempotency_key, outcome_response};
 use crate::state::AppState;
 
 /// `POST /leads` (BUYER): 201 with the new lead, or 200 with the buyer's open lead for the unit.
-#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])), request_body = CreateLeadInput,
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", security(("bearer" = ["BUYER"])), request_body = CreateLeadInput,
     responses((status = 201, description = "A new lead", body = LeadCreated), (status = 200, description = "The buyer's open lead for this unit", body = LeadCreated),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
+        (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -45,8 +45,8 @@ pub async fn create(
 
 /// `GET /leads` (verified MARKETING, ADMIN; list conventions): contacts masked unless unlocked
 /// by the caller.
-#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])),
-    responses((status = 200, body = Page<LeadView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])),
+    responses((status = 200, body = Page<LeadView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -64,11 +64,11 @@ pub async fn list(
 }
 
 /// `POST /leads/{id}/unlock` (verified MARKETING), optional `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/leads/{id}/unlock", tag = "leads", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/leads/{id}/unlock", tag = "leads", security(("bearer" = ["MARKETING with approved e-KYC"])),
     params(("id" = Uuid, Path, description = "Lead id"), OptionalIdempotencyKey),
     responses((status = 200, description = "Unlocked (or already unlocked by you): the contact revealed", body = LeadView),
         (status = 400, description = "Malformed Idempotency-Key (`invalid_idempotency_key`)", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 402, description = "`insufficient_balance`; nothing changed", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 402, description = "`insufficient_balance`; nothing changed", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`lead_already_unlocked` by someone else; no charge", body = ProblemBody),
         (status = 422, description = "`idempotency_key_reused`", body = ProblemBody)))]
 pub async fn unlock(
