@@ -36,7 +36,8 @@ async fn put_bytes(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let mut res = req.send_body(body).await.unwrap();
+    // A fresh connection per upload: a pooled one the server has just closed fails to send.
+    let mut res = req.force_close().send_body(body).await.unwrap();
     let bytes = res.body().limit(64 * 1024 * 1024).await.unwrap();
     TestResponse {
         status: res.status(),
