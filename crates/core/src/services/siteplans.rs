@@ -1,7 +1,6 @@
 //! Siteplans: upload (parse, sanitize, map ids to units) atomically, and serve the sanitized or
 //! coloured SVG and the unit geometry from a per-project cache, so a request never re-parses.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -311,13 +310,15 @@ async fn parse_blocking(bytes: Vec<u8>) -> CoreResult<Siteplan> {
         .map_err(invalid_svg)
 }
 
-/// An `.svgz` upload (gzip magic bytes) decompressed, read no further than `cap` bytes so a
-/// small bomb cannot inflate past the siteplan size limit; anything else as it is.
-fn gunzip_if_gzipped(bytes: &[u8], cap: usize) -> CoreResult<Cow<'_, [u8]>> {
+/// Whether an upload is gzip-compressed (an `.svgz`): its magic bytes.
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// An `.svgz` upload decompressed, read no further than `cap` bytes so a small bomb cannot
+/// inflate past the siteplan size limit.
+fn gunzip(bytes: &[u8], cap: usize) -> CoreResult<Vec<u8>> {
     use std::io::Read;
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(Cow::Borrowed(bytes));
-    }
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(cap));
     let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
     flate2::read::MultiGzDecoder::new(bytes)
@@ -335,7 +336,7 @@ fn gunzip_if_gzipped(bytes: &[u8], cap: usize) -> CoreResult<Cow<'_, [u8]>> {
             message: format!("the siteplan is larger than {cap} bytes once decompressed (.svgz)"),
         });
     }
-    Ok(Cow::Owned(out))
+    Ok(out)
 }
 
 /// A manual mapping as stored: the element and its unit's current block number.
@@ -490,8 +491,17 @@ impl Services {
             });
         }
         self.project(project_id).await?;
-        let svg = gunzip_if_gzipped(svg, self.max_siteplan_bytes)?;
-        let svg: &[u8] = &svg;
+        let gunzipped;
+        let svg: &[u8] = if is_gzip(svg) {
+            // Inflating megabytes is CPU work: on the blocking pool, like parsing.
+            let (bytes, cap) = (svg.to_vec(), self.max_siteplan_bytes);
+            gunzipped = tokio::task::spawn_blocking(move || gunzip(&bytes, cap))
+                .await
+                .map_err(task_failed)??;
+            &gunzipped
+        } else {
+            svg
+        };
         let siteplan = parse_blocking(svg.to_vec()).await?;
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
