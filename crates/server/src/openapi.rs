@@ -579,6 +579,7 @@ impl Modify for Rules {
         routes::units::availability,
         routes::siteplans::upload,
         routes::siteplans::svg,
+        routes::siteplans::svg_head,
         routes::siteplans::geometry,
         routes::siteplans::mapping,
         routes::siteplans::set_mapping,

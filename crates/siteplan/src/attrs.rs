@@ -62,10 +62,17 @@ impl<'s> Attrs<'s> {
         if let Some(set) = &mut self.set {
             return !set.insert(key);
         }
-        let s = self.s;
-        if self.seen.iter().any(|&(a, b)| &s[a..b] == key) {
+        // Byte slices: no character-boundary checks, and most names differ in length.
+        let s = self.s.as_bytes();
+        let k = key.as_bytes();
+        if self
+            .seen
+            .iter()
+            .any(|&(a, b)| b - a == k.len() && s.get(a..b) == Some(k))
+        {
             return true;
         }
+        let s = self.s;
         self.seen.push((start, start + key.len()));
         if self.seen.len() > LINEAR_LIMIT {
             self.set = Some(self.seen.drain(..).map(|(a, b)| &s[a..b]).collect());

@@ -236,9 +236,16 @@ fn export_variants(s: &str) -> Vec<String> {
 
 /// The normalised form used by rank 3.
 pub(crate) fn normalise(s: &str) -> String {
-    // Tokens are written straight into `out`; a token that is a noise word is cut off again.
     let mut out = String::with_capacity(s.len());
-    let mut token_start = 0usize;
+    normalise_into(s, &mut out);
+    out
+}
+
+/// [`normalise`] appending to `out` (a buffer reused across calls).
+fn normalise_into(s: &str, out: &mut String) {
+    // Tokens are written straight into `out`; a token that is a noise word is cut off again.
+    let base = out.len();
+    let mut token_start = base;
     let flush = |out: &mut String, token_start: &mut usize| {
         if NOISE_WORDS.contains(&&out[*token_start..]) {
             out.truncate(*token_start);
@@ -248,13 +255,13 @@ pub(crate) fn normalise(s: &str) -> String {
     let mut prev_digit: Option<bool> = None;
     for c in s.chars() {
         if c.is_whitespace() || matches!(c, '_' | '-' | '.') {
-            flush(&mut out, &mut token_start);
+            flush(out, &mut token_start);
             prev_digit = None;
             continue;
         }
         let digit = c.is_ascii_digit();
         if prev_digit.is_some_and(|p| p != digit) {
-            flush(&mut out, &mut token_start);
+            flush(out, &mut token_start);
         }
         prev_digit = Some(digit);
         if c.is_ascii() {
@@ -263,8 +270,7 @@ pub(crate) fn normalise(s: &str) -> String {
             out.extend(c.to_lowercase());
         }
     }
-    flush(&mut out, &mut token_start);
-    out
+    flush(out, &mut token_start);
 }
 
 /// A fast hasher for maps keyed by the admin's block numbers (trusted keys; the upload only
@@ -292,6 +298,14 @@ impl std::hash::Hasher for FxHasher {
 }
 
 type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// The hash a normalised form is kept under.
+fn key_hash(s: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = FxHasher::default();
+    h.write(s.as_bytes());
+    h.finish()
+}
 
 /// Rank-3 candidates for a name.
 fn normal_variants(s: &str) -> Vec<String> {
@@ -387,7 +401,7 @@ fn near_miss(units: &Units<'_>, name: &str) -> Option<u32> {
     if n.is_empty() || !n.bytes().any(|b| b.is_ascii_digit()) {
         return None;
     }
-    units.normal.get(&n).copied().filter(|&u| u != AMBIGUOUS)
+    units.normal_unit(&n).filter(|&u| u != AMBIGUOUS)
 }
 
 /// Collects warnings up to [`MAX_WARNINGS`]; past that only counts them, so a hostile file with
@@ -493,6 +507,15 @@ impl<'t> Names<'t> {
             .unwrap_or("")
             .to_string()
     }
+}
+
+/// [`Names::display`] without decoding the names it does not show (one per matched element).
+fn display_of(text: &str, n: &Named) -> String {
+    [n.id, n.data_name, n.label, n.title]
+        .into_iter()
+        .find_map(|s| name_at(text, s))
+        .map(Cow::into_owned)
+        .unwrap_or_default()
 }
 
 /// Whether an element's `id` and `data-name` name the same thing once export changes are undone.
@@ -648,7 +671,9 @@ pub(crate) fn node_text_like(text: &str, nodes: &[Node], named: &[Named], node: 
 pub(crate) struct Units<'b> {
     pub list: Vec<&'b str>,
     exact: FxMap<&'b str, u32>,
-    normal: FxMap<String, u32>,
+    /// Hash of each unit's normalised form → the unit ([`AMBIGUOUS`] when several share it):
+    /// no string kept per unit, a hit is confirmed by normalising that unit again.
+    normal: FxMap<u64, u32>,
     /// Normalised with the leading zeros of number runs dropped (`a03` → `a3`), built on demand.
     no_zeros: Option<FxMap<String, u32>>,
 }
@@ -684,27 +709,33 @@ impl<'b> Units<'b> {
                 list.push(b);
             }
         }
-        let mut normal: FxMap<String, u32> = FxMap::default();
+        let mut normal: FxMap<u64, u32> = FxMap::default();
         normal.reserve(list.len());
+        let mut n = String::new();
         for (i, u) in list.iter().enumerate() {
-            let n = normalise(u);
+            n.clear();
+            normalise_into(u, &mut n);
             if n.is_empty() {
                 continue;
             }
-            match normal.get_mut(&n) {
+            match normal.get_mut(&key_hash(&n)) {
                 Some(existing) if *existing != AMBIGUOUS => {
-                    warnings.add(|| {
-                        format!(
-                            "units {} and {} look the same once spaces, dashes and case are ignored; \
-                             only exact or export-escaped ids match them",
-                            list[*existing as usize], u
-                        )
-                    });
+                    // Equal forms (or, never in practice, equal 64-bit hashes of different
+                    // ones: both units then match only exactly, like equal forms).
+                    if normalise(list[*existing as usize]) == n {
+                        warnings.add(|| {
+                            format!(
+                                "units {} and {} look the same once spaces, dashes and case are ignored; \
+                                 only exact or export-escaped ids match them",
+                                list[*existing as usize], u
+                            )
+                        });
+                    }
                     *existing = AMBIGUOUS;
                 }
                 Some(_) => {}
                 None => {
-                    normal.insert(n, i as u32);
+                    normal.insert(key_hash(&n), i as u32);
                 }
             }
         }
@@ -716,6 +747,15 @@ impl<'b> Units<'b> {
         }
     }
 
+    /// The unit whose normalised form is `key` ([`AMBIGUOUS`] when several units share it).
+    fn normal_unit(&self, key: &str) -> Option<u32> {
+        let &u = self.normal.get(&key_hash(key))?;
+        if u == AMBIGUOUS {
+            return Some(AMBIGUOUS);
+        }
+        (normalise(self.list[u as usize]) == key).then_some(u)
+    }
+
     /// The unit a text label names: exact, normalised, or normalised without leading zeros when
     /// that is unambiguous. `Err(())` when the label could be several units.
     pub(crate) fn for_label(&mut self, label: &str) -> Result<Option<u32>, ()> {
@@ -723,20 +763,24 @@ impl<'b> Units<'b> {
             return Ok(Some(u));
         }
         let n = normalise(label);
-        match self.normal.get(&n) {
-            Some(&AMBIGUOUS) => return Err(()),
-            Some(&u) => return Ok(Some(u)),
+        match self.normal_unit(&n) {
+            Some(AMBIGUOUS) => return Err(()),
+            Some(u) => return Ok(Some(u)),
             None => {}
         }
-        let normal = &self.normal;
+        let list = &self.list;
         let nz = self.no_zeros.get_or_insert_with(|| {
             let mut m: FxMap<String, u32> = FxMap::default();
-            for (k, &u) in normal {
-                let z = drop_leading_zeros(k);
+            for (u, name) in list.iter().enumerate() {
+                let k = normalise(name);
+                if k.is_empty() {
+                    continue;
+                }
+                let z = drop_leading_zeros(&k);
                 match m.get_mut(&z) {
                     Some(e) => *e = AMBIGUOUS,
                     None => {
-                        m.insert(z, u);
+                        m.insert(z, u as u32);
                     }
                 }
             }
@@ -823,8 +867,8 @@ pub(crate) fn map_units(
         if found.is_none() {
             'rank3: for (n, src) in names.ordered() {
                 for v in normal_variants(n) {
-                    match units.normal.get(&v) {
-                        Some(&AMBIGUOUS) => {
+                    match units.normal_unit(&v) {
+                        Some(AMBIGUOUS) => {
                             warnings.add(|| {
                                 format!(
                                     "element \"{}\" could be any of several units once normalised; \
@@ -834,7 +878,7 @@ pub(crate) fn map_units(
                             });
                             break 'rank3;
                         }
-                        Some(&u) => {
+                        Some(u) => {
                             found = Some((u, 3, src));
                             break 'rank3;
                         }
@@ -1044,7 +1088,7 @@ pub(crate) fn map_units(
         mapping.matched.push(MatchedUnit {
             block_number: units.list[h.unit as usize].to_string(),
             element_id: match named_list.get(h.named as usize) {
-                Some(n) => Names::of(text, n).display(),
+                Some(n) => display_of(text, n),
                 None => doc.display(h.node),
             },
             source: h.source,

@@ -203,8 +203,20 @@ impl Siteplan {
     /// drawn as several shapes: duplicate suffixes, a `data-name` repeated on siblings), each a
     /// `matched` entry, with a warning naming them; claims at worse ranks lose, with a warning.
     /// Also warned: an `id` and `data-name` that disagree (`id="_91" data-name="81"`), names
-    /// that look like block numbers (`E5`) but match no unit, and units that become equal once
-    /// normalised (those match only at ranks 1–2).
+    /// that look like block numbers (`E5`) but match no unit (never a design tool's own id such
+    /// as `path1234` or `g6270`), names one leading word away from a unit (`Shop-1` for unit
+    /// `1`: a hint, not a match), and units that become equal once normalised (those match only
+    /// at ranks 1–2).
+    ///
+    /// **Not lots** (warned, never matched by name): an Inkscape layer
+    /// (`inkscape:groupmode="layer"`), and a group holding other units' elements or the text
+    /// labels of two other units. A matched group holding one other unit's text label (its
+    /// name says 81, the text drawn in it reads 82) stays matched by its name, with a warning
+    /// naming both values.
+    ///
+    /// **Unmatched elements** are listed once each: closed shapes of lot-like size in
+    /// `candidates` (with a human label and a near-miss hint), the other named elements in
+    /// `other_elements`; warnings about one element are also in `element_warnings`.
     ///
     /// **By text label** (source `text`), for units still without an element: a `<text>` not
     /// inside a matched unit whose content (its `<tspan>`s joined as words, trimmed) equals a

@@ -121,7 +121,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/projects/{id}/siteplan.svg")
-                        .route(web::get().to(siteplans::svg)),
+                        .route(web::get().to(siteplans::svg))
+                        .route(web::head().to(siteplans::svg_head)),
                 )
                 .service(
                     web::resource("/projects/{id}/siteplan/mapping")

@@ -113,6 +113,21 @@ pub async fn svg(
     })
 }
 
+/// `HEAD /projects/{id}/siteplan.svg` (public): the GET's status and headers without its body,
+/// so a client can check the ETag or size first.
+#[utoipa::path(head, path = "/api/v1/projects/{id}/siteplan.svg", tag = "siteplans",
+    params(("id" = Uuid, Path, description = "Project id"), SvgQuery, ("If-None-Match" = Option<String>, Header, description = "A previous ETag")),
+    responses((status = 200, description = "The headers of the sanitized SVG (no body)"), (status = 304, description = "Not modified"), (status = 400, description = "Unknown field, operator or value (`invalid_query`); no body"), (status = 404, description = "Not found; no body")))]
+pub async fn svg_head(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    query: web::Query<SvgQuery>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    // The same answer as GET; the HTTP layer sends no body for HEAD.
+    svg(state, path, query, req).await
+}
+
 /// `GET /projects/{id}/siteplan/geometry` (public).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/geometry", tag = "siteplans", params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, body = GeometryView), (status = 404, description = "Not found", body = ProblemBody)))]
