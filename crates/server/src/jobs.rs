@@ -116,6 +116,35 @@ impl Jobs {
         self.running.push((job, handle.abort_handle()));
     }
 
+    /// Like [`Jobs::spawn`], but the next run also starts as soon as `woken()` completes (a
+    /// commit asking for a pass now); `every` is the longest wait between runs.
+    pub fn spawn_woken<W, WF, F, Fut, E>(
+        &mut self,
+        job: &'static str,
+        every: Duration,
+        mut woken: W,
+        mut tick: F,
+    ) where
+        W: FnMut() -> WF + Send + 'static,
+        WF: Future<Output = ()> + Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<u64, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.metrics.announce(job);
+        let metrics = self.metrics.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                metrics.record(job, tick().await.map_err(|e| e.to_string()));
+                tokio::select! {
+                    () = woken() => {}
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+        self.running.push((job, handle.abort_handle()));
+    }
+
     /// The names of the running jobs, in start order.
     pub fn names(&self) -> Vec<&'static str> {
         self.running.iter().map(|(name, _)| *name).collect()

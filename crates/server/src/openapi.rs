@@ -57,6 +57,14 @@ fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
             "/api/v1/conversations/{id}/messages",
             names(&kavling_core::services::conversations::MESSAGE_LIST),
         ),
+        (
+            "/api/v1/me/watches",
+            names(&kavling_core::services::watches::WATCH_LIST),
+        ),
+        (
+            "/api/v1/me/notifications",
+            names(&kavling_core::services::notifications::NOTIFICATION_LIST),
+        ),
     ]
 }
 
@@ -213,7 +221,8 @@ impl Modify for Conventions {
                     let desc = op.description.get_or_insert_with(String::new);
                     desc.push_str(&format!(
                         "\n\nFilters: `filters[field][$op]=value` with `$eq $ne $in $containsi $gt $gte $lt $lte` on {}; \
-                         `$in` takes indexed values (`filters[status][$in][0]=BOOKED`). Unknown fields or operators: 400 `invalid_query`.",
+                         `$in` takes indexed values (`filters[status][$in][0]=BOOKED`); \
+                         `$null` takes true or false (`filters[readAt][$null]=true`). Unknown fields or operators: 400 `invalid_query`.",
                         fields.join(", ")
                     ));
                 }
@@ -379,6 +388,7 @@ type LinkRow = (
 const LINKS: &[LinkRow] = &[
     // A project: read it, its units, availability and siteplan; upload a drawing, add units.
     ("/api/v1/projects", "post", "201", &[
+        ("create_watch", Body("projectId")),
         ("getProjects", Id(NEW_ID)), ("listProjectsUnits", Id(NEW_ID)),
         ("createProjectsUnits", Id(NEW_ID)), ("availability", Id(NEW_ID)),
         ("uploadProjectsSiteplan", Id(NEW_ID)), ("geometry", Id(NEW_ID)), ("mapping", Id(NEW_ID)),
@@ -392,7 +402,10 @@ const LINKS: &[LinkRow] = &[
     ("/api/v1/projects/{id}/units", "post", "201", &[
         ("getUnits", Id(NEW_ID)), ("patchUnits", Id(NEW_ID)),
         ("createBookings", Body("unitId")), ("createLeads", Body("unitId")),
+        ("create_watch", Body("unitId")),
     ]),
+    // A watch: delete it.
+    ("/api/v1/me/watches", "post", "201", &[("delete_watch", Id(NEW_ID))]),
     // A customer: read it.
     ("/api/v1/customers", "post", "201", &[("getCustomers", Id(NEW_ID))]),
     // A booking: read, change, cancel; its documents and payment schedule.
@@ -473,6 +486,7 @@ impl Modify for Links {
 /// generated clients and schemathesis know them:
 /// - `NewBooking`: exactly one of `customerId` and `customer` (`if`/`then`/`else`).
 /// - `PaymentDecision`: a `reason` with a visible character when `verified` is false (`if`/`then`).
+/// - `NewWatch`: `unitId` alone, or `projectId` with an optional `filter` (`if`/`then`/`else`).
 /// - `ScheduleInput.items`: at most one `BOOKING_FEE` item (`contains` + `maxContains`).
 /// - multipart forms: no fields beyond the documented ones (`additionalProperties: false`).
 struct Rules;
@@ -522,6 +536,16 @@ impl Modify for Rules {
                     "if": {"properties": {"verified": {"const": false}}, "required": ["verified"]},
                     "then": {"required": ["reason"],
                              "properties": {"reason": {"type": "string", "pattern": VISIBLE}}},
+                }),
+            );
+        }
+        if let Some(s) = component(openapi, "NewWatch") {
+            add_keywords(
+                s,
+                serde_json::json!({
+                    "if": {"properties": {"unitId": {"type": "string"}}, "required": ["unitId"]},
+                    "then": {"properties": {"projectId": {"type": "null"}, "filter": {"type": "null"}}},
+                    "else": {"properties": {"projectId": {"type": "string"}}, "required": ["projectId"]},
                 }),
             );
         }
@@ -620,6 +644,11 @@ impl Modify for Rules {
         routes::conversations::list,
         routes::conversations::messages,
         routes::conversations::post_message,
+        routes::watches::create,
+        routes::watches::list,
+        routes::watches::delete,
+        routes::watches::notifications,
+        routes::watches::mark_read,
     ),
     tags(
         (name = "auth", description = "Registration, login, the caller"),
@@ -632,6 +661,7 @@ impl Modify for Rules {
         (name = "wallet", description = "Wallet balance, ledger and top-ups"),
         (name = "payments", description = "Invoices, payments with proofs, and their verification"),
         (name = "conversations", description = "Chat between a buyer and the marketing user who unlocked their lead"),
+        (name = "notifications", description = "Watches on units and projects, and the notification inbox (live on `user:<id>`)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -93,6 +93,9 @@ pub struct BuildOptions {
     pub expiry_every: Duration,
     /// How often unpaid invoices past their due date are marked OVERDUE (at most 60 s).
     pub overdue_every: Duration,
+    /// How often the notifier polls for unit changes to notify watchers of (it is also woken
+    /// right after each such commit on this instance); None: this instance runs no notifier.
+    pub notify_every: Option<Duration>,
 }
 
 impl Default for BuildOptions {
@@ -106,6 +109,7 @@ impl Default for BuildOptions {
             prune_every: Duration::from_secs(60),
             expiry_every: Duration::from_secs(2),
             overdue_every: Duration::from_secs(30),
+            notify_every: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -238,6 +242,24 @@ fn start_jobs(jobs: &mut Jobs, hub: &Arc<Hub>, services: &Services, options: &Bu
         let s = s.clone();
         async move { s.mark_overdue().await.map(count) }
     });
+    if let Some(every) = options.notify_every {
+        // At once when a commit here wakes it, and every `every` for changes committed elsewhere
+        // (or before a crash).
+        let wake = services.notifier.clone();
+        let s = services.clone();
+        jobs.spawn_woken(
+            "notifier",
+            every,
+            move || {
+                let wake = wake.clone();
+                async move { wake.woken().await }
+            },
+            move || {
+                let s = s.clone();
+                async move { s.run_notifier().await.map(count) }
+            },
+        );
+    }
 }
 
 /// A job's item count as the job runner takes it.

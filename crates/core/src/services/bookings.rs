@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Duration, Utc};
-use kavling_realtime::{BookingInfo, UnitEvent};
+use kavling_realtime::{BookingInfo, FeedEvent, UnitEvent};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait,
@@ -23,7 +23,9 @@ use crate::domain::{BookingStatus, PaymentMethod, PaymentStatus, Role, UnitStatu
 use crate::entities::{audit_log, booking_counters, bookings, customers, projects, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::booking_notices::notify_booking;
 use crate::services::customers::{CustomerView, NewCustomer};
+use crate::services::notifications::Committed;
 use crate::unit_changes::{
     UnitChange, append_unit_event, record_unit_change, set_unit_status, set_unit_status_returning,
 };
@@ -35,6 +37,10 @@ pub const EXPIRY_BATCH: u64 = 200;
 
 /// What either booking path returns: the row, its unit, its customer and the unit's event.
 type Booked = (bookings::Model, BookingUnit, customers::Model, UnitEvent);
+
+/// A booking changed by [`Services::change_booking`]: the row after, the unit events and the
+/// notifications of the change, both to publish after commit.
+pub(crate) type BookingChanged = (bookings::Model, Vec<UnitEvent>, Vec<FeedEvent>);
 
 mod postgres_batch;
 pub use postgres_batch::BookingGate;
@@ -705,9 +711,9 @@ impl Services {
         // not the sweeper got there first (then this changes nothing and still answers 409).
         let pays = patch.status == Some(BookingStatus::Active)
             || patch.payment_status == Some(PaymentStatus::Paid);
-        if pays && let Some(events) = self.expire_if_due(&txn, &b).await? {
+        if pays && let Some(expired) = self.expire_if_due(&txn, &b).await? {
             txn.commit().await?;
-            self.publish(&events).await;
+            self.publish_committed(&expired).await;
             return Err(hold_expired());
         }
         let changes = Changes {
@@ -717,7 +723,7 @@ impl Services {
             payment_method: patch.payment_method,
             notes: patch.notes,
         };
-        let (updated, events) = self
+        let (updated, events, feed) = self
             .change_booking(&txn, actor, &b, changes, Cause::Patch)
             .await?
             .ok_or_else(|| {
@@ -728,6 +734,7 @@ impl Services {
             })?;
         txn.commit().await?;
         self.publish(&events).await;
+        self.publish_feed(&feed).await;
         self.embed(viewer, vec![updated])
             .await?
             .pop()
@@ -763,7 +770,7 @@ impl Services {
         b: &bookings::Model,
         changes: Changes,
         cause: Cause,
-    ) -> CoreResult<Option<(bookings::Model, Vec<UnitEvent>)>> {
+    ) -> CoreResult<Option<BookingChanged>> {
         let current = parse_status(&b.status)?;
         let unit_move = match changes.status {
             Some(to) => booking_transition(current, to)?,
@@ -875,7 +882,13 @@ impl Services {
                     "cancelled a booking whose unit was not BOOKED; the unit keeps its status");
             }
         }
-        Ok(Some((updated, events)))
+        // The booking's people hear of a new status or payment status (not of a note).
+        let feed = if updated.status != b.status || updated.payment_status != b.payment_status {
+            notify_booking(conn, &updated, Some(&b.status), now).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Some((updated, events, feed)))
     }
 
     /// Cancels `b` when it is a lapsed hold (conditionally, like the sweeper): None when it is not
@@ -885,7 +898,7 @@ impl Services {
         &self,
         conn: &C,
         b: &bookings::Model,
-    ) -> CoreResult<Option<Vec<UnitEvent>>> {
+    ) -> CoreResult<Option<Committed>> {
         if b.status == BookingStatus::Cancelled.as_str() {
             let expired = audit_log::Entity::find()
                 .filter(audit_log::Column::EntityType.eq("booking"))
@@ -893,7 +906,7 @@ impl Services {
                 .filter(audit_log::Column::Action.eq("booking.expired"))
                 .count(conn)
                 .await?;
-            return Ok((expired > 0).then(Vec::new));
+            return Ok((expired > 0).then(Committed::default));
         }
         if !is_expired_hold(b, self.clock.now()) {
             return Ok(None);
@@ -905,7 +918,12 @@ impl Services {
         let done = self
             .change_booking(conn, &ActorRef::system(), b, changes, Cause::Expired)
             .await?;
-        Ok(Some(done.map(|(_, events)| events).unwrap_or_default()))
+        Ok(Some(
+            done.map_or_else(Committed::default, |(_, units, feed)| Committed {
+                units,
+                feed,
+            }),
+        ))
     }
 
     /// Cancels `PENDING_PAYMENT` bookings past `expiresAt` and frees their units, in batches.
@@ -928,21 +946,24 @@ impl Services {
             // Projects' seq rows are then locked in one global order: two sweepers cannot deadlock.
             due.sort_by_key(|b| b.project_id);
             let mut events = Vec::new();
+            let mut feed = Vec::new();
             for b in &due {
                 let changes = Changes {
                     status: Some(BookingStatus::Cancelled),
                     ..Changes::default()
                 };
-                if let Some((_, ev)) = self
+                if let Some((_, ev, notes)) = self
                     .change_booking(&txn, &ActorRef::system(), b, changes, Cause::Expired)
                     .await?
                 {
                     total += 1;
                     events.extend(ev);
+                    feed.extend(notes);
                 }
             }
             txn.commit().await?;
             self.publish(&events).await;
+            self.publish_feed(&feed).await;
             if (due.len() as u64) < EXPIRY_BATCH {
                 return Ok(total);
             }

@@ -1,6 +1,7 @@
 //! Business services, one module per area. Each action is one transaction.
 
 pub mod accounts;
+pub mod booking_notices;
 pub mod bookings;
 pub mod conversations;
 pub mod customers;
@@ -18,3 +19,4 @@ pub mod siteplans;
 pub mod units;
 pub mod users;
 pub mod wallet;
+pub mod watches;

@@ -17,6 +17,7 @@ use crate::domain::{BookingStatus, Palette, UnitStatus};
 use crate::entities::{bookings, projects, units};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::watches::record_price_drop;
 use crate::unit_changes::{UnitChange, record_unit_change, set_unit_status_returning};
 
 /// Most units accepted in one create request.
@@ -539,6 +540,7 @@ impl Services {
         }
         let now = self.clock.now();
         let mut event = None;
+        let mut price_dropped = false;
         if let Some(to) = patch.status.filter(|to| *to != current) {
             // A unit held by a live booking follows its booking; change the booking instead.
             let live = bookings::Entity::find()
@@ -570,6 +572,7 @@ impl Services {
         }
         if patch.price.is_some() || patch.unit_type.is_some() {
             let old = serde_json::json!({"price": unit.price, "type": unit.unit_type});
+            let old_price = unit.price;
             let mut active: units::ActiveModel = unit.into();
             if let Some(p) = patch.price {
                 active.price = Set(p);
@@ -579,6 +582,10 @@ impl Services {
             }
             active.updated_at = Set(now);
             unit = active.update(&txn).await?;
+            if unit.price < old_price {
+                price_dropped = true;
+                record_price_drop(&txn, &unit, old_price, now).await?;
+            }
             audit::record(
                 &txn,
                 self.clock.as_ref(),
@@ -616,6 +623,9 @@ impl Services {
         }
         txn.commit().await?;
         self.publish(&published).await;
+        if price_dropped {
+            self.notifier.wake();
+        }
         // A status change's event already carries the colour; only other edits read the palette.
         Ok(match published.first() {
             Some(e) => UnitView::with_color(unit, e.color.clone()),
