@@ -94,26 +94,16 @@ impl Jobs {
         }
     }
 
-    /// Runs `tick` every `every` (the first run at once; a slow run delays the next rather than
-    /// piling up) until [`Jobs::stop`]. A tick answers how many items it handled, or why it failed;
+    /// Runs `tick` at once and then `every` after each run ends (a slow run delays the next
+    /// rather than piling up) until [`Jobs::stop`]. A tick answers how many items it handled, or why it failed;
     /// a failure is logged and counted, and the job goes on.
-    pub fn spawn<F, Fut, E>(&mut self, job: &'static str, every: Duration, mut tick: F)
+    pub fn spawn<F, Fut, E>(&mut self, job: &'static str, every: Duration, tick: F)
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = Result<u64, E>> + Send + 'static,
         E: std::fmt::Display,
     {
-        self.metrics.announce(job);
-        let metrics = self.metrics.clone();
-        let handle = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                metrics.record(job, tick().await.map_err(|e| e.to_string()));
-            }
-        });
-        self.running.push((job, handle.abort_handle()));
+        self.spawn_woken(job, every, std::future::pending::<()>, tick);
     }
 
     /// Like [`Jobs::spawn`], but the next run also starts as soon as `woken()` completes (a
