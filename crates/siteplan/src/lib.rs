@@ -50,14 +50,14 @@
 //! (one box and outline per unit).
 //!
 //! ```
-//! use kavling_siteplan::{Limits, Palette, Siteplan};
+//! use kavling_siteplan::{Limits, Siteplan};
 //! let svg = br#"<svg viewBox="0 0 10 10"><rect id="A1" width="4" height="4"/></svg>"#;
 //! let plan = Siteplan::parse(svg, &Limits::default()).unwrap();
 //! let mapping = plan.map_units(&["A1", "A2"]);
 //! assert_eq!(mapping.matched[0].element_id, "A1");
 //! assert_eq!(mapping.units_without_element, ["A2"]);
-//! let palette = Palette::default();
-//! let coloured = plan.color_template(&mapping).render(|_| palette.color("SOLD"));
+//! // The engine knows no statuses: the caller says which colour each unit gets.
+//! let coloured = plan.color_template(&mapping).render(|_| Some("#ef4444"));
 //! assert!(coloured.contains(r##"fill="#ef4444""##));
 //! ```
 
@@ -75,7 +75,7 @@ pub mod synth;
 
 use std::sync::{Arc, OnceLock};
 
-pub use color::{ColorTemplate, Palette, STATUS_COLORS};
+pub use color::ColorTemplate;
 pub use error::{SvgError, SvgErrorKind};
 pub use geometry::{BBox, Point, UnitGeometry};
 pub use ids::{ElementWarning, ManualMapping, Mapping, MatchSource, MatchedUnit, UnmatchedElement};

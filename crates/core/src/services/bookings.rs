@@ -22,11 +22,11 @@ use crate::db::begin_write;
 use crate::domain::{BookingStatus, PaymentMethod, PaymentStatus, Role, UnitStatus};
 use crate::entities::{audit_log, booking_counters, bookings, customers, projects, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
-use crate::events::{
-    UnitChange, append_unit_event, record_unit_change, set_unit_status, set_unit_status_returning,
-};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::services::customers::{CustomerView, NewCustomer};
+use crate::unit_changes::{
+    UnitChange, append_unit_event, record_unit_change, set_unit_status, set_unit_status_returning,
+};
 
 /// Largest booking fee accepted (a sanity bound: one trillion rupiah).
 pub const MAX_BOOKING_FEE: i64 = 1_000_000_000_000;
@@ -36,8 +36,8 @@ pub const EXPIRY_BATCH: u64 = 200;
 /// What either booking path returns: the row, its unit, its customer and the unit's event.
 type Booked = (bookings::Model, BookingUnit, customers::Model, UnitEvent);
 
-mod pg;
-pub use pg::BookingGate;
+mod postgres_batch;
+pub use postgres_batch::BookingGate;
 
 /// `POST /bookings` body.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -50,7 +50,7 @@ pub struct NewBooking {
     /// …or a customer given inline (created, or matched by NIK).
     pub customer: Option<NewCustomer>,
     /// Booking fee in rupiah.
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub booking_fee: i64,
     /// How it will be paid.
@@ -469,7 +469,7 @@ impl Services {
         change: UnitChange,
     ) -> CoreResult<Booked> {
         let unit_id = draft.unit_id;
-        let item = pg::BatchItem {
+        let item = postgres_batch::BatchItem {
             booking_audit: booking_created_audit(&draft, None),
             year: booking_year(draft.booking_date),
             draft,
@@ -496,8 +496,12 @@ impl Services {
     }
 
     /// Completes a booking the batch statement made: its row, unit, customer and event.
-    async fn finish_batched(&self, item: pg::BatchItem, row: pg::BookedRow) -> CoreResult<Booked> {
-        let pg::BatchItem {
+    async fn finish_batched(
+        &self,
+        item: postgres_batch::BatchItem,
+        row: postgres_batch::BookedRow,
+    ) -> CoreResult<Booked> {
+        let postgres_batch::BatchItem {
             mut draft,
             mut change,
             year,
@@ -943,23 +947,6 @@ impl Services {
                 return Ok(total);
             }
         }
-    }
-
-    /// Runs [`Services::expire_holds`] every `every` until the runtime stops.
-    pub fn spawn_hold_expiry(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match services.expire_holds().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(cancelled = n, "expired booking holds"),
-                    Err(e) => tracing::warn!(error = %e, "hold expiry tick failed"),
-                }
-            }
-        })
     }
 
     /// One page of the CSV export: bookings after `after` (by id, which is time-ordered), with

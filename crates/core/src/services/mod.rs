@@ -2,16 +2,19 @@
 
 pub mod accounts;
 pub mod bookings;
+pub mod conversations;
 pub mod customers;
 pub mod disputes;
 pub mod documents;
 pub mod idempotency;
+pub mod identity_numbers;
 pub mod kyc;
 pub mod leads;
+pub mod notifications;
 pub mod payments;
 pub mod projects;
+pub mod ratelimit;
 pub mod siteplans;
 pub mod units;
 pub mod users;
-pub mod validate;
 pub mod wallet;

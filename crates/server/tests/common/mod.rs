@@ -137,6 +137,10 @@ pub struct SpawnOptions {
     pub auth_rate_burst: u32,
     pub expiry_every: Duration,
     pub overdue_every: Duration,
+    /// A Redis of the test's own (e.g. one it stops), instead of `test_redis_url()`.
+    pub redis_url: Option<String>,
+    /// Chat messages per user (the rate-limit test lowers it).
+    pub chat_rate: kavling_core::services::ratelimit::RateLimit,
 }
 
 impl Default for SpawnOptions {
@@ -154,6 +158,11 @@ impl Default for SpawnOptions {
             auth_rate_burst: 100_000,
             expiry_every: Duration::from_millis(200),
             overdue_every: Duration::from_millis(200),
+            redis_url: None,
+            chat_rate: kavling_core::services::ratelimit::RateLimit {
+                per_minute: 600,
+                burst: 100,
+            },
         }
     }
 }
@@ -181,10 +190,10 @@ pub fn test_config(
     Config {
         bind: "127.0.0.1:0".into(),
         database_url: db_url.to_owned(),
-        redis_url: if opts.use_redis {
-            test_redis_url()
-        } else {
-            None
+        redis_url: match &opts.redis_url {
+            Some(url) => Some(url.clone()),
+            None if opts.use_redis => test_redis_url(),
+            None => None,
         },
         jwt_secret: jwt.to_vec(),
         pii_key: pii,
@@ -198,6 +207,7 @@ pub fn test_config(
         auth_rate_per_second: 1,
         auth_rate_burst: opts.auth_rate_burst,
         kpr_rate_bps: 900,
+        chat_rate: opts.chat_rate,
         warnings: vec![],
         ws_echo: opts.ws_echo,
     }
