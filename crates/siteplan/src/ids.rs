@@ -965,11 +965,7 @@ pub(crate) fn map_units(
             } else {
                 "name"
             };
-            warnings.add_for(&id, || {
-                format!(
-                    "element \"{id}\" is matched to unit {unit} by its {by}, but the text drawn in it reads \"{content}\"; check which is right"
-                )
-            });
+            warnings.add_for(&id, || disagreement(&id, unit, by, content));
         }
     }
     for &ci in dropped.iter().rev() {
@@ -1062,6 +1058,24 @@ pub(crate) fn map_units(
     }
     let mut covered = vec![false; nodes.len()];
     mark_covered(nodes, hits.iter().map(|h| h.node), &mut covered);
+    // Labels drawn over a matched lot (from a separate text layer) are checked like the ones
+    // inside its group; a disagreeing one is that lot's, never another shape's.
+    let name_hits: Vec<(u32, u32)> = hits.iter().map(|h| (h.node, h.unit)).collect();
+    for (t, node, unit, content) in
+        crate::labels::texts_over_matched(doc, &mut units, &name_hits, &covered)
+    {
+        covered[t as usize] = true;
+        let id = match hits.iter().find(|h| h.node == node) {
+            Some(h) if h.named != NONE => display_of(text, &named_list[h.named as usize]),
+            _ => doc.display(node),
+        };
+        let by = match hits.iter().find(|h| h.node == node).map(|h| h.source) {
+            Some(MatchSource::Id) => "id",
+            _ => "name",
+        };
+        let unit = units.list[unit as usize];
+        warnings.add_for(&id, || disagreement(&id, unit, by, &content));
+    }
     let texts =
         crate::labels::match_text_labels(doc, &mut units, &has_hit, &covered, &mut warnings);
     for (unit, node) in texts {
@@ -1197,6 +1211,13 @@ pub(crate) fn map_units(
         .collect();
     (mapping.warnings, mapping.element_warnings) = warnings.finish();
     mapping
+}
+
+/// The warning for a name-matched element whose drawn text names something else.
+fn disagreement(id: &str, unit: &str, by: &str, content: &str) -> String {
+    format!(
+        "element \"{id}\" is matched to unit {unit} by its {by}, but the text drawn in it reads \"{content}\"; check which is right"
+    )
 }
 
 /// A text inside a matched group that names another unit (or looks like a block number).

@@ -437,6 +437,76 @@ fn locate(shapes: &[Shape], grid: &Grid, p: (f64, f64)) -> Result<Option<u32>, V
     }
 }
 
+/// Texts outside every matched element drawn over a name-matched element's lot shape that name
+/// another unit, or a block number no unit has: `(text node, element node, element's unit,
+/// content)`. Measures nothing when there is no such text (labels inside their own groups, or
+/// drawings matched by text only).
+pub(crate) fn texts_over_matched(
+    doc: Doc<'_>,
+    units: &mut Units<'_>,
+    matched: &[(u32, u32)],
+    covered: &[bool],
+) -> Vec<(u32, u32, u32, String)> {
+    let nodes = doc.nodes;
+    if matched.is_empty() {
+        return Vec::new();
+    }
+    let mut texts = Vec::new();
+    let mut i = 0;
+    while let Some(n) = nodes.get(i) {
+        // A covered node's whole subtree is covered: skip it in one step.
+        if covered.get(i).copied().unwrap_or(true) {
+            i = (n.end as usize).max(i + 1);
+            continue;
+        }
+        i += 1;
+        if n.kind != Kind::Text
+            || n.hidden
+            || nodes.get(n.parent as usize).is_none_or(|p| p.in_text)
+        {
+            continue;
+        }
+        let content = text_content(doc.text, n);
+        if content.is_empty() {
+            continue;
+        }
+        let named = units.for_label(&content);
+        if matches!(named, Ok(Some(_))) || looks_like_block(&content) {
+            texts.push(((i - 1) as u32, content, named));
+        }
+    }
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let mut xf = Transforms::new(doc.text, nodes, doc.view_box);
+    let mut shapes = Vec::new();
+    let mut owner = Vec::new();
+    for &(node, unit) in matched {
+        for s in lot_shapes(doc, &mut xf, node) {
+            if let Some(shape) = shape_of(doc, &mut xf, s) {
+                shapes.push(shape);
+                owner.push((node, unit));
+            }
+        }
+    }
+    if shapes.is_empty() {
+        return Vec::new();
+    }
+    let grid = Grid::new(&shapes);
+    let mut out = Vec::new();
+    for (t, content, named) in texts {
+        let [p, _] = anchors(doc, &mut xf, t, &content);
+        let Ok(Some(s)) = locate(&shapes, &grid, p) else {
+            continue;
+        };
+        let (node, unit) = owner[s as usize];
+        if named != Ok(Some(unit)) {
+            out.push((t, node, unit, content));
+        }
+    }
+    out
+}
+
 /// Maps units (still without an element) to the shapes their text labels lie in.
 pub(crate) fn match_text_labels(
     doc: Doc<'_>,

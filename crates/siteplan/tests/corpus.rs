@@ -447,23 +447,28 @@ fn element_warnings(m: &Mapping) -> Vec<(&str, &str)> {
 #[test]
 fn a_text_label_that_disagrees_with_the_name_is_warned_and_nothing_is_dropped() {
     let p = load("report/label-disagrees.svg");
-    let m = p.map_units(&["81", "82", "83", "84"]);
+    let m = p.map_units(&["81", "82", "83", "84", "85", "86"]);
     assert_eq!(
         matched(&m),
         expect(&[
             ("81", "_81", "label"),
             ("83", "_83", "label"),
-            ("84", "_84", "label")
+            ("84", "_84", "label"),
+            ("85", "_85", "label"),
+            ("86", "_86", "label"),
         ])
     );
     assert_eq!(m.units_without_element, ["82"]);
     let w = "element \"_81\" is matched to unit 81 by its name, but the text drawn in it reads \"82\"; check which is right";
-    assert_eq!(m.warnings, [w]);
-    assert_eq!(element_warnings(&m), [("_81", w)]);
+    // The same check for a label drawn over the lot from a separate text layer.
+    let w85 = "element \"_85\" is matched to unit 85 by its name, but the text drawn in it reads \"86\"; check which is right";
+    assert_eq!(m.warnings, [w, w85]);
+    assert_eq!(element_warnings(&m), [("_81", w), ("_85", w85)]);
     // Matched, so not unmatched: every element is in exactly one of the two.
-    assert!(m.unmatched_element_ids.is_empty());
-    assert!(m.candidates.is_empty() && m.other_elements.is_empty());
-    assert_eq!(p.shape_count(), 3);
+    assert_eq!(m.unmatched_element_ids, ["Labels"]);
+    assert!(m.candidates.is_empty());
+    assert_eq!(m.other_elements, [entry("Labels", None, None)]);
+    assert_eq!(p.shape_count(), 5);
 }
 
 #[test]
