@@ -26,7 +26,10 @@
 #   OUT (JSON lines, default docs/bench/realtime.jsonl), LABEL, PG (admin URL), OUTAGE_AT (s into
 #   the driving when Redis stops, default 20), OUTAGE_S (default 10), UNITS (units of the project
 #   created for the run, default 200: its snapshot is what every subscribe receives), SERVER_ENV
-#   (extra `NAME=value ...` for the Kavling servers, e.g. MALLOC_ARENA_MAX=2 for an allocator run).
+#   (extra `NAME=value ...` for the Kavling servers, e.g. MALLOC_ARENA_MAX=2 for an allocator run),
+#   CHAT_PAIRS (buyer/marketing conversations beside the unit events, default 0: none; the run then
+#   reports the chat message p99 from POST to the other party's frame and its ratio to the unit-event
+#   p99), CHAT_RATE (chat messages per second over all pairs, default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -52,6 +55,8 @@ OUTAGE_AT=${OUTAGE_AT:-20}
 OUTAGE_S=${OUTAGE_S:-10}
 UNITS=${UNITS:-200}
 SERVER_ENV=${SERVER_ENV:-}
+CHAT_PAIRS=${CHAT_PAIRS:-0}
+CHAT_RATE=${CHAT_RATE:-10}
 RUN_LIMIT=$((DURATION + 420))   # connect + subscribe + drive + drain + storm, generously bounded
 
 mkdir -p "$(dirname "$OUT")"
@@ -85,7 +90,8 @@ ADMIN_PASSWORD=bench-password-1
 kavling_start() {
   local port=$1 db=$2 redis=${3:-}
   # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=value words
-  env $SERVER_ENV KAVLING_BIND=127.0.0.1:$port DATABASE_URL="$db" REDIS_URL="$redis" KAVLING_SEED_DEMO=false \
+  # The auth limits are raised because chat pairs register their users through the API.
+  env KAVLING_AUTH_RATE_BURST=100000 KAVLING_AUTH_RATE_PER_SECOND=100000 $SERVER_ENV KAVLING_BIND=127.0.0.1:$port DATABASE_URL="$db" REDIS_URL="$redis" KAVLING_SEED_DEMO=false \
     KAVLING_DATA_DIR="$WORK/data" KAVLING_STORAGE_DIR="$WORK/data/uploads" RUST_LOG=warn \
     taskset -c "$SERVER_CPUS" "$BIN/kavling" serve > "$WORK/kavling-$port.log" 2>&1 &
   PIDS+=($!)
@@ -115,7 +121,7 @@ commit_to_send() { # PORT
 loadgen() { # extra args...
   timeout "$RUN_LIMIT" taskset -c "$CLIENT_CPUS" "$BIN/kavling-loadgen" -n "$N" --rate "$RATE" \
     --duration "$DURATION" --create-project --units "$UNITS" --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD" \
-    --json "$OUT" --label "$LABEL" "$@"
+    --json "$OUT" --label "$LABEL" --chat-pairs "$CHAT_PAIRS" --chat-rate "$CHAT_RATE" "$@"
 }
 
 mkdir -p "$WORK/data"

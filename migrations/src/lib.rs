@@ -13,6 +13,7 @@ mod m20261203_000002_siteplan_mappings;
 mod m20261203_000003_payments;
 mod m20261203_000004_units_version;
 mod m20261205_000001_notifications;
+mod m20261205_000002_conversations;
 
 /// The ordered list of Kavling migrations.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_payments::Migration),
             Box::new(m20261203_000004_units_version::Migration),
             Box::new(m20261205_000001_notifications::Migration),
+            Box::new(m20261205_000002_conversations::Migration),
         ]
     }
 }

@@ -126,9 +126,10 @@ string_enum!(
 );
 
 impl UnitStatus {
-    /// The contract's default colour for this status (the realtime crate owns the table).
+    /// The contract's default colour for this status (from the one table, `kavling-status`).
     pub fn default_color(self) -> &'static str {
-        kavling_realtime::status_color(self.as_str()).unwrap_or("#9ca3af")
+        // Total: `the_enum_and_the_status_table_agree` keeps the enum and the table equal.
+        kavling_status::status_color(self.as_str()).unwrap_or_default()
     }
 }
 
@@ -263,6 +264,26 @@ mod tests {
             "\"PENDING_PAYMENT\""
         );
         assert_eq!(color_of("SOLD"), "#ef4444");
+    }
+
+    #[test]
+    fn the_enum_and_the_status_table_agree() {
+        let table: Vec<&str> = kavling_status::UNIT_STATUSES
+            .iter()
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(UnitStatus::ALL, table.as_slice());
+        for s in UnitStatus::ALL {
+            let status = UnitStatus::parse(s).unwrap();
+            assert_eq!(
+                Some(status.default_color()),
+                kavling_status::status_color(s)
+            );
+        }
+        assert_eq!(
+            color_of("nonsense"),
+            kavling_status::status_color("MAINTENANCE").unwrap()
+        );
     }
 
     #[test]

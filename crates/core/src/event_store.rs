@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::db::begin_snapshot;
 use crate::domain::Palette;
 use crate::entities::{bookings, projects, unit_events, units, users};
-use crate::services::notifications;
+use crate::services::{conversations, notifications};
 
 /// [`EventStore`] backed by the Kavling database.
 #[derive(Clone, Debug)]
@@ -28,6 +28,39 @@ impl DbEventStore {
     pub fn new(db: DatabaseConnection) -> Self {
         DbEventStore { db }
     }
+}
+
+/// Every unit of a project with its status and colour, and the seq they are current as of, read
+/// in one consistent transaction: the one assembly behind the hub's snapshots and `/availability`.
+pub(crate) async fn project_snapshot(
+    db: &DatabaseConnection,
+    project_id: Uuid,
+) -> Result<Option<Snapshot>, sea_orm::DbErr> {
+    let txn = begin_snapshot(db).await?;
+    let Some(project) = projects::Entity::find_by_id(project_id).one(&txn).await? else {
+        return Ok(None);
+    };
+    let rows = units::Entity::find()
+        .filter(units::Column::ProjectId.eq(project_id))
+        .order_by_asc(units::Column::BlockNumber)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    let palette = Palette::from_json(project.palette.as_ref());
+    Ok(Some(Snapshot {
+        project_id,
+        seq: project.event_seq,
+        units_version: project.units_version,
+        units: rows
+            .into_iter()
+            .map(|u| UnitState {
+                color: palette.color(&u.status),
+                unit_id: u.id,
+                block_number: u.block_number,
+                status: u.status,
+            })
+            .collect(),
+    }))
 }
 
 /// Staff details for the bookings behind some events: two batched queries, not one per event.
@@ -119,38 +152,9 @@ impl EventStore for DbEventStore {
     }
 
     async fn snapshot(&self, project_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
-        let txn = begin_snapshot(&self.db)
+        project_snapshot(&self.db, project_id)
             .await
-            .map_err(StoreError::backend)?;
-        let Some(project) = projects::Entity::find_by_id(project_id)
-            .one(&txn)
-            .await
-            .map_err(StoreError::backend)?
-        else {
-            return Ok(None);
-        };
-        let rows = units::Entity::find()
-            .filter(units::Column::ProjectId.eq(project_id))
-            .order_by_asc(units::Column::BlockNumber)
-            .all(&txn)
-            .await
-            .map_err(StoreError::backend)?;
-        txn.commit().await.map_err(StoreError::backend)?;
-        let palette = Palette::from_json(project.palette.as_ref());
-        Ok(Some(Snapshot {
-            project_id,
-            seq: project.event_seq,
-            units_version: project.units_version,
-            units: rows
-                .into_iter()
-                .map(|u| UnitState {
-                    color: palette.color(&u.status),
-                    unit_id: u.id,
-                    block_number: u.block_number,
-                    status: u.status,
-                })
-                .collect(),
-        }))
+            .map_err(StoreError::backend)
     }
 
     async fn latest_heads(
@@ -215,17 +219,19 @@ impl EventStore for DbEventStore {
                     .await
                     .map_err(StoreError::backend)
             }
-            FeedKey::Conversation(_) => Ok(Vec::new()),
+            FeedKey::Conversation(id) => conversations::feed_after(&self.db, id, after, limit)
+                .await
+                .map_err(StoreError::backend),
         }
     }
 
     async fn feed_heads(&self, keys: &[FeedKey]) -> Result<HashMap<FeedKey, i64>, StoreError> {
         let mut users = Vec::new();
-        let mut conversations = Vec::new();
+        let mut conversation_ids = Vec::new();
         for key in keys {
             match key {
                 FeedKey::User(id) => users.push(*id),
-                FeedKey::Conversation(id) => conversations.push(*id),
+                FeedKey::Conversation(id) => conversation_ids.push(*id),
             }
         }
         let mut heads = HashMap::with_capacity(keys.len());
@@ -239,8 +245,28 @@ impl EventStore for DbEventStore {
                     .map(|(id, seq)| (FeedKey::User(id), seq)),
             );
         }
-        // Conversations: filled in by the chat service.
-        let _ = conversations;
+        heads.extend(self.conversation_heads(&conversation_ids).await?);
         Ok(heads)
+    }
+
+    async fn conversation_parties(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        conversations::parties(&self.db, conversation_id)
+            .await
+            .map_err(StoreError::backend)
+    }
+}
+
+impl DbEventStore {
+    /// Heads of conversation feeds (one query for all of them).
+    async fn conversation_heads(&self, ids: &[Uuid]) -> Result<HashMap<FeedKey, i64>, StoreError> {
+        Ok(conversations::feed_heads(&self.db, ids)
+            .await
+            .map_err(StoreError::backend)?
+            .into_iter()
+            .map(|(id, seq)| (FeedKey::Conversation(id), seq))
+            .collect())
     }
 }

@@ -81,8 +81,21 @@ impl Client {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Response> {
+        self.request_with(method, path, token, body, &[]).await
+    }
+
+    /// [`Client::request`] with extra headers (e.g. an `Idempotency-Key`).
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response> {
         let limit = self.timeout;
-        match tokio::time::timeout(limit, self.request_inner(method, path, token, body)).await {
+        let call = self.request_inner(method, path, token, body, headers);
+        match tokio::time::timeout(limit, call).await {
             Ok(r) => {
                 if r.is_err() {
                     self.conn = None;
@@ -102,11 +115,15 @@ impl Client {
         path: &str,
         token: Option<&str>,
         body: Option<&[u8]>,
+        headers: &[(&str, &str)],
     ) -> Result<Response> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n",
             self.endpoint.authority
         );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(t) = token {
             head.push_str("Authorization: Bearer ");
             head.push_str(t);

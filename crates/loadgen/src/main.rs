@@ -3,8 +3,11 @@
 //! latency (commit `at` to receipt), missed and duplicated events per client (by seq), server RSS
 //! per connection and CPU per delivered frame. `--reconnect-storm` then drops every socket and
 //! resubscribes all clients with `since`, timing recovery and counting database work.
+//! `--chat-pairs` adds buyer/marketing conversations beside the unit events and compares the
+//! chat message p99 (POST to the other party's frame) with the unit-event p99 of the same run.
 //! Targets 127.0.0.1 only; every phase is bounded in time.
 
+mod chat;
 mod client;
 mod http;
 mod procstat;
@@ -95,6 +98,12 @@ struct Cli {
     /// Seconds to wait for the last frames after the driving ends.
     #[arg(long, default_value_t = 15)]
     drain_timeout: u64,
+    /// Chat pairs (a buyer and a marketing user in one conversation) beside the unit events.
+    #[arg(long, default_value_t = 0)]
+    chat_pairs: usize,
+    /// Chat messages per second over all pairs, during the steady phase.
+    #[arg(long, default_value_t = 10.0)]
+    chat_rate: f64,
 }
 
 fn main() {
@@ -555,23 +564,74 @@ async fn run(cli: Cli) -> Result<()> {
         per_conn(rss_subscribed)
     );
 
+    // Chat pairs: their conversations opened by unlocks, both parties subscribed.
+    let chat_receipts = Arc::new(chat::Receipts::default());
+    let (chat_stop_tx, chat_stop) = watch::channel(false);
+    let mut chat_pairs = Vec::new();
+    if cli.chat_pairs > 0 {
+        let unit_ids: Vec<String> = units.iter().map(|u| u.id.clone()).collect();
+        chat_pairs = chat::setup(&api.endpoint, &api.token, &unit_ids, cli.chat_pairs).await?;
+        for (i, pair) in chat_pairs.iter().enumerate() {
+            for buyer_side in [true, false] {
+                let k = 2 * i + usize::from(!buyer_side);
+                let authority = servers[k % servers.len()].authority.clone();
+                let (pair, receipts, stop) =
+                    (pair.clone(), chat_receipts.clone(), chat_stop.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = chat::listen(authority, pair, buyer_side, receipts, stop).await
+                    {
+                        eprintln!("chat socket: {e:#}");
+                    }
+                });
+            }
+        }
+        let want = 2 * chat_pairs.len();
+        let (t, ok) = wait_until(Duration::from_secs(60), || {
+            chat_receipts.subscribed() >= want
+        })
+        .await;
+        println!(
+            "chat: {} pairs, {}/{want} sockets subscribed in {:.2} s{}",
+            chat_pairs.len(),
+            chat_receipts.subscribed(),
+            t.as_secs_f64(),
+            if ok { "" } else { " (TIMED OUT)" }
+        );
+    }
+
     // Steady phase: drive and measure.
     let count = (cli.rate * cli.duration as f64).round() as u64;
+    let chat_count = if chat_pairs.is_empty() {
+        0
+    } else {
+        (cli.chat_rate * cli.duration as f64).round() as u64
+    };
     let frames0 = shared.unit_frames.load(Ordering::Relaxed);
     let srv_cpu0 = procstat::cpu_sum(pids);
     let gen_cpu0 = procstat::cpu_s("self");
     let machine0 = procstat::MachineCpu::now();
     shared.record_latency.store(true, Ordering::Relaxed);
     let t_window = Instant::now();
-    let d = drive(
-        &api.endpoint,
-        &api.token,
-        &mut units,
-        cli.rate,
-        count,
-        cli.http_workers,
-    )
-    .await;
+    let (d, chat_result) = tokio::join!(
+        drive(
+            &api.endpoint,
+            &api.token,
+            &mut units,
+            cli.rate,
+            count,
+            cli.http_workers,
+        ),
+        chat::drive(
+            &api.endpoint,
+            &chat_pairs,
+            &chat_receipts,
+            cli.chat_rate,
+            chat_count,
+            cli.http_workers,
+            Duration::from_secs(cli.drain_timeout),
+        )
+    );
+    chat_stop_tx.send_replace(true);
     // A PATCH that finds the unit already in the target status (two toggles of one unit reordered
     // between HTTP workers when responses lag) commits no event, so count events by seq.
     let events = project_seq(&mut api, &project)
@@ -698,7 +758,37 @@ async fn run(cli: Cli) -> Result<()> {
         println!("storm detail: {storm}");
     }
 
-    let out = json!({
+    let chat = if chat_pairs.is_empty() {
+        Value::Null
+    } else {
+        let c = &chat_result;
+        let (cp50, cp99, cmax) = (
+            pct(&c.post_to_frame_us, 0.50),
+            pct(&c.post_to_frame_us, 0.99),
+            c.post_to_frame_us
+                .last()
+                .map_or(0.0, |v| f64::from(*v) / 1000.0),
+        );
+        let commit_p99 = pct(&c.commit_to_frame_us, 0.99);
+        let ratio = if p99 > 0.0 { cp99 / p99 } else { 0.0 };
+        println!(
+            "chat: {} sent ({} failed), undelivered {}, missed {}, duplicated {}; POST -> other party's frame ms p50 {cp50:.2} p99 {cp99:.2} max {cmax:.2}; commit -> frame p99 {commit_p99:.2}; chat p99 / unit p99 = {ratio:.2} (goal <= 1.25)",
+            c.sent, c.failed, c.undelivered, c.missed, c.duplicated
+        );
+        json!({
+            "pairs": chat_pairs.len(),
+            "rate": cli.chat_rate,
+            "sent": c.sent,
+            "failed": c.failed,
+            "undelivered": c.undelivered,
+            "missed": c.missed,
+            "duplicated": c.duplicated,
+            "postToFrameMs": {"p50": cp50, "p95": pct(&c.post_to_frame_us, 0.95), "p99": cp99, "max": cmax, "samples": c.post_to_frame_us.len()},
+            "commitToFrameMs": {"p50": pct(&c.commit_to_frame_us, 0.50), "p99": commit_p99},
+            "p99RatioToUnitEvents": ratio,
+        })
+    };
+    let mut out = json!({
         "label": cli.label,
         "at": chrono::Utc::now().to_rfc3339(),
         "servers": cli.servers,
@@ -741,6 +831,9 @@ async fn run(cli: Cli) -> Result<()> {
         "storm": storm,
         "totalS": t_run.elapsed().as_secs_f64(),
     });
+    if let Value::Object(m) = &mut out {
+        m.insert("chat".into(), chat);
+    }
     if let Some(path) = &cli.json {
         use std::io::Write as _;
         let mut f = std::fs::OpenOptions::new()

@@ -5,16 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-/// Colour of a unit status on the siteplan, or `None` for an unknown status.
-pub fn status_color(status: &str) -> Option<&'static str> {
-    match status {
-        "AVAILABLE" => Some("#22c55e"),
-        "BOOKED" => Some("#eab308"),
-        "SOLD" => Some("#ef4444"),
-        "MAINTENANCE" => Some("#9ca3af"),
-        _ => None,
-    }
-}
+pub use kavling_status::status_color;
 
 /// A committed unit status change (what the DB layer publishes after commit).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -590,14 +581,5 @@ mod tests {
         let json = serde_json::to_string(&e).unwrap();
         assert!(json.contains(r#""previousStatus":"AVAILABLE""#));
         assert_eq!(serde_json::from_str::<UnitEvent>(&json).unwrap(), e);
-    }
-
-    #[test]
-    fn colours() {
-        assert_eq!(status_color("AVAILABLE"), Some("#22c55e"));
-        assert_eq!(status_color("BOOKED"), Some("#eab308"));
-        assert_eq!(status_color("SOLD"), Some("#ef4444"));
-        assert_eq!(status_color("MAINTENANCE"), Some("#9ca3af"));
-        assert_eq!(status_color("x"), None);
     }
 }

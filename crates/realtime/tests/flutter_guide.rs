@@ -105,6 +105,10 @@ fn every_protocol_example_in_the_flutter_guide_is_a_real_frame() {
     );
     assert!(since, "a resume with `since`");
     assert!(staff_booking, "a staff unit frame with its booking");
+    assert!(
+        kinds.contains("type:message"),
+        "the chat section shows a message frame"
+    );
 }
 
 #[test]

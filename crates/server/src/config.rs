@@ -16,6 +16,10 @@ pub const DEFAULT_MAX_SITEPLAN_BYTES: usize = 20 * 1024 * 1024;
 
 /// Default burst of login/register requests per client IP.
 pub const DEFAULT_AUTH_RATE_BURST: u32 = 5;
+/// Chat messages a user may send per minute, sustained (`KAVLING_CHAT_RATE_PER_MINUTE`).
+pub const DEFAULT_CHAT_RATE_PER_MINUTE: u32 = 60;
+/// Chat messages a user may send at once (`KAVLING_CHAT_RATE_BURST`).
+pub const DEFAULT_CHAT_RATE_BURST: u32 = 20;
 /// Default sustained login/register requests per second per client IP.
 pub const DEFAULT_AUTH_RATE_PER_SECOND: u64 = 1;
 /// Most HTTP worker threads `KAVLING_WORKERS` may ask for.
@@ -89,6 +93,9 @@ pub struct Config {
     pub auth_rate_burst: u32,
     /// `KAVLING_KPR_RATE_BPS`: annual KPR rate for the lead score, in basis points (900 = 9%).
     pub kpr_rate_bps: u32,
+    /// `KAVLING_CHAT_RATE_PER_MINUTE` and `KAVLING_CHAT_RATE_BURST`: chat messages per user,
+    /// decided in the database so the limit holds across instances.
+    pub chat_rate: kavling_core::services::ratelimit::RateLimit,
     /// Messages about generated secrets, logged once logging is up.
     pub warnings: Vec<String>,
     /// Serve `/ws-echo`, a WebSocket echo through the `/ws` session loop for protocol
@@ -140,6 +147,18 @@ pub fn data_dir(database_url: &str) -> PathBuf {
 }
 
 impl Config {
+    /// What the business services need from this configuration.
+    pub fn service_settings(&self) -> kavling_core::ServiceSettings {
+        kavling_core::ServiceSettings {
+            jwt_secret: self.jwt_secret.clone(),
+            pii_key: self.pii_key,
+            max_siteplan_bytes: self.max_siteplan_bytes,
+            storage_dir: self.storage_dir.clone(),
+            kpr_rate_bps: self.kpr_rate_bps,
+            chat_rate: self.chat_rate,
+        }
+    }
+
     /// Reads the configuration from the environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         let bind = var("KAVLING_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -260,6 +279,20 @@ impl Config {
                     message: "must be basis points from 0 to 10000 (900 = 9% a year)".into(),
                 })?,
         };
+        let chat_rate = kavling_core::services::ratelimit::RateLimit {
+            per_minute: u32::try_from(positive(
+                "KAVLING_CHAT_RATE_PER_MINUTE",
+                u64::from(DEFAULT_CHAT_RATE_PER_MINUTE),
+                1_000_000,
+            )?)
+            .unwrap_or(DEFAULT_CHAT_RATE_PER_MINUTE),
+            burst: u32::try_from(positive(
+                "KAVLING_CHAT_RATE_BURST",
+                u64::from(DEFAULT_CHAT_RATE_BURST),
+                1_000_000,
+            )?)
+            .unwrap_or(DEFAULT_CHAT_RATE_BURST),
+        };
         Ok(Config {
             bind,
             database_url,
@@ -278,6 +311,7 @@ impl Config {
             auth_rate_per_second,
             auth_rate_burst,
             kpr_rate_bps,
+            chat_rate,
             warnings,
             ws_echo,
         })

@@ -105,8 +105,19 @@ impl ApiError {
                     message.clone(),
                     &[],
                 ),
-                E::Db(db) => db_problem(db),
-                E::Internal(_) => (
+                E::RateLimited { message, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    message.clone(),
+                    &[],
+                ),
+                E::Busy(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the database is busy; retry shortly".into(),
+                    &[],
+                ),
+                E::Db(_) | E::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
                     "something went wrong on our side; it has been logged".into(),
@@ -114,31 +125,6 @@ impl ApiError {
                 ),
             },
         }
-    }
-}
-
-/// Database errors: contention is the client's to retry (503), anything else is ours (500).
-fn db_problem(err: &sea_orm::DbErr) -> (StatusCode, &'static str, String, &'static [FieldError]) {
-    let text = err.to_string();
-    let busy = text.contains("database is locked")
-        || text.contains("could not serialize")
-        || text.contains("deadlock detected")
-        || text.contains("pool timed out")
-        || text.contains("PoolTimedOut");
-    if busy {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the database is busy; retry shortly".into(),
-            &[],
-        )
-    } else {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "something went wrong on our side; it has been logged".into(),
-            &[],
-        )
     }
 }
 
@@ -187,6 +173,12 @@ impl ResponseError for ApiError {
         ));
         if status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::Core(CoreError::RateLimited {
+            retry_after_secs, ..
+        }) = self
+        {
+            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         res.body(serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()))
     }

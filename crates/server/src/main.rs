@@ -176,17 +176,11 @@ async fn offline_services(config: &Config) -> kavling_core::Services {
         std::sync::Arc::new(kavling_core::event_store::DbEventStore::new(db.clone())),
         kavling_realtime::HubConfig::default(),
     );
-    kavling_core::Services {
+    kavling_core::Services::new(
         db,
-        bus: std::sync::Arc::new(kavling_realtime::InProcessBus::new(hub)),
-        tokens: kavling_core::auth::TokenKeys::new(&config.jwt_secret),
-        pii: kavling_core::pii::PiiCipher::new(&config.pii_key).unwrap_or_else(|e| fail(e)),
-        clock: std::sync::Arc::new(kavling_core::clock::SystemClock),
-        siteplans: std::sync::Arc::default(),
-        max_siteplan_bytes: config.max_siteplan_bytes,
-        storage_dir: config.storage_dir.clone(),
-        kpr_rate_bps: config.kpr_rate_bps,
-        booking_gate: Default::default(),
-        notifier: Default::default(),
-    }
+        std::sync::Arc::new(kavling_realtime::InProcessBus::new(hub)),
+        std::sync::Arc::new(kavling_core::clock::SystemClock),
+        &config.service_settings(),
+    )
+    .unwrap_or_else(|e| fail(e))
 }

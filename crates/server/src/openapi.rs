@@ -50,6 +50,14 @@ fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
             names(&kavling_core::services::disputes::DISPUTE_LIST),
         ),
         (
+            "/api/v1/conversations",
+            names(&kavling_core::services::conversations::CONVERSATION_LIST),
+        ),
+        (
+            "/api/v1/conversations/{id}/messages",
+            names(&kavling_core::services::conversations::MESSAGE_LIST),
+        ),
+        (
             "/api/v1/me/watches",
             names(&kavling_core::services::watches::WATCH_LIST),
         ),
@@ -157,6 +165,29 @@ fn problem_response(description: &str) -> RefOr<Response> {
 /// generic body and parameter problems (400, 413, 415), and the list parameters.
 struct Conventions;
 
+/// The role names an operation's `bearer` requirement lists (empty: any signed-in user).
+fn required_roles(
+    security: Option<&[utoipa::openapi::security::SecurityRequirement]>,
+) -> Vec<String> {
+    security
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|req| serde_json::to_value(req).ok())
+        .filter_map(|v| v.get("bearer").cloned())
+        .filter_map(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        .flatten()
+        .collect()
+}
+
+/// The 403 of an operation open to `roles` only.
+fn forbidden_description(roles: &[String]) -> String {
+    let mut text = format!("Not {} (`forbidden`)", roles.join(" or "));
+    if roles.iter().any(|r| r.contains("e-KYC")) {
+        text.push_str(", or a MARKETING user whose e-KYC is not approved (`kyc_required`)");
+    }
+    text
+}
+
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -259,8 +290,15 @@ impl Modify for Conventions {
                 if op.security.is_some() {
                     add(
                         "401",
-                        "Missing, malformed, forged or expired token (`unauthorized`)",
+                        "Missing, malformed, forged, expired or revoked token (`unauthorized`)",
                     );
+                }
+                // The roles an operation admits are its bearer requirement's scopes (OpenAPI 3.1
+                // lets a non-OAuth scheme list role names there); its 403 follows from them
+                // unless the operation states a more specific one.
+                let roles = required_roles(op.security.as_deref());
+                if !roles.is_empty() {
+                    add("403", &forbidden_description(&roles));
                 }
                 add("503", "The database is busy; retry (`busy`)");
             }
@@ -393,6 +431,13 @@ const LINKS: &[LinkRow] = &[
     // A lead: unlock it, dispute it; a dispute: decide it.
     ("/api/v1/leads", "post", "201", &[("unlock", Id(NEW_ID)), ("file_dispute", Id(NEW_ID))]),
     ("/api/v1/leads/{id}/disputes", "post", "201", &[("decide_dispute", Id(NEW_ID))]),
+    // An unlock opens the lead's conversation: read and send its messages.
+    ("/api/v1/leads/{id}/unlock", "post", "200", &[
+        ("list_messages", Id("$response.body#/conversationId")),
+        ("post_message", Id("$response.body#/conversationId")),
+    ]),
+    // A message: its conversation's messages.
+    ("/api/v1/conversations/{id}/messages", "post", "201", &[("list_messages", Id(PATH_ID))]),
     // A user: the admin's operations on them.
     ("/api/v1/auth/register", "post", "201", &[
         ("disable", Id("$response.body#/user/id")), ("enable", Id("$response.body#/user/id")),
@@ -558,6 +603,7 @@ impl Modify for Rules {
         routes::units::availability,
         routes::siteplans::upload,
         routes::siteplans::svg,
+        routes::siteplans::svg_head,
         routes::siteplans::geometry,
         routes::siteplans::mapping,
         routes::siteplans::set_mapping,
@@ -595,6 +641,9 @@ impl Modify for Rules {
         routes::disputes::create,
         routes::disputes::list,
         routes::disputes::decide,
+        routes::conversations::list,
+        routes::conversations::messages,
+        routes::conversations::post_message,
         routes::watches::create,
         routes::watches::list,
         routes::watches::delete,
@@ -611,6 +660,7 @@ impl Modify for Rules {
         (name = "leads", description = "Buyers' leads and pay-per-lead unlocking"),
         (name = "wallet", description = "Wallet balance, ledger and top-ups"),
         (name = "payments", description = "Invoices, payments with proofs, and their verification"),
+        (name = "conversations", description = "Chat between a buyer and the marketing user who unlocked their lead"),
         (name = "notifications", description = "Watches on units and projects, and the notification inbox (live on `user:<id>`)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -9,9 +9,12 @@ use actix_web::http::StatusCode;
 use common::TestApp;
 
 const STATIC_FILES: &[(&str, &str)] = &[
+    ("/static/statuses.js", "text/javascript; charset=utf-8"),
+    ("/static/statuses.css", "text/css; charset=utf-8"),
     ("/static/api.js", "text/javascript; charset=utf-8"),
     ("/static/live.js", "text/javascript; charset=utf-8"),
     ("/static/admin.js", "text/javascript; charset=utf-8"),
+    ("/static/chat.js", "text/javascript; charset=utf-8"),
     ("/static/kavling.css", "text/css; charset=utf-8"),
     ("/static/favicon.svg", "image/svg+xml"),
 ];
@@ -102,6 +105,14 @@ async fn pages_are_html_with_a_strict_csp() {
     let html = String::from_utf8(res.bytes.clone()).unwrap();
     assert!(html.contains(r#"<script type="module" src="/static/admin.js"></script>"#));
     // No inline script or style in either page (the CSP would block them anyway).
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
+
+    // The chat page: the same strict CSP (message text is never markup).
+    let res = app.get("/chat", None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_security_headers(&res, "chat page");
+    let html = String::from_utf8(res.bytes.clone()).unwrap();
+    assert!(html.contains(r#"<script type="module" src="/static/chat.js"></script>"#));
     assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
 
     // Unknown or malformed ids are the API's problem+json 404, and the API itself is untouched.
@@ -196,7 +207,7 @@ fn string_literals(src: &str) -> Vec<String> {
 #[actix_web::test]
 async fn embedded_scripts_reach_only_this_origin() {
     let app = TestApp::spawn().await;
-    for name in ["api.js", "live.js", "admin.js"] {
+    for name in ["api.js", "live.js", "admin.js", "chat.js"] {
         let res = app.get(&format!("/static/{name}"), None).await;
         assert_eq!(res.status, StatusCode::OK);
         let src = String::from_utf8(res.bytes).unwrap();
@@ -256,6 +267,7 @@ async fn embedded_scripts_reach_only_this_origin() {
     // The page's own references are same-origin paths that are served.
     for page in [
         "/admin".to_owned(),
+        "/chat".to_owned(),
         format!("/projects/{}", uuid::Uuid::now_v7()),
     ] {
         let html = String::from_utf8(app.get(&page, None).await.bytes).unwrap();
@@ -282,4 +294,48 @@ fn the_literal_scanner_sees_strings() {
 fetch(`/api/v1${p}`); const b = "http://e.com";"#,
     );
     assert_eq!(lits, ["x'y", "/api/v1${p}", "http://e.com"]);
+}
+
+/// The pages paint with the colours the API sends: both come from the one status table, and no
+/// page or stylesheet carries a copy of it.
+#[actix_web::test]
+async fn pages_read_the_status_table_the_api_colours_with() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 1).await;
+    let availability = app
+        .get(&format!("/api/v1/projects/{project}/availability"), None)
+        .await;
+    assert_eq!(availability.status, StatusCode::OK);
+    let unit = &availability.json["units"][0];
+    let (status, color) = (
+        unit["status"].as_str().unwrap(),
+        unit["color"].as_str().unwrap(),
+    );
+
+    let js = String::from_utf8(app.get("/static/statuses.js", None).await.bytes).unwrap();
+    assert!(
+        js.contains(&format!("key: '{status}'")) && js.contains(&format!("color: '{color}'")),
+        "{js}"
+    );
+    let css = String::from_utf8(app.get("/static/statuses.css", None).await.bytes).unwrap();
+    assert!(css.contains(color), "{css}");
+
+    for page in [
+        "api.js",
+        "live.js",
+        "admin.js",
+        "admin-payments.js",
+        "kavling.css",
+    ] {
+        let text =
+            String::from_utf8(app.get(&format!("/static/{page}"), None).await.bytes).unwrap();
+        for style in &kavling_status::UNIT_STATUSES {
+            assert!(
+                !text.contains(style.color),
+                "/static/{page} carries a copy of {}",
+                style.color
+            );
+        }
+    }
 }

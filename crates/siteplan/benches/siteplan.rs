@@ -17,7 +17,7 @@ use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kavling_siteplan::synth::{block_numbers, generate_siteplan, generate_text_labelled_siteplan};
-use kavling_siteplan::{Limits, Palette, Siteplan};
+use kavling_siteplan::{Limits, Siteplan};
 
 const UNITS: usize = 5_000;
 
@@ -97,7 +97,6 @@ fn engine<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     let plan = Siteplan::parse(svg.as_bytes(), &limits).unwrap();
     let mapping = plan.map_units(&refs);
     assert_eq!(mapping.matched.len(), UNITS);
-    let palette = Palette::default();
     let statuses = ["AVAILABLE", "BOOKED", "SOLD", "MAINTENANCE"];
     let status_of: HashMap<&str, &str> = refs
         .iter()
@@ -109,7 +108,13 @@ fn engine<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     g.sample_size(20);
     let template = plan.color_template(&mapping);
     g.bench_function("render_colored", |b| {
-        b.iter(|| black_box(template.render(|bn| status_of.get(bn).and_then(|s| palette.color(s)))))
+        b.iter(|| {
+            black_box(template.render(|bn| {
+                status_of
+                    .get(bn)
+                    .and_then(|s| kavling_status::status_color(s))
+            }))
+        })
     });
     g.bench_function("color_template_build", |b| {
         b.iter(|| black_box(plan.color_template(&mapping)))

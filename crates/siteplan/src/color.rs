@@ -9,51 +9,6 @@ use crate::ids::{Doc, Mapping};
 use crate::labels::lot_shapes;
 use crate::parse::{NONE, decode_lossy, for_each_attr, push_escaped};
 
-/// The contract's status colours, in the order AVAILABLE, BOOKED, SOLD, MAINTENANCE.
-pub const STATUS_COLORS: [(&str, &str); 4] = [
-    ("AVAILABLE", "#22c55e"),
-    ("BOOKED", "#eab308"),
-    ("SOLD", "#ef4444"),
-    ("MAINTENANCE", "#9ca3af"),
-];
-
-/// Status colours of a project; `Default` is the contract palette.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Palette {
-    /// Colour of AVAILABLE units.
-    pub available: String,
-    /// Colour of BOOKED units.
-    pub booked: String,
-    /// Colour of SOLD units.
-    pub sold: String,
-    /// Colour of MAINTENANCE units.
-    pub maintenance: String,
-}
-
-impl Default for Palette {
-    fn default() -> Self {
-        Palette {
-            available: STATUS_COLORS[0].1.to_string(),
-            booked: STATUS_COLORS[1].1.to_string(),
-            sold: STATUS_COLORS[2].1.to_string(),
-            maintenance: STATUS_COLORS[3].1.to_string(),
-        }
-    }
-}
-
-impl Palette {
-    /// The colour of a status (`AVAILABLE`, `BOOKED`, `SOLD`, `MAINTENANCE`), if known.
-    pub fn color(&self, status: &str) -> Option<&str> {
-        match status {
-            "AVAILABLE" => Some(&self.available),
-            "BOOKED" => Some(&self.booked),
-            "SOLD" => Some(&self.sold),
-            "MAINTENANCE" => Some(&self.maintenance),
-            _ => None,
-        }
-    }
-}
-
 /// Whether a colour string can be written into an attribute and a `style` safely.
 fn color_ok(c: &str) -> bool {
     !c.is_empty()

@@ -19,6 +19,7 @@ use crate::entities::{lead_consents, leads, projects, units, users};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::pii::{hex, mask_email, mask_middle, mask_name};
+use crate::services::conversations;
 use crate::services::idempotency::{self, Begin, IdemKey, Outcome};
 use crate::services::wallet::{self, Movement};
 
@@ -50,11 +51,11 @@ pub struct CreateLeadInput {
     #[schema(schema_with = consent_schema, required = true)]
     pub consent: Option<bool>,
     /// Monthly income in rupiah, for the affordability score.
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub monthly_income: Option<i64>,
     /// Planned down payment in rupiah.
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub down_payment: Option<i64>,
 }
@@ -139,6 +140,8 @@ pub struct LeadView {
     pub unlocked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The buyer's contact.
     pub buyer: BuyerContact,
+    /// The conversation with the buyer that the unlock opened (shown with the contact).
+    pub conversation_id: Option<Uuid>,
     /// Created.
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -312,11 +315,12 @@ fn created_view(l: &leads::Model) -> LeadCreated {
     }
 }
 
-/// Builds the staff view of a lead, revealing the contact only when `reveal`.
+/// Builds the staff view of a lead, revealing the contact (and its conversation) only when `reveal`.
 fn lead_view(
     l: leads::Model,
     buyer: Option<&users::Model>,
     block: Option<String>,
+    conversation_id: Option<Uuid>,
     viewer: Uuid,
     reveal: bool,
 ) -> LeadView {
@@ -352,6 +356,7 @@ fn lead_view(
         unlocked_by_me: l.unlocked_by == Some(viewer),
         unlocked_at: l.unlocked_at,
         buyer,
+        conversation_id: conversation_id.filter(|_| reveal),
         created_at: l.created_at,
     }
 }
@@ -498,12 +503,15 @@ impl Services {
                 .map(|u| (u.id, u.block_number))
                 .collect()
         };
+        let lead_ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
+        let chats = conversations::ids_by_lead(&self.db, lead_ids).await?;
         let is_admin = viewer.role == Role::Admin.as_str();
         Ok(page.map(|l| {
             let reveal = is_admin || l.unlocked_by == Some(viewer.id);
             let buyer = buyers.get(&l.buyer_id);
             let block = blocks.get(&l.unit_id).cloned();
-            lead_view(l, buyer, block, viewer.id, reveal)
+            let chat = chats.get(&l.id).copied();
+            lead_view(l, buyer, block, chat, viewer.id, reveal)
         }))
     }
 
@@ -539,7 +547,11 @@ impl Services {
             .one(&txn)
             .await?
             .map(|u| u.block_number);
-        let view = lead_view(lead, buyer.as_ref(), block, user_id, true);
+        let chat = conversations::ids_by_lead(&txn, vec![lead.id])
+            .await?
+            .get(&lead.id)
+            .copied();
+        let view = lead_view(lead, buyer.as_ref(), block, chat, user_id, true);
         let body = serde_json::to_string(&view)
             .map_err(|e| CoreError::Internal(format!("serializing a lead: {e}")))?;
         if let Some(id) = claim {
@@ -589,6 +601,8 @@ impl Services {
         if won.rows_affected == 0 {
             // Already unlocked: by the caller it is free to see again; by anyone else, no.
             return if lead.unlocked_by == Some(user_id) {
+                // Leads unlocked before conversations existed get theirs now (a no-op otherwise).
+                conversations::open_for_lead(txn, &lead, user_id, now).await?;
                 Ok(lead)
             } else {
                 Err(CoreError::conflict(
@@ -646,6 +660,9 @@ impl Services {
             },
         )
         .await?;
+        // The buyer and the marketing user can talk from now on: once per lead, in this
+        // transaction, so an unlock that rolls back opens nothing.
+        conversations::open_for_lead(txn, &lead, user_id, now).await?;
         audit::record(
             txn,
             self.clock.as_ref(),

@@ -334,7 +334,7 @@ pub const NOTIFICATION_LIST: ListSpec<notifications::Column> = ListSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadMark {
     /// Every notification with `seq` up to this one is marked read.
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     #[schema(minimum = 0)]
     pub up_to: i64,
 }

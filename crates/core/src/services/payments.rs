@@ -51,7 +51,7 @@ pub struct ScheduleItem {
     /// What the invoice is for; at most one `BOOKING_FEE` per booking.
     pub kind: InvoiceKind,
     /// Rupiah, 1 to 10,000,000,000,000.
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     #[schema(minimum = 1, maximum = 10_000_000_000_000_i64)]
     pub amount: i64,
     /// When it is due (a date in WIB); unpaid after that day it becomes `OVERDUE`.
@@ -1255,26 +1255,6 @@ impl Services {
                 return Ok(total);
             }
         }
-    }
-
-    /// Runs [`Services::mark_overdue`] every `every` until the runtime stops.
-    pub fn spawn_overdue_invoices(
-        &self,
-        every: std::time::Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match services.mark_overdue().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(marked = n, "invoices became overdue"),
-                    Err(e) => tracing::warn!(error = %e, "overdue invoice tick failed"),
-                }
-            }
-        })
     }
 }
 

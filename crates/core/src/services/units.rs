@@ -5,20 +5,20 @@ use kavling_realtime::UnitsChanged;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Services;
 use crate::audit::{self, ActorRef, AuditEntry};
-use crate::db::{begin_snapshot, begin_write};
+use crate::db::begin_write;
 use crate::domain::{BookingStatus, Palette, UnitStatus};
 use crate::entities::{bookings, projects, units};
 use crate::error::{CoreError, CoreResult, FieldError};
-use crate::events::{UnitChange, record_unit_change, set_unit_status_returning};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::services::watches::record_price_drop;
+use crate::unit_changes::{UnitChange, record_unit_change, set_unit_status_returning};
 
 /// Most units accepted in one create request.
 pub const MAX_UNITS_PER_REQUEST: usize = 1000;
@@ -104,7 +104,7 @@ pub struct NewUnit {
     pub unit_type: String,
     /// Price in rupiah.
     #[schema(minimum = 0, example = 450_000_000)]
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     pub price: i64,
     /// Land area, m².
     #[schema(minimum = 0, maximum = 1_000_000)]
@@ -114,11 +114,11 @@ pub struct NewUnit {
     pub building_area: Option<f64>,
     /// Bedrooms.
     #[schema(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub bedrooms: Option<i32>,
     /// Bathrooms.
     #[schema(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub bathrooms: Option<i32>,
 }
 
@@ -181,7 +181,7 @@ pub struct UnitPatch {
     pub status: Option<UnitStatus>,
     /// New price.
     #[schema(minimum = 0)]
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     pub price: Option<i64>,
     /// New type.
     #[serde(rename = "type")]
@@ -191,7 +191,7 @@ pub struct UnitPatch {
     pub expected_status: Option<UnitStatus>,
 }
 
-/// One unit in an availability snapshot.
+/// One unit in an availability snapshot: the hub's `UnitState` with its OpenAPI schema.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailabilityUnit {
@@ -204,6 +204,17 @@ pub struct AvailabilityUnit {
     pub status: String,
     /// Colour.
     pub color: String,
+}
+
+impl From<kavling_realtime::UnitState> for AvailabilityUnit {
+    fn from(u: kavling_realtime::UnitState) -> Self {
+        AvailabilityUnit {
+            unit_id: u.unit_id,
+            block_number: u.block_number,
+            status: u.status,
+            color: u.color,
+        }
+    }
 }
 
 /// `GET /projects/{id}/availability`.
@@ -627,29 +638,16 @@ impl Services {
 
     /// The public availability snapshot, read in one consistent transaction so `seq` matches the statuses.
     pub async fn availability(&self, project_id: Uuid) -> CoreResult<Availability> {
-        let txn = begin_snapshot(&self.db).await?;
-        let project = projects::Entity::find_by_id(project_id)
-            .one(&txn)
+        let snapshot = crate::event_store::project_snapshot(&self.db, project_id)
             .await?
             .ok_or(CoreError::NotFound("project"))?;
-        let rows = units::Entity::find()
-            .filter(units::Column::ProjectId.eq(project_id))
-            .order_by_asc(units::Column::BlockNumber)
-            .all(&txn)
-            .await?;
-        txn.commit().await?;
-        let palette = Palette::from_json(project.palette.as_ref());
         Ok(Availability {
             project_id,
-            seq: project.event_seq,
-            units: rows
+            seq: snapshot.seq,
+            units: snapshot
+                .units
                 .into_iter()
-                .map(|u| AvailabilityUnit {
-                    color: palette.color(&u.status),
-                    unit_id: u.id,
-                    block_number: u.block_number,
-                    status: u.status,
-                })
+                .map(AvailabilityUnit::from)
                 .collect(),
         })
     }

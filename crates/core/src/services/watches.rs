@@ -15,7 +15,7 @@
 //! row, and a rolled-back step leaves its input for the next pass. The items are published
 //! after commit; the hubs' catch-up covers a lost publish.
 //!
-//! The notifier runs on every instance (`spawn_notifier`), woken right after a commit that may
+//! The notifier runs on every instance (the server's `notifier` job, `Services::run_notifier`), woken right after a commit that may
 //! concern watchers ([`NotifierWake`]) and polling as well, so a change committed by an instance
 //! that died before waking anyone is still notified within a poll.
 
@@ -78,7 +78,7 @@ pub struct WatchFilter {
     /// Lowest price, rupiah.
     #[serde(
         default,
-        deserialize_with = "crate::json::opt_i64_whole",
+        deserialize_with = "crate::whole_numbers::opt_i64_whole",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(minimum = 0)]
@@ -86,7 +86,7 @@ pub struct WatchFilter {
     /// Highest price, rupiah (below `priceMin`, the watch matches nothing).
     #[serde(
         default,
-        deserialize_with = "crate::json::opt_i64_whole",
+        deserialize_with = "crate::whole_numbers::opt_i64_whole",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(minimum = 0)]
@@ -94,7 +94,7 @@ pub struct WatchFilter {
     /// Fewest bedrooms.
     #[serde(
         default,
-        deserialize_with = "crate::json::opt_i32_whole",
+        deserialize_with = "crate::whole_numbers::opt_i32_whole",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(minimum = 0, maximum = 100)]
@@ -677,18 +677,24 @@ impl Services {
                 .into_iter()
                 .map(|u| (u.id, u))
                 .collect();
-            let changes: Vec<Change<'_>> = drops
+            // The unit as it is now, priced as the drop left it: a later change (a rise, another
+            // drop) has its own row, and watchers' filters judge this drop by its own price.
+            let priced: Vec<(&unit_price_drops::Model, units::Model)> = drops
                 .iter()
                 .filter_map(|d| {
-                    // The unit as it is now, priced as the drop left it.
-                    let unit = units.get(&d.unit_id)?;
-                    Some(Change {
-                        id: d.id,
-                        kind: NotificationKind::PriceDrop,
-                        unit,
-                        project_name: &project_name,
-                        previous_price: Some(d.old_price),
-                    })
+                    let mut unit = units.get(&d.unit_id)?.clone();
+                    unit.price = d.new_price;
+                    Some((d, unit))
+                })
+                .collect();
+            let changes: Vec<Change<'_>> = priced
+                .iter()
+                .map(|(d, unit)| Change {
+                    id: d.id,
+                    kind: NotificationKind::PriceDrop,
+                    unit,
+                    project_name: &project_name,
+                    previous_price: Some(d.old_price),
                 })
                 .collect();
             let (items, keys) = notifications_for(&changes, &candidates);
@@ -697,25 +703,6 @@ impl Services {
         txn.commit().await?;
         self.publish_feed(&feed).await;
         Ok((feed.len(), claimed))
-    }
-
-    /// Runs the notifier on this instance: at once when woken (after a commit here), and every
-    /// `every` besides (changes committed elsewhere, or before a crash).
-    pub fn spawn_notifier(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match services.run_notifier().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(written = n, "notifications derived"),
-                    Err(e) => tracing::warn!(error = %e, "notifier pass failed; retrying"),
-                }
-                tokio::select! {
-                    () = services.notifier.woken() => {}
-                    () = tokio::time::sleep(every) => {}
-                }
-            }
-        })
     }
 }
 

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod bookings;
+pub mod conversations;
 pub mod customers;
 pub mod disputes;
 pub mod documents;
@@ -102,6 +103,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/leads/{id}/disputes").route(web::post().to(disputes::create)),
                 )
                 .service(web::resource("/disputes").route(web::get().to(disputes::list)))
+                .service(web::resource("/conversations").route(web::get().to(conversations::list)))
+                .service(
+                    web::resource("/conversations/{id}/messages")
+                        .route(web::get().to(conversations::messages))
+                        .route(web::post().to(conversations::post_message)),
+                )
                 .service(web::resource("/disputes/{id}").route(web::patch().to(disputes::decide)))
                 .service(web::resource("/wallet").route(web::get().to(wallet::get)))
                 .service(
@@ -128,7 +135,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/projects/{id}/siteplan.svg")
-                        .route(web::get().to(siteplans::svg)),
+                        .route(web::get().to(siteplans::svg))
+                        .route(web::head().to(siteplans::svg_head)),
                 )
                 .service(
                     web::resource("/projects/{id}/siteplan/mapping")

@@ -1,5 +1,5 @@
-//! The browser pages the binary serves itself: the public live siteplan at `/projects/{id}` and
-//! the admin console at `/admin`. Plain HTML, CSS and ES modules from `crates/server/static/`,
+//! The browser pages the binary serves itself: the public live siteplan at `/projects/{id}`,
+//! the admin console at `/admin` and the chat at `/chat`. Plain HTML, CSS and ES modules from `crates/server/static/`,
 //! embedded at build time (no Node build to run), under a strict Content-Security-Policy: scripts
 //! and styles come only from `/static/...`, connections only to this origin.
 
@@ -59,24 +59,41 @@ macro_rules! asset {
     };
 }
 
+/// A file written by `build.rs` (the status vocabulary from `kavling-status`).
+macro_rules! generated {
+    ($name:literal, $type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_bytes!(concat!(env!("OUT_DIR"), "/", $name)),
+            hash: fnv1a(include_bytes!(concat!(env!("OUT_DIR"), "/", $name))),
+        }
+    };
+}
+
 /// Files served under `/static/` (the HTML pages are served at their own paths).
 static ASSETS: &[Asset] = &[
+    generated!("statuses.js", "text/javascript; charset=utf-8"),
+    generated!("statuses.css", "text/css; charset=utf-8"),
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("live.js", "text/javascript; charset=utf-8"),
     asset!("live-watch.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
     asset!("admin-payments.js", "text/javascript; charset=utf-8"),
+    asset!("chat.js", "text/javascript; charset=utf-8"),
     asset!("kavling.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
 static LIVE_PAGE: Asset = asset!("live.html", "text/html; charset=utf-8");
 static ADMIN_PAGE: Asset = asset!("admin.html", "text/html; charset=utf-8");
+static CHAT_PAGE: Asset = asset!("chat.html", "text/html; charset=utf-8");
 
-/// Registers `/projects/{id}`, `/admin` and `/static/{name}`.
+/// Registers `/projects/{id}`, `/admin`, `/chat` and `/static/{name}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/projects/{id}").route(web::get().to(live)))
         .service(web::resource("/admin").route(web::get().to(admin)))
+        .service(web::resource("/chat").route(web::get().to(chat)))
         .service(web::resource("/static/{name}").route(web::get().to(static_file)));
 }
 
@@ -88,6 +105,11 @@ pub async fn live(req: HttpRequest, _id: web::Path<Uuid>) -> HttpResponse {
 /// `GET /admin`: the admin console (its API calls carry the admin's token).
 pub async fn admin(req: HttpRequest) -> HttpResponse {
     serve(&req, &ADMIN_PAGE, PAGE_CSP)
+}
+
+/// `GET /chat`: conversations of the signed-in buyer or marketing user (calls carry their token).
+pub async fn chat(req: HttpRequest) -> HttpResponse {
+    serve(&req, &CHAT_PAGE, PAGE_CSP)
 }
 
 /// `GET /static/{name}`: an embedded script, stylesheet or icon.

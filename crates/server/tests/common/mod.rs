@@ -139,6 +139,9 @@ pub struct SpawnOptions {
     pub auth_rate_burst: u32,
     pub expiry_every: Duration,
     pub overdue_every: Duration,
+    /// Chat messages per user (the rate-limit test lowers it).
+    pub chat_rate: kavling_core::services::ratelimit::RateLimit,
+    /// Notifier poll (None: this instance runs no notifier).
     pub notify_every: Option<Duration>,
 }
 
@@ -158,6 +161,10 @@ impl Default for SpawnOptions {
             auth_rate_burst: 100_000,
             expiry_every: Duration::from_millis(200),
             overdue_every: Duration::from_millis(200),
+            chat_rate: kavling_core::services::ratelimit::RateLimit {
+                per_minute: 600,
+                burst: 100,
+            },
             notify_every: Some(Duration::from_millis(500)),
         }
     }
@@ -186,10 +193,10 @@ pub fn test_config(
     Config {
         bind: "127.0.0.1:0".into(),
         database_url: db_url.to_owned(),
-        redis_url: if opts.use_redis {
-            opts.redis_url.clone().or_else(test_redis_url)
-        } else {
-            None
+        redis_url: match &opts.redis_url {
+            Some(url) => Some(url.clone()),
+            None if opts.use_redis => test_redis_url(),
+            None => None,
         },
         jwt_secret: jwt.to_vec(),
         pii_key: pii,
@@ -203,6 +210,7 @@ pub fn test_config(
         auth_rate_per_second: 1,
         auth_rate_burst: opts.auth_rate_burst,
         kpr_rate_bps: 900,
+        chat_rate: opts.chat_rate,
         warnings: vec![],
         ws_echo: opts.ws_echo,
     }

@@ -130,14 +130,25 @@ pub async fn record_unit_change<C: ConnectionTrait>(
     append_unit_event(conn, clock.now(), actor, change).await
 }
 
+/// The columns of a `unit_events` row, in the order every raw insert lists its values: the one
+/// list, shared by the single-change statement below and the booking batch statement.
+macro_rules! unit_event_columns {
+    () => {
+        "id, project_id, seq, unit_id, block_number, old_status, new_status, actor_id, booking_id, at"
+    };
+}
+pub(crate) use unit_event_columns;
+
 /// PostgreSQL: the project's next seq and the event row in one statement, so the project row,
 /// the hot lock of a busy sales event, is held for one round trip (plus commit) instead of two.
-const APPEND_EVENT_PG: &str = "WITH p AS (UPDATE projects SET event_seq = event_seq + 1 \
+const APPEND_EVENT_PG: &str = concat!(
+    "WITH p AS (UPDATE projects SET event_seq = event_seq + 1 \
      WHERE id = $1 RETURNING event_seq, palette), \
-     e AS (INSERT INTO unit_events (id, project_id, seq, unit_id, block_number, old_status, \
-     new_status, actor_id, booking_id, at) \
-     SELECT $2, $1, p.event_seq, $3, $4, $5, $6, $7, $8, $9 FROM p) \
-     SELECT event_seq, palette FROM p";
+     e AS (INSERT INTO unit_events (",
+    unit_event_columns!(),
+    ") SELECT $2, $1, p.event_seq, $3, $4, $5, $6, $7, $8, $9 FROM p) \
+     SELECT event_seq, palette FROM p"
+);
 
 /// Takes the project's next seq (last, see the module doc) and inserts the event row.
 pub(crate) async fn append_unit_event<C: ConnectionTrait>(

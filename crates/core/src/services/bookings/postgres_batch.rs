@@ -36,7 +36,7 @@ use crate::Services;
 use crate::audit::AuditEntry;
 use crate::entities::{bookings, customers};
 use crate::error::{CoreError, CoreResult};
-use crate::events::UnitChange;
+use crate::unit_changes::UnitChange;
 
 /// How many batches of one instance may be inside PostgreSQL at once: one holds the counter while
 /// the next does its claims, customers and audit rows.
@@ -203,7 +203,9 @@ impl Drop for Withdraw<'_> {
 
 /// True when PostgreSQL answered the statement with an error, so it rolled back as a whole.
 fn rolled_back(e: &CoreError) -> bool {
-    let CoreError::Db(DbErr::Exec(runtime) | DbErr::Query(runtime)) = e else {
+    let (CoreError::Db(DbErr::Exec(runtime) | DbErr::Query(runtime))
+    | CoreError::Busy(DbErr::Exec(runtime) | DbErr::Query(runtime))) = e
+    else {
         return false;
     };
     matches!(runtime, RuntimeErr::SqlxError(e) if e.as_database_error().is_some())
@@ -370,8 +372,7 @@ fn build_sql() -> String {
          i.at + make_interval(mins => GREATEST(r.hold_minutes, 1)), NULL, i.at, i.at \
          FROM r JOIN i ON i.ord = r.ord LEFT JOIN ck ON ck.ord = r.ord \
          RETURNING id, booking_code, expires_at), \
-         e AS (INSERT INTO unit_events (id, project_id, seq, unit_id, block_number, old_status, \
-         new_status, actor_id, booking_id, at) \
+         e AS (INSERT INTO unit_events ({event_cols}) \
          SELECT i.event_id, r.project_id, r.seq, r.unit_id, r.block_number, $3, $4, i.actor_id, \
          i.booking_id, i.at FROM r JOIN i ON i.ord = r.ord) \
          SELECT r.ord, r.project_id, r.block_number, r.unit_type, r.price, \
@@ -383,6 +384,7 @@ fn build_sql() -> String {
         k_cols = list("k"),
         old_cols = list("c"),
         customer_out = customer_out.join(", "),
+        event_cols = crate::unit_changes::unit_event_columns!(),
     )
 }
 
