@@ -507,7 +507,7 @@ async fn wait_for(app: &TestApp, token: &str, what: &str, pred: impl Fn(&Value) 
 async fn bookings_and_payments_notify_marketing_and_the_buyer() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin().await;
-    let (_, units) = app.project_with_units(&admin, 1).await;
+    let (project, units) = app.project_with_units(&admin, 1).await;
     let (_, marketing) = app.user(Role::Marketing, true).await;
     let (buyer, buyer_token) = app.user(Role::Buyer, false).await;
     let email = app.get("/api/v1/me", Some(&buyer_token)).await.json["email"]
@@ -552,6 +552,11 @@ async fn bookings_and_payments_notify_marketing_and_the_buyer() {
     let fee = res.json[0]["id"].as_str().unwrap().to_owned();
     let installment = res.json[1]["id"].as_str().unwrap().to_owned();
 
+    // Staff follow the project's staff channel: booking notes arrive there live.
+    let mut staff = app.ws(Some(&admin)).await;
+    let frames = subscribe(&mut staff, &format!("project:{project}:staff"), None).await;
+    assert_eq!(frames.last().unwrap()["type"], "subscribed", "{frames:?}");
+
     // A rejected proof: the buyer and marketing read the reason.
     let p = app
         .submit_payment(&marketing, &fee, "1000000", Some(PNG))
@@ -579,6 +584,29 @@ async fn bookings_and_payments_notify_marketing_and_the_buyer() {
                 .contains("Bukti transfer buram")
         );
     }
+    // The staff channel got a note per change (submitted, then rejected), once each.
+    let mut notes = Vec::new();
+    while let Some(f) = staff.recv_within(Duration::from_millis(1500)).await {
+        if f["type"] == "booking" {
+            notes.push(f);
+        }
+    }
+    let events: Vec<_> = notes
+        .iter()
+        .map(|n| n["invoice"]["event"].clone())
+        .collect();
+    assert_eq!(
+        events,
+        vec![json!("submitted"), json!("rejected")],
+        "{notes:?}"
+    );
+    assert_eq!(notes[1]["channel"], format!("project:{project}:staff"));
+    assert_eq!(notes[1]["bookingId"], booking.as_str());
+    assert_eq!(notes[1]["bookingCode"], code.as_str());
+    assert_eq!(notes[1]["status"], "PENDING_PAYMENT");
+    assert_eq!(notes[1]["invoice"]["reason"], "Bukti transfer buram");
+    assert_eq!(notes[1]["invoice"]["id"], fee.as_str());
+
     // Verified: a payment notification and the booking becoming ACTIVE.
     let p = app
         .submit_payment(&marketing, &fee, "1000000", Some(PNG))

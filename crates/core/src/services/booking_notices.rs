@@ -6,7 +6,7 @@
 //! unlocked (the usual path: lead, unlock, booking). Without either, only marketing hears.
 
 use chrono::{DateTime, Utc};
-use kavling_realtime::FeedEvent;
+use kavling_realtime::{BookingNote, FeedEvent};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -191,6 +191,9 @@ pub(crate) async fn notify_payment<C: ConnectionTrait>(
         "event": event,
         "bookingId": b.id,
         "bookingCode": b.booking_code,
+        "projectId": b.project_id,
+        "bookingStatus": b.status,
+        "bookingPaymentStatus": b.payment_status,
         "invoiceId": invoice.id,
         "invoiceNumber": number,
         "invoiceStatus": invoice.status,
@@ -202,4 +205,76 @@ pub(crate) async fn notify_payment<C: ConnectionTrait>(
         "reason": payment.and_then(|p| p.reason.clone()),
     });
     notify_recipients(conn, b, NotificationKind::Payment, title, body, data, now).await
+}
+
+/// The staff `booking` notes of some committed feed items: one per booking and change among the
+/// `booking` and `payment` notifications (each is written to marketing and the buyer, so the same
+/// change appears once per recipient). Live only, like the notes themselves: the notifications
+/// are the lossless record.
+pub(crate) fn staff_notes(items: &[FeedEvent]) -> Vec<BookingNote> {
+    let mut seen = std::collections::HashSet::new();
+    let mut notes = Vec::new();
+    for item in items {
+        let kind = item.body.get("kind").and_then(|k| k.as_str());
+        if !matches!(kind, Some("booking" | "payment")) {
+            continue;
+        }
+        let Some(data) = item.body.get("data") else {
+            continue;
+        };
+        let Some(project_id) = data
+            .get("projectId")
+            .and_then(|p| p.as_str())
+            .and_then(|p| Uuid::parse_str(p).ok())
+        else {
+            continue;
+        };
+        // The same change for another recipient: same data, same commit time.
+        if !seen.insert((data.to_string(), item.at)) {
+            continue;
+        }
+        let (status, payment_status, invoice) = if kind == Some("payment") {
+            (
+                data.get("bookingStatus"),
+                data.get("bookingPaymentStatus"),
+                serde_json::json!({
+                    "id": data.get("invoiceId"),
+                    "invoiceNumber": data.get("invoiceNumber"),
+                    "status": data.get("invoiceStatus"),
+                    "amount": data.get("amount"),
+                    "paidAmount": data.get("paidAmount"),
+                    "dueDate": data.get("dueDate"),
+                    "event": data.get("event"),
+                    "reason": data.get("reason"),
+                }),
+            )
+        } else {
+            (
+                data.get("status"),
+                data.get("paymentStatus"),
+                serde_json::Value::Null,
+            )
+        };
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "bookingId".into(),
+            data.get("bookingId").cloned().unwrap_or_default(),
+        );
+        body.insert(
+            "bookingCode".into(),
+            data.get("bookingCode").cloned().unwrap_or_default(),
+        );
+        body.insert("status".into(), status.cloned().unwrap_or_default());
+        body.insert(
+            "paymentStatus".into(),
+            payment_status.cloned().unwrap_or_default(),
+        );
+        body.insert("invoice".into(), invoice);
+        body.insert(
+            "at".into(),
+            serde_json::Value::String(item.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+        notes.push(BookingNote { project_id, body });
+    }
+    notes
 }

@@ -435,5 +435,12 @@ impl Services {
             tracing::warn!(items = items.len(), error = %e,
                 "publishing feed items failed; subscribers will catch up from the database");
         }
+        // Booking and payment changes also go, live, to the project's staff channel.
+        for note in crate::services::booking_notices::staff_notes(items) {
+            if let Err(e) = self.bus.publish_booking_note(&note).await {
+                tracing::warn!(project = %note.project_id, error = %e,
+                    "publishing a staff booking note failed (live only; the notifications keep it)");
+            }
+        }
     }
 }
