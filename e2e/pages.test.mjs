@@ -296,11 +296,13 @@ describe('admin console', () => {
 
 describe('admin click-to-map', () => {
   test('an unmatched shape is clicked, given a unit from the searchable list, saved, and recolours live on the public page', async () => {
-    // A drawing whose second and third lots carry ids no unit matches (a drafter's leftovers).
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 120">
+    // A drawing whose second and third lots carry ids no unit matches (a drafter's leftovers),
+    // and a lot whose id says B3 while the number drawn in it reads B9 (issue #21).
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 530 120">
   <rect id="B1" x="10" y="10" width="100" height="100" fill="#dddddd" stroke="#555555"/>
   <rect id="lot-x" x="140" y="10" width="100" height="100" fill="#dddddd" stroke="#555555"/>
   <rect id="lot-y" x="270" y="10" width="100" height="100" style="fill:#dddddd;stroke:#555555"/>
+  <g id="B3"><rect x="400" y="10" width="100" height="100" fill="#dddddd" stroke="#555555"/><text x="430" y="60">B9</text></g>
 </svg>`;
     const name = `E2E Peta ${Date.now()}`;
     const created = await apiCall('POST', '/projects', { name, location: 'Bekasi' });
@@ -322,7 +324,19 @@ describe('admin click-to-map', () => {
     await page.locator('#kv-mapper').waitFor({ state: 'visible' });
     await page.waitForSelector('#kv-map-canvas [data-map-id="lot-x"].kv-unmatched');
     assert.equal(await page.locator('#kv-map-canvas .kv-unmatched').count(), 2);
-    assert.equal(await page.locator('#kv-report-matched strong').textContent(), '1');
+    assert.equal(await page.locator('#kv-report-matched strong').textContent(), '2');
+    assert.equal(await page.locator('#kv-report-candidates strong').textContent(), '2');
+    // The warning about B3 is shown beside the drawing, B3 is outlined, and selecting it shows
+    // the warning next to the selected shape.
+    const warning = 'element "B3" is matched to unit B3 by its id, but the text drawn in it reads "B9"; check which is right';
+    await page.waitForSelector('#kv-map-canvas [id="B3"].kv-warned');
+    assert.equal(await page.locator('#kv-map-warnings li').count(), 1);
+    assert.ok((await page.locator('#kv-map-warnings li').textContent()).includes(warning));
+    assert.equal(await page.locator('#kv-map-warnings li').getAttribute('data-element-id'), 'B3');
+    await page.click('#kv-map-warnings [data-select="B3"]');
+    assert.equal(await page.locator('#kv-map-element').textContent(), 'B3');
+    assert.equal(await page.locator('#kv-map-element-warnings').textContent(), warning);
+    await shot(page, 'admin-mapper-warning.png');
     // The drawing's own style attribute went through CSSOM: the strict CSP let it apply.
     assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('#kv-map-canvas [id="lot-y"]')).fill), 'rgb(221, 221, 221)');
     await shot(page, 'admin-mapper-before.png');
@@ -335,7 +349,7 @@ describe('admin click-to-map', () => {
     await page.click('#kv-map-save');
     await page.waitForSelector('#kv-map-msg.ok');
     await page.waitForSelector('#kv-map-canvas [data-map-id="lot-x"].kv-manual:not(.kv-unmatched)');
-    assert.equal(await page.locator('#kv-report-matched strong').textContent(), '2');
+    assert.equal(await page.locator('#kv-report-matched strong').textContent(), '3');
     const report = await page.locator('#kv-siteplan-report').textContent();
     assert.ok(report.includes('B2 ← lot-x (manual)'), report);
     const stored = await apiCall('GET', `/projects/${created.id}/siteplan/mapping`);

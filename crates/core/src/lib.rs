@@ -10,12 +10,12 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod event_store;
-pub mod events;
-pub mod json;
 pub mod list;
 pub mod pii;
 pub mod seed;
 pub mod services;
+pub mod unit_changes;
+pub mod whole_numbers;
 
 use std::sync::Arc;
 
@@ -46,6 +46,8 @@ pub struct Services {
     pub booking_gate: services::bookings::BookingGate,
     /// Chat messages a user may send (per minute and burst), decided in the database.
     pub chat_rate: services::ratelimit::RateLimit,
+    /// Wakes this instance's notifier after a commit that may concern watchers.
+    pub notifier: services::watches::NotifierWake,
 }
 
 /// The settings [`Services::new`] takes besides the database, the bus and the clock.
@@ -85,6 +87,7 @@ impl Services {
             kpr_rate_bps: settings.kpr_rate_bps,
             booking_gate: Default::default(),
             chat_rate: settings.chat_rate,
+            notifier: Default::default(),
         })
     }
 }

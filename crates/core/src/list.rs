@@ -80,6 +80,8 @@ pub enum Op {
     Lt,
     /// less than or equal
     Lte,
+    /// `true`: the field is null; `false`: it is not
+    Null,
 }
 
 impl Op {
@@ -93,11 +95,15 @@ impl Op {
             "$gte" => Op::Gte,
             "$lt" => Op::Lt,
             "$lte" => Op::Lte,
+            "$null" => Op::Null,
             _ => return None,
         })
     }
 
     fn allowed_for(self, kind: FieldKind) -> bool {
+        if self == Op::Null {
+            return true;
+        }
         match kind {
             FieldKind::Text => true,
             FieldKind::Integer => self != Op::ContainsI,
@@ -204,7 +210,7 @@ impl<C: ColumnTrait + Copy> ListQuery<C> {
             for (op_name, raw_value) in ops {
                 let op = Op::parse(&op_name).ok_or_else(|| {
                     CoreError::InvalidQuery(format!(
-                        "unknown operator `{op_name}` on `{name}`; operators: $eq $ne $in $containsi $gt $gte $lt $lte"
+                        "unknown operator `{op_name}` on `{name}`; operators: $eq $ne $in $containsi $gt $gte $lt $lte $null"
                     ))
                 })?;
                 if !op.allowed_for(f.kind) {
@@ -226,7 +232,13 @@ impl<C: ColumnTrait + Copy> ListQuery<C> {
                 let mut op = op;
                 let mut values = Vec::with_capacity(texts.len());
                 for t in &texts {
-                    let (value, shifted) = parse_value(&name, f.kind, op, t)?;
+                    // `$null` takes true or false whatever the field's type.
+                    let kind = if op == Op::Null {
+                        FieldKind::Boolean
+                    } else {
+                        f.kind
+                    };
+                    let (value, shifted) = parse_value(&name, kind, op, t)?;
                     if let Some(new_op) = shifted {
                         op = new_op;
                     }
@@ -300,6 +312,8 @@ impl<C: ColumnTrait + Copy> ListQuery<C> {
                 Op::Lt => select.filter(col.lt(first)),
                 Op::Lte => select.filter(col.lte(first)),
                 Op::In => select.filter(col.is_in(f.values.clone())),
+                Op::Null if first == Value::Bool(Some(false)) => select.filter(col.is_not_null()),
+                Op::Null => select.filter(col.is_null()),
                 Op::ContainsI => {
                     let needle = match &first {
                         Value::String(Some(s)) => s.to_lowercase(),

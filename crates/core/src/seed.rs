@@ -11,9 +11,9 @@ use crate::db::begin_write;
 use crate::domain::{Role, UnitStatus};
 use crate::entities::{projects, units, users};
 use crate::error::{CoreError, CoreResult};
-use crate::events::{UnitChange, record_unit_change, set_unit_status};
 use crate::services::projects::NewProject;
 use crate::services::units::{NewUnit, NewUnits, UnitBatch};
+use crate::unit_changes::{UnitChange, record_unit_change, set_unit_status};
 
 /// The demo project description, embedded so the binary seeds from any working directory.
 pub const DEMO_PROJECT_JSON: &str = include_str!("../../../fixtures/demo/project.json");

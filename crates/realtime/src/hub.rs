@@ -226,10 +226,21 @@ impl Hub {
         self.feeds.len()
     }
 
-    /// Spawns the catch-up task: every `interval`, one `latest_heads` query for all cached
-    /// projects and one `feed_heads` call for all subscribed feeds, gap fills where behind,
-    /// one query for recent token revocations, and eviction of idle caches and old
-    /// revocations. Stops when the hub is dropped.
+    /// One catch-up tick: one `latest_heads` query for all cached projects and one `feed_heads`
+    /// call for all subscribed feeds with gap fills where behind, one query for recent token
+    /// revocations, and eviction of idle caches and old revocations. Answers how many events and
+    /// revocations it caught up. The server runs it among its periodic jobs.
+    pub async fn catch_up_once(&self) -> Result<u64, StoreError> {
+        let events = self.catch_up_all().await;
+        let revocations = self.catch_up_revocations().await;
+        self.forget_old_revocations();
+        self.evict_idle();
+        let caught = events? + revocations?;
+        Ok(u64::try_from(caught).unwrap_or(u64::MAX))
+    }
+
+    /// Spawns [`Hub::catch_up_once`] every `interval` (for embedders without a job runner);
+    /// stops when the hub is dropped.
     pub fn spawn_catch_up(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -238,14 +249,9 @@ impl Hub {
             loop {
                 ticker.tick().await;
                 let Some(hub) = weak.upgrade() else { return };
-                if let Err(e) = hub.catch_up_all().await {
+                if let Err(e) = hub.catch_up_once().await {
                     tracing::warn!(error = %e, "catch-up tick failed");
                 }
-                if let Err(e) = hub.catch_up_revocations().await {
-                    tracing::warn!(error = %e, "revocation catch-up failed");
-                }
-                hub.forget_old_revocations();
-                hub.evict_idle();
             }
         })
     }

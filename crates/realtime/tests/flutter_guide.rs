@@ -88,6 +88,7 @@ fn every_protocol_example_in_the_flutter_guide_is_a_real_frame() {
         "type:subscribed",
         "type:pong",
         "type:error",
+        "type:notification",
     ]
     .into_iter()
     .map(str::to_owned)

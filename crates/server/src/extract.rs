@@ -3,13 +3,16 @@
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use kavling_core::audit::ActorRef;
 use kavling_core::auth::Claims;
 use kavling_core::entities::users;
 
-use crate::error::ApiError;
+use kavling_core::services::idempotency::{self, Outcome};
+
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The bearer token of a request, if any (`Authorization: Bearer …`, or `?token=` for WebSockets).
@@ -99,4 +102,32 @@ impl FromRequest for RequestCtx {
             user_agent,
         }))
     }
+}
+
+/// The validated `Idempotency-Key` header, if any (400 when empty, too long or not text).
+pub fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
+    let raw = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            kavling_core::CoreError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be printable ASCII",
+            )
+        })?),
+    };
+    Ok(idempotency::parse_key(raw)?)
+}
+
+/// Sends an idempotent outcome: the fresh body, or the stored one of the first request.
+pub fn outcome_response<T>(outcome: &Outcome<T>) -> HttpResponse {
+    let (status, body) = outcome.response();
+    let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+    res.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
+    if matches!(outcome, Outcome::Replayed(_)) {
+        res.insert_header(("idempotent-replayed", "true"));
+    }
+    res.body(body.to_owned())
 }

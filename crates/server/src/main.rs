@@ -27,6 +27,16 @@ enum Command {
         /// Seed the demo project, its units and three accounts.
         #[arg(long)]
         demo: bool,
+        /// Benchmark: create this many BUYER users watching `--unit`, printing `<id> <token>`
+        /// lines to `--tokens-out`.
+        #[arg(long, requires_all = ["unit", "tokens_out"])]
+        watchers: Option<usize>,
+        /// The unit the seeded watchers watch.
+        #[arg(long)]
+        unit: Option<uuid::Uuid>,
+        /// Where the watchers' ids and tokens go.
+        #[arg(long)]
+        tokens_out: Option<std::path::PathBuf>,
     },
     /// Manage administrators.
     Admin {
@@ -104,7 +114,25 @@ async fn main() {
                 .unwrap_or_else(|e| fail(e));
             println!("migrations applied");
         }
-        Command::Seed { demo } => {
+        Command::Seed {
+            watchers: Some(n),
+            unit: Some(unit),
+            tokens_out: Some(out),
+            ..
+        } => {
+            let services = offline_services(&config).await;
+            let seeded = services
+                .seed_watchers(unit, n, "bench-watcher-password")
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let lines: String = seeded
+                .iter()
+                .map(|(id, token)| format!("{id} {token}\n"))
+                .collect();
+            std::fs::write(&out, lines).unwrap_or_else(|e| fail(e));
+            println!("seeded {n} watchers of unit {unit}: {}", out.display());
+        }
+        Command::Seed { demo, .. } => {
             if !demo {
                 fail("nothing to seed: pass --demo");
             }

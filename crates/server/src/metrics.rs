@@ -155,6 +155,7 @@ pub fn render_pool(db: &DatabaseConnection) -> String {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut registry = Registry::default();
     state.http_metrics.register(&mut registry);
+    state.job_metrics.register(&mut registry);
     registry.register_collector(Box::new(PoolCollector(state.services.db.clone())));
     let mut body = encode(&registry);
     // The hub renders its own families; the text format (unlike OpenMetrics) concatenates.

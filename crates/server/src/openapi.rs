@@ -57,6 +57,14 @@ fn list_endpoints() -> Vec<(&'static str, Vec<&'static str>)> {
             "/api/v1/conversations/{id}/messages",
             names(&kavling_core::services::conversations::MESSAGE_LIST),
         ),
+        (
+            "/api/v1/me/watches",
+            names(&kavling_core::services::watches::WATCH_LIST),
+        ),
+        (
+            "/api/v1/me/notifications",
+            names(&kavling_core::services::notifications::NOTIFICATION_LIST),
+        ),
     ]
 }
 
@@ -157,6 +165,29 @@ fn problem_response(description: &str) -> RefOr<Response> {
 /// generic body and parameter problems (400, 413, 415), and the list parameters.
 struct Conventions;
 
+/// The role names an operation's `bearer` requirement lists (empty: any signed-in user).
+fn required_roles(
+    security: Option<&[utoipa::openapi::security::SecurityRequirement]>,
+) -> Vec<String> {
+    security
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|req| serde_json::to_value(req).ok())
+        .filter_map(|v| v.get("bearer").cloned())
+        .filter_map(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        .flatten()
+        .collect()
+}
+
+/// The 403 of an operation open to `roles` only.
+fn forbidden_description(roles: &[String]) -> String {
+    let mut text = format!("Not {} (`forbidden`)", roles.join(" or "));
+    if roles.iter().any(|r| r.contains("e-KYC")) {
+        text.push_str(", or a MARKETING user whose e-KYC is not approved (`kyc_required`)");
+    }
+    text
+}
+
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -190,7 +221,8 @@ impl Modify for Conventions {
                     let desc = op.description.get_or_insert_with(String::new);
                     desc.push_str(&format!(
                         "\n\nFilters: `filters[field][$op]=value` with `$eq $ne $in $containsi $gt $gte $lt $lte` on {}; \
-                         `$in` takes indexed values (`filters[status][$in][0]=BOOKED`). Unknown fields or operators: 400 `invalid_query`.",
+                         `$in` takes indexed values (`filters[status][$in][0]=BOOKED`); \
+                         `$null` takes true or false (`filters[readAt][$null]=true`). Unknown fields or operators: 400 `invalid_query`.",
                         fields.join(", ")
                     ));
                 }
@@ -258,8 +290,15 @@ impl Modify for Conventions {
                 if op.security.is_some() {
                     add(
                         "401",
-                        "Missing, malformed, forged or expired token (`unauthorized`)",
+                        "Missing, malformed, forged, expired or revoked token (`unauthorized`)",
                     );
+                }
+                // The roles an operation admits are its bearer requirement's scopes (OpenAPI 3.1
+                // lets a non-OAuth scheme list role names there); its 403 follows from them
+                // unless the operation states a more specific one.
+                let roles = required_roles(op.security.as_deref());
+                if !roles.is_empty() {
+                    add("403", &forbidden_description(&roles));
                 }
                 add("503", "The database is busy; retry (`busy`)");
             }
@@ -349,6 +388,7 @@ type LinkRow = (
 const LINKS: &[LinkRow] = &[
     // A project: read it, its units, availability and siteplan; upload a drawing, add units.
     ("/api/v1/projects", "post", "201", &[
+        ("create_watch", Body("projectId")),
         ("getProjects", Id(NEW_ID)), ("listProjectsUnits", Id(NEW_ID)),
         ("createProjectsUnits", Id(NEW_ID)), ("availability", Id(NEW_ID)),
         ("uploadProjectsSiteplan", Id(NEW_ID)), ("geometry", Id(NEW_ID)), ("mapping", Id(NEW_ID)),
@@ -362,7 +402,10 @@ const LINKS: &[LinkRow] = &[
     ("/api/v1/projects/{id}/units", "post", "201", &[
         ("getUnits", Id(NEW_ID)), ("patchUnits", Id(NEW_ID)),
         ("createBookings", Body("unitId")), ("createLeads", Body("unitId")),
+        ("create_watch", Body("unitId")),
     ]),
+    // A watch: delete it.
+    ("/api/v1/me/watches", "post", "201", &[("delete_watch", Id(NEW_ID))]),
     // A customer: read it.
     ("/api/v1/customers", "post", "201", &[("getCustomers", Id(NEW_ID))]),
     // A booking: read, change, cancel; its documents and payment schedule.
@@ -443,6 +486,7 @@ impl Modify for Links {
 /// generated clients and schemathesis know them:
 /// - `NewBooking`: exactly one of `customerId` and `customer` (`if`/`then`/`else`).
 /// - `PaymentDecision`: a `reason` with a visible character when `verified` is false (`if`/`then`).
+/// - `NewWatch`: `unitId` alone, or `projectId` with an optional `filter` (`if`/`then`/`else`).
 /// - `ScheduleInput.items`: at most one `BOOKING_FEE` item (`contains` + `maxContains`).
 /// - multipart forms: no fields beyond the documented ones (`additionalProperties: false`).
 struct Rules;
@@ -492,6 +536,16 @@ impl Modify for Rules {
                     "if": {"properties": {"verified": {"const": false}}, "required": ["verified"]},
                     "then": {"required": ["reason"],
                              "properties": {"reason": {"type": "string", "pattern": VISIBLE}}},
+                }),
+            );
+        }
+        if let Some(s) = component(openapi, "NewWatch") {
+            add_keywords(
+                s,
+                serde_json::json!({
+                    "if": {"properties": {"unitId": {"type": "string"}}, "required": ["unitId"]},
+                    "then": {"properties": {"projectId": {"type": "null"}, "filter": {"type": "null"}}},
+                    "else": {"properties": {"projectId": {"type": "string"}}, "required": ["projectId"]},
                 }),
             );
         }
@@ -549,6 +603,7 @@ impl Modify for Rules {
         routes::units::availability,
         routes::siteplans::upload,
         routes::siteplans::svg,
+        routes::siteplans::svg_head,
         routes::siteplans::geometry,
         routes::siteplans::mapping,
         routes::siteplans::set_mapping,
@@ -589,6 +644,11 @@ impl Modify for Rules {
         routes::conversations::list,
         routes::conversations::messages,
         routes::conversations::post_message,
+        routes::watches::create,
+        routes::watches::list,
+        routes::watches::delete,
+        routes::watches::notifications,
+        routes::watches::mark_read,
     ),
     tags(
         (name = "auth", description = "Registration, login, the caller"),
@@ -601,6 +661,7 @@ impl Modify for Rules {
         (name = "wallet", description = "Wallet balance, ledger and top-ups"),
         (name = "payments", description = "Invoices, payments with proofs, and their verification"),
         (name = "conversations", description = "Chat between a buyer and the marketing user who unlocked their lead"),
+        (name = "notifications", description = "Watches on units and projects, and the notification inbox (live on `user:<id>`)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -3,7 +3,6 @@
 //! gets 429 problem+json `rate_limited` with `Retry-After`.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use actix_governor::governor::clock::{Clock, DefaultClock};
 use actix_governor::governor::middleware::NoOpMiddleware;
@@ -27,19 +26,6 @@ pub fn auth_limiter(per_second: u64, burst: u32) -> Option<AuthLimiter> {
         .requests_per_second(per_second.max(1))
         .burst_size(burst.max(1))
         .finish()
-}
-
-/// Forgets idle clients every minute so the limiter's memory stays bounded.
-pub fn spawn_retain_recent(limiter: &AuthLimiter) {
-    let limiter = limiter.limiter();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-    });
 }
 
 /// Middleware for the auth routes: 429 `rate_limited` with `Retry-After` once a client IP has

@@ -15,6 +15,7 @@ use kavling_realtime::{Bus, Hub, HubConfig, InProcessBus, RedisBus};
 
 use crate::config::Config;
 use crate::error::{json_error, path_error, query_error};
+use crate::jobs::{JobMetrics, Jobs};
 use crate::middleware::request_id;
 use crate::routes;
 use crate::state::{AppState, redis_probe::RedisProbe};
@@ -92,6 +93,9 @@ pub struct BuildOptions {
     pub expiry_every: Duration,
     /// How often unpaid invoices past their due date are marked OVERDUE (at most 60 s).
     pub overdue_every: Duration,
+    /// How often the notifier polls for unit changes to notify watchers of (it is also woken
+    /// right after each such commit on this instance); None: this instance runs no notifier.
+    pub notify_every: Option<Duration>,
 }
 
 impl Default for BuildOptions {
@@ -105,6 +109,7 @@ impl Default for BuildOptions {
             prune_every: Duration::from_secs(60),
             expiry_every: Duration::from_secs(2),
             overdue_every: Duration::from_secs(30),
+            notify_every: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -117,9 +122,9 @@ pub struct Application {
     pub state: AppState,
     /// What the demo seed created, if it ran.
     pub seeded: Option<DemoSeed>,
-    /// Periodic database jobs, stopped once the server has drained so that none is cut off by
-    /// the runtime's shutdown half-way through a query.
-    background: Vec<tokio::task::AbortHandle>,
+    /// Periodic jobs, stopped once the server has drained so that none is cut off by the
+    /// runtime's shutdown half-way through a query.
+    jobs: Jobs,
 }
 
 impl Application {
@@ -136,24 +141,11 @@ impl Application {
             Some(url) => Arc::new(RedisBus::connect(url, hub.clone()).await?),
             None => Arc::new(InProcessBus::new(hub.clone())),
         };
-        let mut background = vec![
-            hub.spawn_catch_up(options.catch_up_every).abort_handle(),
-            spawn_event_pruning(db.clone(), options.event_retention, options.prune_every)
-                .abort_handle(),
-        ];
-
         let services = Services::new(db, bus, options.clock.clone(), &config.service_settings())
             .map_err(StartupError::Keys)?;
-        background.push(
-            services
-                .spawn_hold_expiry(options.expiry_every)
-                .abort_handle(),
-        );
-        background.push(
-            services
-                .spawn_overdue_invoices(options.overdue_every)
-                .abort_handle(),
-        );
+        let job_metrics = Arc::new(JobMetrics::default());
+        let mut jobs = Jobs::new(job_metrics.clone());
+        start_jobs(&mut jobs, &hub, &services, &options);
         let seeded = if config.seed_demo && services.is_empty().await.map_err(StartupError::Seed)? {
             Some(services.seed_demo().await.map_err(StartupError::Seed)?)
         } else {
@@ -173,6 +165,7 @@ impl Application {
             ws: options.ws.clone(),
             ws_echo: config.ws_echo,
             http_metrics: Arc::default(),
+            job_metrics,
             auth_limiter: crate::ratelimit::auth_limiter(
                 config.auth_rate_per_second,
                 config.auth_rate_burst,
@@ -180,7 +173,13 @@ impl Application {
             writes: tokio::runtime::Handle::current(),
         };
         if let Some(limiter) = &state.auth_limiter {
-            crate::ratelimit::spawn_retain_recent(limiter);
+            let limiter = limiter.limiter().clone();
+            // Forgets idle clients so the limiter's memory stays bounded.
+            jobs.spawn("auth_limiter_retain", Duration::from_secs(60), move || {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+                std::future::ready(Ok::<u64, std::convert::Infallible>(0))
+            });
         }
         let server = run(
             listener,
@@ -197,7 +196,7 @@ impl Application {
             port,
             state,
             seeded,
-            background,
+            jobs,
         })
     }
 
@@ -209,32 +208,63 @@ impl Application {
     /// Runs until stopped (Ctrl-C or SIGTERM: graceful shutdown).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        for job in &self.background {
-            job.abort();
-        }
+        self.jobs.stop();
         result
     }
 }
 
-/// Prunes `unit_events` periodically, keeping the newest `keep` per project. Several instances
-/// doing it at once is harmless: the deletes are idempotent.
-fn spawn_event_pruning(
-    db: sea_orm::DatabaseConnection,
-    keep: i64,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match kavling_core::events::prune_unit_events(&db, keep, 1000).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(deleted = n, "pruned old unit events"),
-                Err(e) => tracing::warn!(error = %e, "pruning unit events failed"),
+/// Starts the instance's periodic database jobs. Several instances running them at once is
+/// harmless: each is idempotent (conditional updates, `SKIP LOCKED`, idempotent deletes).
+fn start_jobs(jobs: &mut Jobs, hub: &Arc<Hub>, services: &Services, options: &BuildOptions) {
+    let weak = Arc::downgrade(hub);
+    jobs.spawn("hub_catch_up", options.catch_up_every, move || {
+        let hub = weak.upgrade();
+        async move {
+            match hub {
+                Some(hub) => hub.catch_up_once().await,
+                None => Ok(0),
             }
         }
-    })
+    });
+    let db = services.db.clone();
+    let keep = options.event_retention;
+    jobs.spawn("unit_event_pruning", options.prune_every, move || {
+        let db = db.clone();
+        async move { kavling_core::unit_changes::prune_unit_events(&db, keep, 1000).await }
+    });
+    let s = services.clone();
+    jobs.spawn("hold_expiry", options.expiry_every, move || {
+        let s = s.clone();
+        async move { s.expire_holds().await.map(count) }
+    });
+    let s = services.clone();
+    jobs.spawn("overdue_invoices", options.overdue_every, move || {
+        let s = s.clone();
+        async move { s.mark_overdue().await.map(count) }
+    });
+    if let Some(every) = options.notify_every {
+        // At once when a commit here wakes it, and every `every` for changes committed elsewhere
+        // (or before a crash).
+        let wake = services.notifier.clone();
+        let s = services.clone();
+        jobs.spawn_woken(
+            "notifier",
+            every,
+            move || {
+                let wake = wake.clone();
+                async move { wake.woken().await }
+            },
+            move || {
+                let s = s.clone();
+                async move { s.run_notifier().await.map(count) }
+            },
+        );
+    }
+}
+
+/// A job's item count as the job runner takes it.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Tunes every accepted socket; see [`disable_nagle`] and [`crate::ws::WsConfig::unacked_timeout`].

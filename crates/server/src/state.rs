@@ -22,6 +22,8 @@ pub struct AppState {
     pub ws_echo: bool,
     /// HTTP request metrics for `/metrics`.
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Periodic job metrics for `/metrics`.
+    pub job_metrics: Arc<crate::jobs::JobMetrics>,
     /// The login/register rate limiter shared by every worker (None: unlimited).
     pub auth_limiter: Option<crate::ratelimit::AuthLimiter>,
     /// The runtime that runs unit status changes (the one that built the app; see [`AppState::write`]).

@@ -173,12 +173,19 @@ function chipList(items) {
 
 const SOURCE_LABELS = { id: 'id', label: 'nama', text: 'teks', manual: 'manual' };
 
+/** `rect9 “Shop-A4” → A4?`: an unmatched element with its human label and hint. */
+function described(e) {
+  return `${e.elementId}${e.label && e.label !== e.elementId ? ` “${e.label}”` : ''}${e.hint ? ` → ${e.hint}?` : ''}`;
+}
+
 function renderReport(r) {
   const stat = (n, label, id) => h('div', { class: 'stat', id }, h('strong', {}, String(n)), h('span', { class: 'muted small' }, label));
   const units = new Set(r.matched.map((m) => m.blockNumber));
   $('kv-siteplan-report').replaceChildren(
     h('div', { class: 'stats' },
       stat(r.elementCount, 'elemen', 'kv-report-elements'),
+      stat(r.shapeCount, 'bentuk tertutup', 'kv-report-shapes'),
+      stat(r.candidateCount, 'kandidat kavling', 'kv-report-candidates'),
       stat(units.size, 'unit cocok', 'kv-report-matched'),
       stat(r.unmatchedElementIds.length, 'elemen tanpa unit', 'kv-report-unmatched'),
       stat(r.unitsWithoutElement.length, 'unit tanpa elemen', 'kv-report-missing')),
@@ -189,8 +196,14 @@ function renderReport(r) {
         return `${from} (${SOURCE_LABELS[m.source] || m.source})`;
       }))),
     h('details', { open: true },
+      h('summary', {}, `Kandidat kavling tanpa unit (${r.candidates.length})`),
+      chipList(r.candidates.map(described))),
+    h('details', { open: true },
       h('summary', {}, `Elemen tanpa unit (${r.unmatchedElementIds.length})`),
       chipList(r.unmatchedElementIds)),
+    h('details', {},
+      h('summary', {}, `Elemen lain: id buatan aplikasi, grup, garis (${r.otherElements.length})`),
+      chipList(r.otherElements.map(described))),
     h('details', { open: true },
       h('summary', {}, `Unit tanpa elemen (${r.unitsWithoutElement.length})`),
       chipList(r.unitsWithoutElement)),
@@ -231,6 +244,10 @@ const mapper = {
   /** elementId → the report's matched entry. */
   matched: new Map(),
   unmatched: new Set(),
+  /** elementId → the report's warnings about it. */
+  warnings: new Map(),
+  /** elementId → the unit its name nearly spells. */
+  hints: new Map(),
   units: [],
   selected: null,
 };
@@ -271,21 +288,36 @@ async function loadMapper(report) {
   }
 }
 
-/** Marks the drawing from a report: unmatched shapes dashed, manual ones outlined. */
+/** Marks the drawing from a report: unmatched shapes dashed, manual ones outlined, shapes with
+ * warnings outlined in amber and their warnings listed beside the drawing. */
 function applyReport(r) {
   mapper.matched = new Map(r.matched.map((m) => [m.elementId, m]));
   mapper.unmatched = new Set(r.unmatchedShapeIds);
+  mapper.warnings = new Map();
+  for (const w of r.elementWarnings) {
+    mapper.warnings.set(w.elementId, [...(mapper.warnings.get(w.elementId) || []), w.message]);
+  }
+  mapper.hints = new Map(r.candidates.filter((c) => c.hint).map((c) => [c.elementId, c.hint]));
   for (const [id, el] of mapper.byId) {
     const entry = mapper.matched.get(id);
-    const candidate = mapper.unmatched.has(id) || Boolean(entry);
+    const warned = mapper.warnings.has(id);
+    const candidate = mapper.unmatched.has(id) || Boolean(entry) || warned;
     el.classList.toggle('kv-candidate', candidate);
     el.classList.toggle('kv-unmatched', mapper.unmatched.has(id));
+    el.classList.toggle('kv-warned', warned);
+    if (warned) el.setAttribute('data-warnings', String(mapper.warnings.get(id).length));
+    else el.removeAttribute('data-warnings');
     el.classList.toggle('kv-manual', Boolean(entry && entry.source === 'manual'));
     if (candidate) el.setAttribute('data-map-id', id);
     else el.removeAttribute('data-map-id');
     if (entry) el.setAttribute('data-block', entry.blockNumber);
     else el.removeAttribute('data-block');
   }
+  const list = [...mapper.warnings].flatMap(([id, messages]) => messages.map((m) => h('li', { 'data-element-id': id },
+    h('button', { type: 'button', class: 'secondary', 'data-select': id, disabled: !mapper.byId.has(id) }, 'Tunjukkan'), m)));
+  $('kv-map-warnings').replaceChildren(...list);
+  $('kv-map-warnings-count').textContent = String(list.length);
+  $('kv-map-warnings-box').hidden = list.length === 0;
   renderUnitOptions();
 }
 
@@ -297,6 +329,11 @@ function selectShape(id) {
   $('kv-map-current').textContent = !id ? 'Klik sebuah bentuk pada gambar.'
     : entry ? `Sekarang: unit ${entry.blockNumber} (${SOURCE_LABELS[entry.source] || entry.source}).` : 'Belum terhubung ke unit.';
   if (id) mapper.byId.get(id)?.classList.add('kv-selected');
+  // The selected shape's own warnings next to it, and a near-miss hint as the search.
+  $('kv-map-element-warnings').replaceChildren(...(id && mapper.warnings.get(id) || [])
+    .map((m) => h('p', { class: 'notice warn' }, m)));
+  const hint = id && !entry ? mapper.hints.get(id) : null;
+  if (hint) $('kv-map-search').value = hint;
   $('kv-map-clear').disabled = !(entry && entry.source === 'manual');
   renderUnitOptions();
 }
@@ -330,6 +367,13 @@ async function saveMapping(elementId, blockNumber) {
 $('kv-map-canvas').addEventListener('click', (ev) => {
   const el = ev.target instanceof Element ? ev.target.closest('[data-map-id]') : null;
   if (el) selectShape(el.getAttribute('data-map-id'));
+});
+$('kv-map-warnings').addEventListener('click', (ev) => {
+  const button = ev.target instanceof Element ? ev.target.closest('[data-select]') : null;
+  if (!button) return;
+  const id = button.getAttribute('data-select');
+  selectShape(id);
+  mapper.byId.get(id)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
 });
 $('kv-map-search').addEventListener('input', renderUnitOptions);
 $('kv-map-unit').addEventListener('change', renderUnitOptions);

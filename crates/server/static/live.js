@@ -150,6 +150,8 @@ function select(unitId) {
   const el = state.elements.get(unitId);
   if (el) el.classList.add('kv-selected');
   renderDetail();
+  // The signed-in part of the page (live-watch.js) offers to watch the selected unit.
+  document.dispatchEvent(new CustomEvent('kv-select', { detail: { unitId } }));
 }
 
 function showTooltip(unitId, x, y) {

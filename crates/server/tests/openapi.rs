@@ -18,6 +18,11 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/audit-log"),
     ("get", "/api/v1/admin/users"),
     ("post", "/api/v1/me/password"),
+    ("post", "/api/v1/me/watches"),
+    ("get", "/api/v1/me/watches"),
+    ("delete", "/api/v1/me/watches/{id}"),
+    ("get", "/api/v1/me/notifications"),
+    ("post", "/api/v1/me/notifications/read"),
     ("post", "/api/v1/admin/users/{id}/disable"),
     ("post", "/api/v1/admin/users/{id}/enable"),
     ("get", "/api/v1/projects"),
@@ -188,16 +193,19 @@ async fn links_resolve_and_the_rules_are_stated() {
     assert!(links >= 38, "{links} links");
 
     let customer = &doc["components"]["schemas"]["NewCustomer"]["properties"];
-    use kavling_core::services::validate;
+    use kavling_core::services::identity_numbers;
     assert_eq!(
         customer["ktpNumber"]["pattern"],
-        validate::nik_field_pattern()
+        identity_numbers::nik_field_pattern()
     );
     assert_eq!(
         customer["npwpNumber"]["pattern"],
-        validate::npwp_field_pattern()
+        identity_numbers::npwp_field_pattern()
     );
-    assert_eq!(customer["phone"]["pattern"], validate::phone_pattern());
+    assert_eq!(
+        customer["phone"]["pattern"],
+        identity_numbers::phone_pattern()
+    );
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["NewBooking"]["if"]["required"][0], "customerId");
     assert_eq!(schemas["PaymentDecision"]["then"]["required"][0], "reason");
@@ -208,4 +216,45 @@ async fn links_resolve_and_the_rules_are_stated() {
     for form in ["KycUploadDoc", "DocumentUploadDoc", "PaymentUploadDoc"] {
         assert_eq!(schemas[form]["additionalProperties"], false, "{form}");
     }
+}
+
+/// 401 and 403 are stated once, by the document's conventions: every secured operation answers
+/// 401, and one open to some roles only answers a 403 naming them (from its bearer scopes),
+/// unless it states a more specific 403 itself.
+#[actix_web::test]
+async fn auth_failures_come_from_the_conventions() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.json;
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+
+    let wallet = op("/api/v1/wallet", "get");
+    assert!(
+        wallet["responses"]["401"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    assert!(wallet["responses"]["403"].is_null(), "{wallet}");
+
+    let create_project = op("/api/v1/projects", "post");
+    assert_eq!(create_project["security"][0]["bearer"][0], "ADMIN");
+    assert_eq!(
+        create_project["responses"]["403"]["description"],
+        "Not ADMIN (`forbidden`)"
+    );
+    let book = op("/api/v1/bookings", "post");
+    let text = book["responses"]["403"]["description"].as_str().unwrap();
+    assert!(
+        text.contains("kyc_required") && text.contains("ADMIN or MARKETING"),
+        "{text}"
+    );
+
+    let disable = op("/api/v1/admin/users/{id}/disable", "post");
+    assert!(
+        disable["responses"]["403"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("cannot_disable_self")
+    );
+    assert!(op("/api/v1/projects", "get")["responses"]["401"].is_null());
 }

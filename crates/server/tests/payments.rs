@@ -54,45 +54,7 @@ async fn pay(
     amount: &str,
     file: Option<&[u8]>,
 ) -> TestResponse {
-    let boundary = "----kavling-payment-boundary-1x2y";
-    let mut body = Vec::new();
-    for (field, value) in [
-        ("amount", amount),
-        ("method", "TRANSFER"),
-        ("paidAt", "2026-12-03T10:00:00+07:00"),
-    ] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
-    }
-    if let Some(bytes) = file {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../bukti.png\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let mut res = app
-        .client
-        .post(app.url(&format!("/api/v1/invoices/{invoice}/payments")))
-        .bearer_auth(token)
-        .insert_header((
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        ))
-        .send_body(body)
-        .await
-        .expect("upload sent");
-    let bytes = res.body().limit(1 << 20).await.expect("body");
-    TestResponse {
-        status: res.status(),
-        headers: res.headers().clone(),
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        bytes: bytes.to_vec(),
-    }
+    app.submit_payment(token, invoice, amount, file).await
 }
 
 async fn decide(app: &TestApp, admin: &str, payment: &str, body: Value) -> TestResponse {

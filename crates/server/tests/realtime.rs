@@ -15,7 +15,7 @@ use common::{SpawnOptions, TestApp, WsClient, test_redis_url};
 use futures_util::{SinkExt, StreamExt};
 use kavling_core::audit::ActorRef;
 use kavling_core::domain::{Role, UnitStatus};
-use kavling_core::events::{UnitChange, record_unit_change, set_unit_status};
+use kavling_core::unit_changes::{UnitChange, record_unit_change, set_unit_status};
 use kavling_realtime::{BookingInfo, HubConfig};
 use kavling_server::ws::WsConfig;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
@@ -1007,6 +1007,8 @@ async fn metrics_names_labels_and_types_are_pinned() {
         "kavling_db_pool_max_connections gauge",
         "kavling_http_request_duration_seconds histogram",
         "kavling_http_requests_total counter",
+        "kavling_job_items_total counter",
+        "kavling_job_runs_total counter",
         "kavling_realtime_booking_frames_sent_total counter",
         "kavling_realtime_catch_up_events_total counter",
         "kavling_realtime_catch_ups_total counter",
@@ -1042,6 +1044,8 @@ async fn metrics_names_labels_and_types_are_pinned() {
         "kavling_http_request_duration_seconds_count{method,route}",
         "kavling_http_request_duration_seconds_sum{method,route}",
         "kavling_http_requests_total{method,route,status}",
+        "kavling_job_items_total{job}",
+        "kavling_job_runs_total{job,outcome}",
         "kavling_realtime_booking_frames_sent_total{}",
         "kavling_realtime_catch_up_events_total{}",
         "kavling_realtime_catch_ups_total{}",

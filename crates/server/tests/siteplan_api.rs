@@ -20,6 +20,15 @@ const SMALL: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 300 
 </svg>"#;
 
 async fn put_svg(app: &TestApp, project: Uuid, token: Option<&str>, body: &str) -> TestResponse {
+    put_bytes(app, project, token, body.as_bytes().to_vec()).await
+}
+
+async fn put_bytes(
+    app: &TestApp,
+    project: Uuid,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> TestResponse {
     let mut req = app
         .client
         .put(app.url(&format!("/api/v1/projects/{project}/siteplan")))
@@ -27,7 +36,11 @@ async fn put_svg(app: &TestApp, project: Uuid, token: Option<&str>, body: &str) 
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let mut res = req.send_body(body.to_owned()).await.unwrap();
+    let len = body.len();
+    let mut res = req
+        .send_body(body)
+        .await
+        .unwrap_or_else(|e| panic!("PUT of {len} bytes: {e:?}"));
     let bytes = res.body().limit(64 * 1024 * 1024).await.unwrap();
     TestResponse {
         status: res.status(),
@@ -257,4 +270,145 @@ async fn demo_seed_maps_every_unit_of_the_illustrator_siteplan() {
         .await;
     assert_eq!(avail.json["units"].as_array().unwrap().len(), 120);
     assert_eq!(avail.json["seq"], 8);
+}
+
+/// Issue #21 over HTTP: a lot whose text disagrees with its name, a near-miss, a tool's id, an
+/// external background; the report's counts, lists and per-element warnings, the same after a
+/// restart of the cache (GET mapping), `.svgz` uploads and HEAD.
+const REPORT_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" viewBox="0 0 400 100">
+  <image href="plan.png" width="400" height="100"/>
+  <g id="A1"><rect x="10" y="10" width="80" height="80" fill="#fff"/><text x="30" y="50">A2</text></g>
+  <rect id="A3" x="110" y="10" width="80" height="80" fill="#fff"/>
+  <rect id="rect9" inkscape:label="Shop-A4" x="210" y="10" width="80" height="80" fill="#fff"/>
+  <path id="path1234" d="M 300,95 H 390" fill="none" stroke="#777"/>
+</svg>"##;
+
+fn expected_report_fields(report: &serde_json::Value) {
+    let image = "the background image \"plan.png\" was removed: the server never loads external files; embed the image as a data: URI on export";
+    let disagree = "element \"A1\" is matched to unit A1 by its id, but the text drawn in it reads \"A2\"; check which is right";
+    let hint = "element \"rect9\" matches no unit; without its leading word it is unit A4";
+    assert_eq!(
+        report["warnings"],
+        json!([image, disagree, hint]),
+        "{report}"
+    );
+    assert_eq!(
+        report["elementWarnings"],
+        json!([
+            {"elementId": "A1", "message": disagree},
+            {"elementId": "rect9", "message": hint},
+        ])
+    );
+    assert_eq!(
+        report["matched"],
+        json!([
+            {"blockNumber": "A1", "elementId": "A1", "source": "id"},
+            {"blockNumber": "A3", "elementId": "A3", "source": "id"},
+        ])
+    );
+    assert_eq!(report["unitsWithoutElement"], json!(["A2", "A4"]));
+    assert_eq!(report["shapeCount"], 3);
+    assert_eq!(report["candidateCount"], 1);
+    assert_eq!(
+        report["candidates"],
+        json!([{"elementId": "rect9", "label": "Shop-A4", "hint": "A4"}])
+    );
+    assert_eq!(
+        report["otherElements"],
+        json!([{"elementId": "path1234", "label": null, "hint": null}])
+    );
+    assert_eq!(report["unmatchedElementIds"], json!(["rect9"]));
+    assert_eq!(report["unmatchedShapeIds"], json!(["rect9"]));
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[actix_web::test]
+async fn report_an_admin_can_act_on_with_svgz_and_head() {
+    // A 1 MiB cap keeps the gzip bomb below quick to inflate in a debug build.
+    let cap = 1024 * 1024;
+    let app = TestApp::spawn_with(SpawnOptions {
+        max_siteplan_bytes: cap,
+        ..SpawnOptions::default()
+    })
+    .await;
+    let (_, admin) = app.admin().await;
+    let (project, _) = app.project_with_units(&admin, 4).await;
+
+    let res = put_svg(&app, project, Some(&admin), REPORT_SVG).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    expected_report_fields(&res.json);
+    // Another instance prepares the report from the database: the same, removals included.
+    let peer = app.spawn_peer(SpawnOptions::default()).await;
+    let mapping_path = format!("/api/v1/projects/{project}/siteplan/mapping");
+    let res = peer.get(&mapping_path, Some(&admin)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    expected_report_fields(&res.json);
+
+    // HEAD answers like GET, without a body.
+    let svg_path = format!("/api/v1/projects/{project}/siteplan.svg");
+    let get = app.get(&svg_path, None).await;
+    assert_eq!(get.status, StatusCode::OK);
+    let mut head = app.client.head(app.url(&svg_path)).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let body = head.body().await.unwrap();
+    assert!(body.is_empty(), "{body:?}");
+    for h in [
+        "etag",
+        "content-type",
+        "content-security-policy",
+        "cache-control",
+    ] {
+        assert_eq!(
+            head.headers().get(h).and_then(|v| v.to_str().ok()),
+            get.header(h).as_deref(),
+            "{h}"
+        );
+    }
+    assert_eq!(
+        head.headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some(get.bytes.len().to_string().as_str())
+    );
+    let etag = get.header("etag").unwrap();
+    let head = app
+        .client
+        .head(app.url(&svg_path))
+        .insert_header(("if-none-match", etag.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_MODIFIED);
+    let missing = app
+        .client
+        .head(app.url(&format!("/api/v1/projects/{}/siteplan.svg", Uuid::now_v7())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // A gzip-compressed upload (.svgz) is decompressed: the same drawing, the same report.
+    let res = put_bytes(&app, project, Some(&admin), gzip(REPORT_SVG.as_bytes())).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    expected_report_fields(&res.json);
+    assert_eq!(app.get(&svg_path, None).await.bytes, get.bytes);
+    // A small file that inflates past the size limit stops at the limit: 413, nothing stored.
+    let bomb = format!("<svg>{}</svg>", " ".repeat(cap));
+    let packed = gzip(bomb.as_bytes());
+    assert!(packed.len() < cap / 100);
+    put_bytes(&app, project, Some(&admin), packed)
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "svg_too_large");
+    let mut broken = gzip(REPORT_SVG.as_bytes());
+    broken.truncate(broken.len() / 2);
+    put_bytes(&app, project, Some(&admin), broken)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_svg");
+    assert_eq!(app.get(&svg_path, None).await.bytes, get.bytes);
 }

@@ -222,6 +222,8 @@ pub(crate) enum AttrKind {
     Id,
     DataName,
     Label,
+    /// `inkscape:groupmode`: kept when it says `layer` (a layer is never a lot).
+    GroupMode,
     Class,
     Style,
     /// `href` / `xlink:href`: only `#fragment` (and raster `data:` on images).
@@ -249,6 +251,7 @@ pub(crate) fn attr_kind(name: &str) -> AttrKind {
         "style" => Style,
         "data-name" => DataName,
         "inkscape:label" => Label,
+        "inkscape:groupmode" => GroupMode,
         "href" | "xlink:href" => Href,
         "xmlns" => Xmlns,
         "from" | "to" | "by" | "values" => CssChecked,

@@ -62,10 +62,17 @@ impl<'s> Attrs<'s> {
         if let Some(set) = &mut self.set {
             return !set.insert(key);
         }
-        let s = self.s;
-        if self.seen.iter().any(|&(a, b)| &s[a..b] == key) {
+        // Byte slices: no character-boundary checks, and most names differ in length.
+        let s = self.s.as_bytes();
+        let k = key.as_bytes();
+        if self
+            .seen
+            .iter()
+            .any(|&(a, b)| b - a == k.len() && s.get(a..b) == Some(k))
+        {
             return true;
         }
+        let s = self.s;
         self.seen.push((start, start + key.len()));
         if self.seen.len() > LINEAR_LIMIT {
             self.set = Some(self.seen.drain(..).map(|(a, b)| &s[a..b]).collect());
@@ -117,7 +124,8 @@ impl<'s> Iterator for Attrs<'s> {
             _ => return self.fail(i, "attribute values must be quoted".to_string()),
         };
         let value_start = i + 1;
-        let Some(len) = self.s[value_start..].find(char::from(quote)) else {
+        // Values (path data) are most of the bytes: a SIMD search, not a byte walk.
+        let Some(len) = memchr::memchr(quote, &b[value_start..]) else {
             return self.fail(i, "attribute value is never closed".to_string());
         };
         let value = &self.s[value_start..value_start + len];

@@ -68,6 +68,27 @@ pub struct MatchedUnit {
     pub source: MatchSource,
 }
 
+/// An element no unit matched, as the report lists it apart from the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmatchedElement {
+    /// The element's id (generated `kv-` ids included).
+    pub element_id: String,
+    /// Its human name (`data-name`, `inkscape:label`, `<title>`), when it has one.
+    pub label: Option<String>,
+    /// A unit its name nearly spells (`Shop-1` for unit `1`: a leading word dropped), never for
+    /// a design tool's automatic id.
+    pub hint: Option<String>,
+}
+
+/// A warning about one element, for showing next to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementWarning {
+    /// The element's id (what `matched` and the unmatched lists show).
+    pub element_id: String,
+    /// The warning, as in [`Mapping::warnings`].
+    pub message: String,
+}
+
 /// The mapping report between a siteplan's elements and a project's units. It also remembers
 /// which element each match is, so colouring and geometry need the `Mapping` returned by the
 /// same `Siteplan` (or one parsed from its sanitized text: the index is identical).
@@ -90,6 +111,15 @@ pub struct Mapping {
     /// text-like group (`Labels`, `text`, `nomor`, ...), in document order: what an admin page
     /// highlights for click-to-map.
     pub unmatched_shape_ids: Vec<String>,
+    /// Unmatched closed shapes of lot-like size (a box within 10× of the drawing's typical lot,
+    /// not a background over half the drawing), in document order: the lots left to map.
+    pub candidates: Vec<UnmatchedElement>,
+    /// Unmatched named elements that are not candidate lots: a design tool's automatic ids
+    /// (`path1234`, `g6270`, `layer5`, Figma's `Clip path group_12`), groups and layers, open or
+    /// lot-unlike shapes; with their human label. Never hinted.
+    pub other_elements: Vec<UnmatchedElement>,
+    /// The warnings that concern one element, with its id (also in `warnings`).
+    pub element_warnings: Vec<ElementWarning>,
     /// Node index of each `matched` entry.
     pub(crate) nodes: Vec<u32>,
 }
@@ -206,9 +236,16 @@ fn export_variants(s: &str) -> Vec<String> {
 
 /// The normalised form used by rank 3.
 pub(crate) fn normalise(s: &str) -> String {
-    // Tokens are written straight into `out`; a token that is a noise word is cut off again.
     let mut out = String::with_capacity(s.len());
-    let mut token_start = 0usize;
+    normalise_into(s, &mut out);
+    out
+}
+
+/// [`normalise`] appending to `out` (a buffer reused across calls).
+fn normalise_into(s: &str, out: &mut String) {
+    // Tokens are written straight into `out`; a token that is a noise word is cut off again.
+    let base = out.len();
+    let mut token_start = base;
     let flush = |out: &mut String, token_start: &mut usize| {
         if NOISE_WORDS.contains(&&out[*token_start..]) {
             out.truncate(*token_start);
@@ -218,13 +255,13 @@ pub(crate) fn normalise(s: &str) -> String {
     let mut prev_digit: Option<bool> = None;
     for c in s.chars() {
         if c.is_whitespace() || matches!(c, '_' | '-' | '.') {
-            flush(&mut out, &mut token_start);
+            flush(out, &mut token_start);
             prev_digit = None;
             continue;
         }
         let digit = c.is_ascii_digit();
         if prev_digit.is_some_and(|p| p != digit) {
-            flush(&mut out, &mut token_start);
+            flush(out, &mut token_start);
         }
         prev_digit = Some(digit);
         if c.is_ascii() {
@@ -233,8 +270,7 @@ pub(crate) fn normalise(s: &str) -> String {
             out.extend(c.to_lowercase());
         }
     }
-    flush(&mut out, &mut token_start);
-    out
+    flush(out, &mut token_start);
 }
 
 /// A fast hasher for maps keyed by the admin's block numbers (trusted keys; the upload only
@@ -262,6 +298,14 @@ impl std::hash::Hasher for FxHasher {
 }
 
 type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// The hash a normalised form is kept under.
+fn key_hash(s: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = FxHasher::default();
+    h.write(s.as_bytes());
+    h.finish()
+}
 
 /// Rank-3 candidates for a name.
 fn normal_variants(s: &str) -> Vec<String> {
@@ -323,8 +367,41 @@ fn is_tool_generated(id: &str) -> bool {
     let figma = id.trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == '_');
     matches!(
         figma,
-        "Vector" | "Rectangle" | "Ellipse" | "Group" | "Frame" | "Line" | "Polygon" | "Union"
+        "Vector"
+            | "Rectangle"
+            | "Ellipse"
+            | "Group"
+            | "Frame"
+            | "Line"
+            | "Polygon"
+            | "Union"
+            | "Subtract"
+            | "Intersect"
+            | "Exclude"
+            | "Star"
+            | "Clip path group"
+            | "Mask group"
+            | "Clip path"
     )
+}
+
+/// The unit a name nearly spells: the same tokens as [`normalise`] (separators and letter/digit
+/// boundaries split, so `Shop-1`, `Shop 1` and `Shop1` alike) with a leading word of three or
+/// more letters dropped (`Shop-1` → `1`). The words [`normalise`] drops itself (`unit136` →
+/// `136`) already match; this names the others as hints, never as matches.
+fn near_miss(units: &Units<'_>, name: &str) -> Option<u32> {
+    let d = decode_ai_escapes(name);
+    let d = d.trim();
+    let letters = d.chars().take_while(|c| c.is_alphabetic()).count();
+    if letters < 3 {
+        return None;
+    }
+    let rest = d.char_indices().nth(letters).map_or("", |(i, _)| &d[i..]);
+    let n = normalise(rest);
+    if n.is_empty() || !n.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    units.normal_unit(&n).filter(|&u| u != AMBIGUOUS)
 }
 
 /// Collects warnings up to [`MAX_WARNINGS`]; past that only counts them, so a hostile file with
@@ -332,6 +409,7 @@ fn is_tool_generated(id: &str) -> bool {
 #[derive(Default)]
 pub(crate) struct Warnings {
     list: Vec<String>,
+    of_element: Vec<ElementWarning>,
     dropped: usize,
 }
 
@@ -344,12 +422,26 @@ impl Warnings {
         }
     }
 
-    fn finish(mut self) -> Vec<String> {
+    /// A warning about one element: also listed with its id, for showing next to it.
+    pub(crate) fn add_for(&mut self, element_id: &str, message: impl FnOnce() -> String) {
+        if self.list.len() < MAX_WARNINGS {
+            let message = message();
+            self.of_element.push(ElementWarning {
+                element_id: element_id.to_string(),
+                message: message.clone(),
+            });
+            self.list.push(message);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn finish(mut self) -> (Vec<String>, Vec<ElementWarning>) {
         if self.dropped > 0 {
             let more = self.dropped;
             self.list.push(format!("... and {more} more warnings"));
         }
-        self.list
+        (self.list, self.of_element)
     }
 }
 
@@ -415,6 +507,15 @@ impl<'t> Names<'t> {
             .unwrap_or("")
             .to_string()
     }
+}
+
+/// [`Names::display`] without decoding the names it does not show (one per matched element).
+fn display_of(text: &str, n: &Named) -> String {
+    [n.id, n.data_name, n.label, n.title]
+        .into_iter()
+        .find_map(|s| name_at(text, s))
+        .map(Cow::into_owned)
+        .unwrap_or_default()
 }
 
 /// Whether an element's `id` and `data-name` name the same thing once export changes are undone.
@@ -570,7 +671,9 @@ pub(crate) fn node_text_like(text: &str, nodes: &[Node], named: &[Named], node: 
 pub(crate) struct Units<'b> {
     pub list: Vec<&'b str>,
     exact: FxMap<&'b str, u32>,
-    normal: FxMap<String, u32>,
+    /// Hash of each unit's normalised form → the unit ([`AMBIGUOUS`] when several share it):
+    /// no string kept per unit, a hit is confirmed by normalising that unit again.
+    normal: FxMap<u64, u32>,
     /// Normalised with the leading zeros of number runs dropped (`a03` → `a3`), built on demand.
     no_zeros: Option<FxMap<String, u32>>,
 }
@@ -606,27 +709,33 @@ impl<'b> Units<'b> {
                 list.push(b);
             }
         }
-        let mut normal: FxMap<String, u32> = FxMap::default();
+        let mut normal: FxMap<u64, u32> = FxMap::default();
         normal.reserve(list.len());
+        let mut n = String::new();
         for (i, u) in list.iter().enumerate() {
-            let n = normalise(u);
+            n.clear();
+            normalise_into(u, &mut n);
             if n.is_empty() {
                 continue;
             }
-            match normal.get_mut(&n) {
+            match normal.get_mut(&key_hash(&n)) {
                 Some(existing) if *existing != AMBIGUOUS => {
-                    warnings.add(|| {
-                        format!(
-                            "units {} and {} look the same once spaces, dashes and case are ignored; \
-                             only exact or export-escaped ids match them",
-                            list[*existing as usize], u
-                        )
-                    });
+                    // Equal forms (or, never in practice, equal 64-bit hashes of different
+                    // ones: both units then match only exactly, like equal forms).
+                    if normalise(list[*existing as usize]) == n {
+                        warnings.add(|| {
+                            format!(
+                                "units {} and {} look the same once spaces, dashes and case are ignored; \
+                                 only exact or export-escaped ids match them",
+                                list[*existing as usize], u
+                            )
+                        });
+                    }
                     *existing = AMBIGUOUS;
                 }
                 Some(_) => {}
                 None => {
-                    normal.insert(n, i as u32);
+                    normal.insert(key_hash(&n), i as u32);
                 }
             }
         }
@@ -638,6 +747,15 @@ impl<'b> Units<'b> {
         }
     }
 
+    /// The unit whose normalised form is `key` ([`AMBIGUOUS`] when several units share it).
+    fn normal_unit(&self, key: &str) -> Option<u32> {
+        let &u = self.normal.get(&key_hash(key))?;
+        if u == AMBIGUOUS {
+            return Some(AMBIGUOUS);
+        }
+        (normalise(self.list[u as usize]) == key).then_some(u)
+    }
+
     /// The unit a text label names: exact, normalised, or normalised without leading zeros when
     /// that is unambiguous. `Err(())` when the label could be several units.
     pub(crate) fn for_label(&mut self, label: &str) -> Result<Option<u32>, ()> {
@@ -645,20 +763,24 @@ impl<'b> Units<'b> {
             return Ok(Some(u));
         }
         let n = normalise(label);
-        match self.normal.get(&n) {
-            Some(&AMBIGUOUS) => return Err(()),
-            Some(&u) => return Ok(Some(u)),
+        match self.normal_unit(&n) {
+            Some(AMBIGUOUS) => return Err(()),
+            Some(u) => return Ok(Some(u)),
             None => {}
         }
-        let normal = &self.normal;
+        let list = &self.list;
         let nz = self.no_zeros.get_or_insert_with(|| {
             let mut m: FxMap<String, u32> = FxMap::default();
-            for (k, &u) in normal {
-                let z = drop_leading_zeros(k);
+            for (u, name) in list.iter().enumerate() {
+                let k = normalise(name);
+                if k.is_empty() {
+                    continue;
+                }
+                let z = drop_leading_zeros(&k);
                 match m.get_mut(&z) {
                     Some(e) => *e = AMBIGUOUS,
                     None => {
-                        m.insert(z, u);
+                        m.insert(z, u as u32);
                     }
                 }
             }
@@ -699,6 +821,8 @@ pub(crate) fn map_units(
 
     let mut claims: Vec<Claim> = Vec::new();
     let mut unclaimed: Vec<usize> = Vec::new();
+    // Names that would match but were refused (layers, groups of lots): warned already.
+    let mut refused: Vec<usize> = Vec::new();
     for (ni, named) in named_list.iter().enumerate() {
         // Only a generated id: nothing to match, nothing to report.
         if named.generated
@@ -743,8 +867,8 @@ pub(crate) fn map_units(
         if found.is_none() {
             'rank3: for (n, src) in names.ordered() {
                 for v in normal_variants(n) {
-                    match units.normal.get(&v) {
-                        Some(&AMBIGUOUS) => {
+                    match units.normal_unit(&v) {
+                        Some(AMBIGUOUS) => {
                             warnings.add(|| {
                                 format!(
                                     "element \"{}\" could be any of several units once normalised; \
@@ -754,7 +878,7 @@ pub(crate) fn map_units(
                             });
                             break 'rank3;
                         }
-                        Some(&u) => {
+                        Some(u) => {
                             found = Some((u, 3, src));
                             break 'rank3;
                         }
@@ -764,6 +888,17 @@ pub(crate) fn map_units(
             }
         }
         match found {
+            Some((unit, _, _)) if nodes[named.node as usize].layer => {
+                let display = names.display();
+                warnings.add_for(&display, || {
+                    format!(
+                        "element \"{display}\" is an Inkscape layer, not a lot: it was not matched to unit {}",
+                        units.list[unit as usize]
+                    )
+                });
+                unclaimed.push(ni);
+                refused.push(ni);
+            }
             Some((unit, rank, source)) => claims.push(Claim {
                 unit,
                 rank,
@@ -774,6 +909,73 @@ pub(crate) fn map_units(
             None => unclaimed.push(ni),
         }
     }
+
+    // A group is a lot only if it holds no other lots: claims of other units inside it, or
+    // labels of two other units, make it a container (a block, a layer) that matches nothing.
+    // One other unit's label inside a matched group is a disagreement: warned, the name wins.
+    let mut dropped: Vec<usize> = Vec::new();
+    for (ci, c) in claims.iter().enumerate() {
+        let n = &nodes[c.node as usize];
+        if n.kind != Kind::G || n.end <= c.node + 1 {
+            continue;
+        }
+        let unit = units.list[c.unit as usize];
+        let mut others: Vec<&str> = Vec::new();
+        for d in claims[ci + 1..].iter().take_while(|d| d.node < n.end) {
+            let u = units.list[d.unit as usize];
+            if d.unit != c.unit && !others.contains(&u) {
+                others.push(u);
+            }
+        }
+        let claimed_inside = !others.is_empty();
+        let (own_text, texts) = texts_inside(text, nodes, c.node, unit, &mut units);
+        let mut labelled = 0;
+        for (_, named_unit) in &texts {
+            if let Ok(Some(u)) = named_unit {
+                let u = units.list[*u as usize];
+                if !others.contains(&u) {
+                    others.push(u);
+                    labelled += 1;
+                }
+            }
+        }
+        // Named only when warned: most groups hold nothing but their own lot.
+        let display = || match named_list.get(c.named as usize) {
+            Some(nm) => Names::of(text, nm).display(),
+            None => doc.display(c.node),
+        };
+        if claimed_inside || labelled >= 2 {
+            let id = display();
+            let shown = others
+                .iter()
+                .take(5)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            warnings.add_for(&id, || {
+                format!(
+                    "element \"{id}\" holds other units ({shown}); a group holding other lots is not a lot: it was not matched to unit {unit}"
+                )
+            });
+            dropped.push(ci);
+        } else if !own_text && let Some((content, _)) = texts.first() {
+            let id = display();
+            let by = if c.source == MatchSource::Id {
+                "id"
+            } else {
+                "name"
+            };
+            warnings.add_for(&id, || disagreement(&id, unit, by, content));
+        }
+    }
+    for &ci in dropped.iter().rev() {
+        let c = claims.remove(ci);
+        if c.named != NONE {
+            unclaimed.push(c.named as usize);
+            refused.push(c.named as usize);
+        }
+    }
+    unclaimed.sort_unstable();
 
     // Resolve claims unit by unit: an ancestor beats its descendants silently; among the rest
     // every claim at the best rank is kept (a unit drawn as several shapes: duplicate suffixes,
@@ -856,6 +1058,24 @@ pub(crate) fn map_units(
     }
     let mut covered = vec![false; nodes.len()];
     mark_covered(nodes, hits.iter().map(|h| h.node), &mut covered);
+    // Labels drawn over a matched lot (from a separate text layer) are checked like the ones
+    // inside its group; a disagreeing one is that lot's, never another shape's.
+    let name_hits: Vec<(u32, u32)> = hits.iter().map(|h| (h.node, h.unit)).collect();
+    for (t, node, unit, content) in
+        crate::labels::texts_over_matched(doc, &mut units, &name_hits, &covered)
+    {
+        covered[t as usize] = true;
+        let id = match hits.iter().find(|h| h.node == node) {
+            Some(h) if h.named != NONE => display_of(text, &named_list[h.named as usize]),
+            _ => doc.display(node),
+        };
+        let by = match hits.iter().find(|h| h.node == node).map(|h| h.source) {
+            Some(MatchSource::Id) => "id",
+            _ => "name",
+        };
+        let unit = units.list[unit as usize];
+        warnings.add_for(&id, || disagreement(&id, unit, by, &content));
+    }
     let texts =
         crate::labels::match_text_labels(doc, &mut units, &has_hit, &covered, &mut warnings);
     for (unit, node) in texts {
@@ -882,7 +1102,7 @@ pub(crate) fn map_units(
         mapping.matched.push(MatchedUnit {
             block_number: units.list[h.unit as usize].to_string(),
             element_id: match named_list.get(h.named as usize) {
-                Some(n) => Names::of(text, n).display(),
+                Some(n) => display_of(text, n),
                 None => doc.display(h.node),
             },
             source: h.source,
@@ -900,6 +1120,9 @@ pub(crate) fn map_units(
         }
     }
 
+    // Unmatched named elements: their human label and a near-miss hint, apart from what a
+    // design tool named by itself (never hinted).
+    let mut unmatched_named: Vec<(u32, UnmatchedElement)> = Vec::new();
     for ni in unclaimed {
         let named = &named_list[ni];
         let i = named.node as usize;
@@ -907,31 +1130,143 @@ pub(crate) fn map_units(
             continue;
         }
         let names = Names::of(text, named);
-        let human = names.data_name.is_some() || names.label.is_some() || names.title.is_some();
+        let label = names
+            .data_name
+            .as_deref()
+            .or(names.label.as_deref())
+            .or(names.title.as_deref())
+            .map(str::to_string);
+        let human = label.is_some();
+        let tool = names.id.as_deref().is_some_and(is_tool_generated);
         if let Some(id) = names.id.as_deref()
-            && (human || !is_tool_generated(id))
+            && (human || !tool)
         {
             mapping.unmatched_element_ids.push(id.to_string());
         }
-        if let Some((n, _)) = names.ordered().find(|(n, _)| looks_like_block(n))
-            && names
-                .id
-                .as_deref()
-                .is_none_or(|id| !is_tool_generated(id) || human)
-        {
-            warnings.add(|| {
+        let display = names.display();
+        let hintable = |&(_, src): &(&str, MatchSource)| !(tool && src == MatchSource::Id);
+        let hint = names
+            .ordered()
+            .filter(hintable)
+            .find_map(|(n, _)| near_miss(&units, n));
+        match hint {
+            _ if refused.contains(&ni) => {}
+            Some(u) => warnings.add_for(&display, || {
                 format!(
-                    "element \"{}\" looks like block number \"{}\" but no such unit exists",
-                    names.display(),
-                    n
+                    "element \"{display}\" matches no unit; without its leading word it is unit {}",
+                    units.list[u as usize]
                 )
-            });
+            }),
+            None => {
+                if let Some((n, _)) = names
+                    .ordered()
+                    .filter(hintable)
+                    .find(|(n, _)| looks_like_block(n))
+                {
+                    warnings.add_for(&display, || {
+                        format!(
+                            "element \"{display}\" looks like block number \"{n}\" but no such unit exists"
+                        )
+                    });
+                }
+            }
         }
+        unmatched_named.push((
+            named.node,
+            UnmatchedElement {
+                element_id: display,
+                label,
+                hint: hint.map(|u| units.list[u as usize].to_string()),
+            },
+        ));
     }
 
-    mapping.unmatched_shape_ids = unmatched_shapes(doc, &covered, &contains_match);
-    mapping.warnings = warnings.finish();
+    let shapes = unmatched_shapes(doc, &covered, &contains_match);
+    let shape_nodes: Vec<u32> = shapes.iter().map(|s| s.0).collect();
+    let lot_sized = crate::labels::lot_sized(doc, &shape_nodes, &mapping.nodes);
+    let mut candidate_nodes = Vec::with_capacity(shapes.len());
+    for ((node, id), lot) in shapes.into_iter().zip(lot_sized) {
+        if lot {
+            let known = unmatched_named
+                .binary_search_by_key(&node, |e| e.0)
+                .ok()
+                .map(|k| &unmatched_named[k].1);
+            mapping.candidates.push(UnmatchedElement {
+                element_id: id.clone(),
+                label: known.and_then(|k| k.label.clone()),
+                hint: known.and_then(|k| k.hint.clone()),
+            });
+            candidate_nodes.push(node);
+        }
+        mapping.unmatched_shape_ids.push(id);
+    }
+    mapping.other_elements = unmatched_named
+        .into_iter()
+        .filter(|(node, _)| candidate_nodes.binary_search(node).is_err())
+        .map(|(_, mut e)| {
+            // Hints are for lots; a group or an odd shape only shows its label.
+            e.hint = None;
+            e
+        })
+        .collect();
+    (mapping.warnings, mapping.element_warnings) = warnings.finish();
     mapping
+}
+
+/// The warning for a name-matched element whose drawn text names something else.
+fn disagreement(id: &str, unit: &str, by: &str, content: &str) -> String {
+    format!(
+        "element \"{id}\" is matched to unit {unit} by its {by}, but the text drawn in it reads \"{content}\"; check which is right"
+    )
+}
+
+/// A text inside a matched group that names another unit (or looks like a block number).
+type OtherText = (String, Result<Option<u32>, ()>);
+
+/// The top-level `<text>`s inside a group: whether one names `own` (the group's unit), and the
+/// others that name another unit or look like a block number. Texts spelling `own` exactly
+/// are recognised without decoding (the common case).
+fn texts_inside(
+    text: &str,
+    nodes: &[Node],
+    group: u32,
+    own: &str,
+    units: &mut Units<'_>,
+) -> (bool, Vec<OtherText>) {
+    let Some(g) = nodes.get(group as usize) else {
+        return (false, Vec::new());
+    };
+    let mut own_seen = false;
+    let mut others = Vec::new();
+    for n in nodes
+        .iter()
+        .take((g.end as usize).min(nodes.len()))
+        .skip(group as usize + 1)
+    {
+        if n.kind != Kind::Text || nodes.get(n.parent as usize).is_some_and(|p| p.in_text) {
+            continue;
+        }
+        let raw = text.get(n.tag_end as usize..).unwrap_or("");
+        let first = &raw[..memchr::memchr(b'<', raw.as_bytes()).unwrap_or(raw.len())];
+        if first.trim() == own {
+            own_seen = true;
+            continue;
+        }
+        let content = crate::labels::text_content(text, n);
+        if content.is_empty() {
+            continue;
+        }
+        match units.for_label(&content) {
+            Ok(Some(u)) if units.list[u as usize] == own => own_seen = true,
+            Ok(Some(u)) => others.push((content, Ok(Some(u)))),
+            r => {
+                if looks_like_block(&content) {
+                    others.push((content, r.map(|_| None)));
+                }
+            }
+        }
+    }
+    (own_seen, others)
 }
 
 /// Marks each node and its descendants.
@@ -1010,7 +1345,7 @@ fn apply_manual(
 
 /// Ids of rendered closed shapes and `use` copies outside every matched unit, not painted
 /// `fill="none"`, not inside a text-like group: what an admin may click to map by hand.
-fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> Vec<String> {
+fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> Vec<(u32, String)> {
     let Doc {
         text, nodes, named, ..
     } = doc;
@@ -1047,7 +1382,7 @@ fn unmatched_shapes(doc: Doc<'_>, covered: &[bool], contains_match: &[bool]) -> 
             continue;
         };
         if crate::labels::is_closed(text, n) && !crate::labels::fill_none(text, nodes, i as u32) {
-            out.push(decode_lossy(&text[id.range()]).into_owned());
+            out.push((i as u32, decode_lossy(&text[id.range()]).into_owned()));
         }
     }
     out

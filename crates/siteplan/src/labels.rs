@@ -437,6 +437,76 @@ fn locate(shapes: &[Shape], grid: &Grid, p: (f64, f64)) -> Result<Option<u32>, V
     }
 }
 
+/// Texts outside every matched element drawn over a name-matched element's lot shape that name
+/// another unit, or a block number no unit has: `(text node, element node, element's unit,
+/// content)`. Measures nothing when there is no such text (labels inside their own groups, or
+/// drawings matched by text only).
+pub(crate) fn texts_over_matched(
+    doc: Doc<'_>,
+    units: &mut Units<'_>,
+    matched: &[(u32, u32)],
+    covered: &[bool],
+) -> Vec<(u32, u32, u32, String)> {
+    let nodes = doc.nodes;
+    if matched.is_empty() {
+        return Vec::new();
+    }
+    let mut texts = Vec::new();
+    let mut i = 0;
+    while let Some(n) = nodes.get(i) {
+        // A covered node's whole subtree is covered: skip it in one step.
+        if covered.get(i).copied().unwrap_or(true) {
+            i = (n.end as usize).max(i + 1);
+            continue;
+        }
+        i += 1;
+        if n.kind != Kind::Text
+            || n.hidden
+            || nodes.get(n.parent as usize).is_none_or(|p| p.in_text)
+        {
+            continue;
+        }
+        let content = text_content(doc.text, n);
+        if content.is_empty() {
+            continue;
+        }
+        let named = units.for_label(&content);
+        if matches!(named, Ok(Some(_))) || looks_like_block(&content) {
+            texts.push(((i - 1) as u32, content, named));
+        }
+    }
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let mut xf = Transforms::new(doc.text, nodes, doc.view_box);
+    let mut shapes = Vec::new();
+    let mut owner = Vec::new();
+    for &(node, unit) in matched {
+        for s in lot_shapes(doc, &mut xf, node) {
+            if let Some(shape) = shape_of(doc, &mut xf, s) {
+                shapes.push(shape);
+                owner.push((node, unit));
+            }
+        }
+    }
+    if shapes.is_empty() {
+        return Vec::new();
+    }
+    let grid = Grid::new(&shapes);
+    let mut out = Vec::new();
+    for (t, content, named) in texts {
+        let [p, _] = anchors(doc, &mut xf, t, &content);
+        let Ok(Some(s)) = locate(&shapes, &grid, p) else {
+            continue;
+        };
+        let (node, unit) = owner[s as usize];
+        if named != Ok(Some(unit)) {
+            out.push((t, node, unit, content));
+        }
+    }
+    out
+}
+
 /// Maps units (still without an element) to the shapes their text labels lie in.
 pub(crate) fn match_text_labels(
     doc: Doc<'_>,
@@ -665,7 +735,13 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
         return Vec::new();
     };
     if n.kind != Kind::G && n.kind != Kind::A && n.kind != Kind::Svg {
-        return if lot_kind(n.kind) || n.kind == Kind::Line {
+        // An open path, polyline or line has no area of its own: filling it would paint the
+        // wedge its ends enclose, so it keeps its paint.
+        let area = matches!(
+            n.kind,
+            Kind::Rect | Kind::Circle | Kind::Ellipse | Kind::Polygon | Kind::Use
+        ) || n.closed;
+        return if lot_kind(n.kind) && area {
             vec![node]
         } else {
             Vec::new()
@@ -730,6 +806,66 @@ pub(crate) fn lot_shapes(doc: Doc<'_>, xf: &mut Transforms<'_>, node: u32) -> Ve
         return closed.first().map(|&c| vec![c]).unwrap_or_default();
     }
     filled
+}
+
+/// Which of `shapes` are of lot-like size: a box area within 10× of the drawing's typical lot
+/// (the median of 3 matched elements' largest lot shapes, spread over the matches; with no match yet, the upper
+/// quartile of these shapes themselves), and not a background (a box over half the drawing).
+/// Only the unmatched shapes and a sample of the matches are measured, so a report of
+/// thousands of matched lots flattens a few shapes more than it leaves unmatched.
+pub(crate) fn lot_sized(doc: Doc<'_>, shapes: &[u32], matched: &[u32]) -> Vec<bool> {
+    if shapes.is_empty() {
+        return Vec::new();
+    }
+    let mut xf = Transforms::new(doc.text, doc.nodes, doc.view_box);
+    let mut rings = Vec::new();
+    // The box of what a node draws (no fill rule needed, unlike `shape_of`).
+    let mut box_area = |xf: &mut Transforms<'_>, n: u32| {
+        rings.clear();
+        node_rings(doc, xf, n, &mut rings);
+        let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        for &(x, y) in rings.iter().flatten() {
+            b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+        }
+        if b[0] <= b[2] && b[1] <= b[3] {
+            (b[2] - b[0]) * (b[3] - b[1])
+        } else {
+            0.0
+        }
+    };
+    let areas: Vec<f64> = shapes.iter().map(|&n| box_area(&mut xf, n)).collect();
+    let drawing = doc.view_box.map_or(0.0, |v| v.width * v.height);
+    let background = |a: f64| drawing > 0.0 && a >= drawing * 0.5;
+    let mut sample: Vec<f64> = Vec::new();
+    let step = (matched.len() / 3).max(1);
+    for &m in matched.iter().step_by(step).take(3) {
+        let largest = lot_shapes(doc, &mut xf, m)
+            .into_iter()
+            .map(|s| box_area(&mut xf, s))
+            .fold(0.0, f64::max);
+        if largest > 0.0 {
+            sample.push(largest);
+        }
+    }
+    let typical = if sample.is_empty() {
+        let mut own: Vec<f64> = areas
+            .iter()
+            .copied()
+            .filter(|&a| a > 0.0 && !background(a))
+            .collect();
+        own.sort_by(f64::total_cmp);
+        own.get(own.len() * 3 / 4).copied()
+    } else {
+        sample.sort_by(f64::total_cmp);
+        sample.get(sample.len() / 2).copied()
+    };
+    let Some(typical) = typical else {
+        return vec![false; shapes.len()];
+    };
+    areas
+        .iter()
+        .map(|&a| a > 0.0 && !background(a) && a >= typical / 10.0 && a <= typical * 10.0)
+        .collect()
 }
 
 /// Most points of a unit outline.

@@ -78,7 +78,7 @@ use std::sync::{Arc, OnceLock};
 pub use color::ColorTemplate;
 pub use error::{SvgError, SvgErrorKind};
 pub use geometry::{BBox, Point, UnitGeometry};
-pub use ids::{ManualMapping, Mapping, MatchSource, MatchedUnit};
+pub use ids::{ElementWarning, ManualMapping, Mapping, MatchSource, MatchedUnit, UnmatchedElement};
 
 /// Resource limits applied while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +120,8 @@ pub struct Siteplan {
     named: Vec<parse::Named>,
     gen_ids: Vec<(u32, parse::Span)>,
     view_box: Option<ViewBox>,
+    shape_count: usize,
+    removed: Vec<String>,
     /// Element ids to nodes, built on first use (parsing alone does not pay for it).
     index: OnceLock<ids::IdIndex>,
 }
@@ -145,6 +147,8 @@ impl Siteplan {
             named: p.named,
             gen_ids: p.gen_ids,
             view_box: p.view_box,
+            shape_count: p.shape_count,
+            removed: p.removed,
             index: OnceLock::new(),
         })
     }
@@ -157,6 +161,20 @@ impl Siteplan {
     /// Number of elements in the sanitized document.
     pub fn element_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of rendered closed shapes: rects, circles and ellipses with a size, polygons,
+    /// closed paths and polylines, and `use` copies (not inside `defs`, `clipPath`, ... or text).
+    pub fn shape_count(&self) -> usize {
+        self.shape_count
+    }
+
+    /// What sanitizing removed that the drawing meant to show, each note with the fix: external
+    /// or non-raster background images (`<image href="plan.png">`), external stylesheets
+    /// (`<?xml-stylesheet?>`, `@import`, `<link>`) and fonts (`@font-face` sources,
+    /// `font-face-uri`). Empty for an already sanitized text (those references are gone).
+    pub fn removed(&self) -> &[String] {
+        &self.removed
     }
 
     /// The root's `viewBox`, else its `width` and `height` (in px or unitless), else `None`.
@@ -185,8 +203,20 @@ impl Siteplan {
     /// drawn as several shapes: duplicate suffixes, a `data-name` repeated on siblings), each a
     /// `matched` entry, with a warning naming them; claims at worse ranks lose, with a warning.
     /// Also warned: an `id` and `data-name` that disagree (`id="_91" data-name="81"`), names
-    /// that look like block numbers (`E5`) but match no unit, and units that become equal once
-    /// normalised (those match only at ranks 1–2).
+    /// that look like block numbers (`E5`) but match no unit (never a design tool's own id such
+    /// as `path1234` or `g6270`), names one leading word away from a unit (`Shop-1` for unit
+    /// `1`: a hint, not a match), and units that become equal once normalised (those match only
+    /// at ranks 1–2).
+    ///
+    /// **Not lots** (warned, never matched by name): an Inkscape layer
+    /// (`inkscape:groupmode="layer"`), and a group holding other units' elements or the text
+    /// labels of two other units. A matched group holding one other unit's text label (its
+    /// name says 81, the text drawn in it reads 82) stays matched by its name, with a warning
+    /// naming both values.
+    ///
+    /// **Unmatched elements** are listed once each: closed shapes of lot-like size in
+    /// `candidates` (with a human label and a near-miss hint), the other named elements in
+    /// `other_elements`; warnings about one element are also in `element_warnings`.
     ///
     /// **By text label** (source `text`), for units still without an element: a `<text>` not
     /// inside a matched unit whose content (its `<tspan>`s joined as words, trimmed) equals a

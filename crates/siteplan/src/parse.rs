@@ -66,6 +66,8 @@ pub(crate) struct Node {
     pub in_text: bool,
     /// A shape that draws a closed area (see `draws_area`), or a `use` with a reference.
     pub closed: bool,
+    /// An Inkscape layer (`inkscape:groupmode="layer"`): never a lot.
+    pub layer: bool,
 }
 
 /// The naming attributes of an element (decoded lazily from the sanitized text).
@@ -226,6 +228,110 @@ pub(crate) struct Parsed {
     /// so mapping by name never walks them.
     pub gen_ids: Vec<(u32, Span)>,
     pub view_box: Option<ViewBox>,
+    /// Rendered closed shapes (and `use` copies with a reference).
+    pub shape_count: usize,
+    /// What sanitizing removed that the designer meant to show, each with the fix.
+    pub removed: Vec<String>,
+}
+
+/// Most notes about removed resources; the rest are counted in one line.
+const MAX_REMOVED_NOTES: usize = 20;
+
+/// The note for an external (or non-raster `data:`) image reference dropped from `image`.
+fn image_note(href: &str) -> String {
+    let shown = shown_ref(href);
+    if href
+        .trim_start()
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("data:"))
+    {
+        format!(
+            "the embedded image \"{shown}\" was removed: only PNG, JPEG, GIF and WebP images are kept; \
+             export the background as PNG or JPEG embedded as a data: URI"
+        )
+    } else {
+        format!(
+            "the background image \"{shown}\" was removed: the server never loads external files; \
+             embed the image as a data: URI on export"
+        )
+    }
+}
+
+/// The note for an external stylesheet (`<?xml-stylesheet?>`, `@import`, `<link>`).
+fn stylesheet_note(href: &str) -> String {
+    format!(
+        "the external stylesheet \"{}\" was removed: the server never loads external files; \
+         put its rules in a <style> element inside the SVG on export",
+        shown_ref(href)
+    )
+}
+
+/// The note for an external font (`@font-face` `src: url(...)`, `font-face-uri`).
+fn font_note(href: &str) -> String {
+    format!(
+        "the external font \"{}\" was removed: the server never loads external files; \
+         convert text to outlines or use a common font on export",
+        shown_ref(href)
+    )
+}
+
+/// A reference as shown in a note: trimmed, a `data:` URL cut to its type, at most 80 characters.
+fn shown_ref(href: &str) -> String {
+    let t = href.trim();
+    let t = if t.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
+        t.split([',', ';']).next().unwrap_or(t)
+    } else {
+        t
+    };
+    let mut out: String = t.chars().take(80).collect();
+    if out.len() < t.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The first `url(...)` or quoted string of a CSS fragment (what `@import` or `src:` names).
+fn css_ref(s: &str) -> Option<&str> {
+    let s = s.trim_start();
+    let (s, url) = match s.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("url(") => (s[4..].trim_start(), true),
+        _ => (s, false),
+    };
+    let r = match s.as_bytes().first() {
+        Some(&q @ (b'"' | b'\'')) => s[1..].split(char::from(q)).next(),
+        _ if url => s.split(')').next().map(str::trim),
+        _ => None,
+    }?;
+    (!r.is_empty() && !r.starts_with('#')).then_some(r)
+}
+
+/// Notes for what a `<style>` asked to load: `@import`s and `@font-face` sources.
+fn css_notes(css: &str, out: &mut Vec<String>) {
+    let lower = css.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(p) = lower[from..].find("@import") {
+        let at = from + p + "@import".len();
+        if let Some(r) = css_ref(&css[at..]) {
+            out.push(stylesheet_note(r));
+        }
+        from = at;
+    }
+    let mut from = 0;
+    while let Some(p) = lower[from..].find("@font-face") {
+        let at = from + p;
+        let end = lower[at..].find('}').map_or(lower.len(), |e| at + e);
+        let mut k = at;
+        while let Some(u) = lower[k..end].find("url(") {
+            let start = k + u;
+            if let Some(r) = css_ref(&css[start..end])
+                .filter(|r| !r.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")))
+            {
+                out.push(font_note(r));
+            }
+            k = start + 4;
+        }
+        from = end.max(at + 1);
+    }
 }
 
 /// An element with a `class` attribute, remembered for inlining class rules.
@@ -338,23 +444,11 @@ pub(crate) fn decode_lossy(raw: &str) -> Cow<'_, str> {
     decode(raw).unwrap_or(Cow::Borrowed(raw))
 }
 
-/// Whether any byte needs attention when copying an attribute value raw.
+/// Whether any byte needs attention when copying an attribute value raw (SIMD searches: values
+/// are most of a siteplan's bytes, and almost none of them need anything).
 #[inline]
 fn has_special(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(16);
-    for c in &mut chunks {
-        let mut f = false;
-        for &x in c {
-            f |= (x == b'&') | (x == b'<') | (x == b'>') | (x == b'"');
-        }
-        if f {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&x| matches!(x, b'&' | b'<' | b'>' | b'"'))
+    memchr::memchr3(b'&', b'<', b'>', b).is_some() || memchr::memchr(b'"', b).is_some()
 }
 
 /// Copies a raw attribute value, validating references and escaping `<`, `>`, `"`.
@@ -519,7 +613,8 @@ pub(crate) fn for_each_attr(text: &str, node: &Node, mut f: impl FnMut(&str, Spa
 
 /// The streaming pass.
 pub(crate) fn run(input: &[u8], limits: &Limits) -> Result<Parsed, SvgError> {
-    let text = match std::str::from_utf8(input) {
+    // SIMD validation (std's is a tenth of a parse); std's again only to place an error.
+    let text = match simdutf8::basic::from_utf8(input).or_else(|_| std::str::from_utf8(input)) {
         Ok(t) => t,
         Err(e) => {
             let valid = std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or("");
@@ -618,6 +713,8 @@ struct Pass<'a> {
     view_box: Option<ViewBox>,
     /// How many id-less shapes got each generated hash so far (for `-2`, `-3` suffixes).
     generated: HashKeyed<u32>,
+    shape_count: usize,
+    removed: Vec<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -646,6 +743,15 @@ impl<'a> Pass<'a> {
             inline_cache: HashMap::new(),
             view_box: None,
             generated: HashKeyed::default(),
+            shape_count: 0,
+            removed: Vec::new(),
+        }
+    }
+
+    /// Records what sanitizing removed (first occurrence of each note only).
+    fn note_removed(&mut self, note: String) {
+        if !self.removed.contains(&note) {
+            self.removed.push(note);
         }
     }
 
@@ -715,7 +821,20 @@ impl<'a> Pass<'a> {
                         ));
                     }
                 }
-                Event::Comment(_) | Event::PI(_) => {}
+                Event::PI(pi) => {
+                    // `<?xml-stylesheet href="..."?>`: dropped like every instruction; say so.
+                    let body: &str = &pi;
+                    if let Some(rest) = body.trim_start().strip_prefix("xml-stylesheet")
+                        && let Some(h) = rest.find("href")
+                        && let Some(r) = rest[h + 4..]
+                            .trim_start()
+                            .strip_prefix('=')
+                            .and_then(css_ref)
+                    {
+                        self.note_removed(stylesheet_note(r));
+                    }
+                }
+                Event::Comment(_) => {}
                 Event::DocType(_) => return Err(self.err(pos, SvgErrorKind::DocType)),
                 Event::Eof => break,
             }
@@ -740,12 +859,20 @@ impl<'a> Pass<'a> {
             let sheet = std::mem::take(&mut self.sheet);
             self.apply_classes(&sheet);
         }
+        let mut removed = std::mem::take(&mut self.removed);
+        if removed.len() > MAX_REMOVED_NOTES {
+            let more = removed.len() - MAX_REMOVED_NOTES;
+            removed.truncate(MAX_REMOVED_NOTES);
+            removed.push(format!("... and {more} more removed references"));
+        }
         Ok(Parsed {
             text: self.out,
             nodes: self.nodes,
             named: self.named,
             gen_ids: self.gen_ids,
             view_box: self.view_box,
+            shape_count: self.shape_count,
+            removed,
         })
     }
 
@@ -811,6 +938,11 @@ impl<'a> Pass<'a> {
             FrameWhat::Style => {
                 self.dropping -= 1;
                 if self.dropping == 0 && !self.css.is_empty() {
+                    let mut notes = Vec::new();
+                    css_notes(&self.css, &mut notes);
+                    for n in notes {
+                        self.note_removed(n);
+                    }
                     self.sheet.add(&self.css);
                     self.css.clear();
                     self.inline_cache.clear();
@@ -885,11 +1017,36 @@ impl<'a> Pass<'a> {
         what: FrameWhat,
     ) -> Result<(), SvgError> {
         self.validate_attrs(e, pos)?;
+        if self.dropping == 0 {
+            self.note_dropped(e);
+        }
         if !empty {
             self.stack.push(Frame { pos, what });
             self.dropping += 1;
         }
         Ok(())
+    }
+
+    /// Notes a dropped `<link href>` (an HTML stylesheet) or `<font-face-uri href>` (an SVG
+    /// font file) outside already dropped content.
+    fn note_dropped(&mut self, e: &BytesStart<'_>) {
+        let name = e.name().0;
+        let local = name.rsplit(':').next().unwrap_or(name);
+        let font = local.eq_ignore_ascii_case("font-face-uri");
+        if !font && !local.eq_ignore_ascii_case("link") {
+            return;
+        }
+        for (key, value) in Attrs::with_buffer(e.attributes_raw(), Vec::new()).flatten() {
+            let key = key.rsplit(':').next().unwrap_or(key);
+            if key == "href" && !value.trim().is_empty() && !value.trim().starts_with('#') {
+                let v = decode_lossy(value).into_owned();
+                self.note_removed(if font {
+                    font_note(&v)
+                } else {
+                    stylesheet_note(&v)
+                });
+            }
+        }
     }
 
     /// An animation element is kept only if it does not target `href`, `style` or an event handler.
@@ -957,7 +1114,10 @@ impl<'a> Pass<'a> {
             let mut declares_inkscape = false;
             // A label on the root itself also needs the declaration up front.
             for (key, _) in Attrs::with_buffer(e.attributes_raw(), Vec::new()).flatten() {
-                declares_inkscape |= key == "xmlns:inkscape" || key == "inkscape:label";
+                declares_inkscape |= matches!(
+                    key,
+                    "xmlns:inkscape" | "inkscape:label" | "inkscape:groupmode"
+                );
             }
             if declares_inkscape {
                 self.out.push_str(" xmlns:inkscape=\"");
@@ -982,6 +1142,9 @@ impl<'a> Pass<'a> {
         let mut shape_data: Option<&str> = None;
         let mut sizes: [Option<&str>; 2] = [None, None];
         let mut style_mask = 0u64;
+        let mut layer = false;
+        // The root declares the prefix up front when it uses it; others declare it once here.
+        let mut inkscape_declared = self.root_inkscape;
         let pres_start = self.pres_spans.len();
         let (mut vb, mut width, mut height) = (None, None, None);
         let attrs_raw = e.attributes_raw();
@@ -1029,13 +1192,17 @@ impl<'a> Pass<'a> {
                     named.data_name = Some(s);
                 }
                 AttrKind::Label => {
-                    if !self.root_inkscape {
-                        self.out.push_str(" xmlns:inkscape=\"");
-                        self.out.push_str(INKSCAPE_NS);
-                        self.out.push('"');
-                    }
+                    self.declare_inkscape(&mut inkscape_declared);
                     let s = self.write_attr(key, raw, pos)?;
                     named.label = Some(s);
+                }
+                AttrKind::GroupMode => {
+                    let dec = decode(raw).map_err(|x| self.err_in(raw, pos, x))?;
+                    if kind == Kind::G && dec.trim() == "layer" {
+                        self.declare_inkscape(&mut inkscape_declared);
+                        self.write_attr(key, raw, pos)?;
+                        layer = true;
+                    }
                 }
                 AttrKind::Class => {
                     class = Some(self.write_attr(key, raw, pos)?);
@@ -1059,6 +1226,9 @@ impl<'a> Pass<'a> {
                     if href_ok(&dec, allows_data) {
                         self.write_attr(key, raw, pos)?;
                         closes |= kind == Kind::Use;
+                    } else if kind == Kind::Image && !dec.trim().is_empty() {
+                        let note = image_note(&dec);
+                        self.note_removed(note);
                     }
                 }
                 AttrKind::Presentation(prop) => {
@@ -1101,6 +1271,9 @@ impl<'a> Pass<'a> {
             named.id = Some(self.generate_id(tag_start));
             named.generated = true;
         }
+        if closed && !hidden && !in_text && !is_root {
+            self.shape_count += 1;
+        }
         self.out.push_str(if empty { "/>" } else { ">" });
         self.nodes.push(Node {
             tag_start: tag_start as u32,
@@ -1111,6 +1284,7 @@ impl<'a> Pass<'a> {
             hidden,
             in_text,
             closed,
+            layer,
         });
         if let (Some(id), true, None, None) =
             (named.id, named.generated, named.data_name, named.label)
@@ -1144,6 +1318,16 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
+    /// Declares the `inkscape` prefix on the tag being written unless it already is.
+    fn declare_inkscape(&mut self, declared: &mut bool) {
+        if !*declared {
+            self.out.push_str(" xmlns:inkscape=\"");
+            self.out.push_str(INKSCAPE_NS);
+            self.out.push('"');
+            *declared = true;
+        }
+    }
+
     /// Appends ` id="kv-XXXXXXXX"` (hash of the tag written so far: name and sanitized
     /// attributes), with `-N` for the N-th exact duplicate; returns the value's span.
     fn generate_id(&mut self, tag_start: usize) -> Span {
@@ -1155,12 +1339,10 @@ impl<'a> Pass<'a> {
         let start = self.out.len();
         self.out.push_str(GENERATED_PREFIX);
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [0u8; 8];
-        for (k, b) in buf.iter_mut().enumerate() {
-            *b = HEX[((h >> ((7 - k) * 4)) & 0xf) as usize];
+        for k in 0..8 {
+            self.out
+                .push(char::from(HEX[((h >> ((7 - k) * 4)) & 0xf) as usize]));
         }
-        self.out
-            .push_str(std::str::from_utf8(&buf).unwrap_or("00000000"));
         if n > 1 {
             use std::fmt::Write;
             let _ = write!(self.out, "-{n}");

@@ -384,7 +384,8 @@ fn unknown_elements_and_attributes_are_dropped_but_names_kept() {
         "{out}"
     );
     assert!(out.contains("xml:space=\"preserve\""), "{out}");
-    assert!(!out.contains("groupmode"), "{out}");
+    // Kept since #21: a layer is never a lot, also when the sanitized text is parsed again.
+    assert!(out.contains("<g inkscape:groupmode=\"layer\""), "{out}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kavling_siteplan::{Limits, Mapping, Siteplan, UnitGeometry};
+use kavling_siteplan::{ElementWarning, Limits, Mapping, Siteplan, UnitGeometry, UnmatchedElement};
 
 fn load(name: &str) -> Siteplan {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -411,4 +411,186 @@ fn figma_sources() {
     );
     assert_eq!(paint_all(&p, &m).matches("fill=\"#22c55e\"").count(), 7);
     outlines_hold_centres(&p.geometry(&m));
+}
+
+// Issue #21: a mapping report an admin can act on. Each fixture in `report/` reproduces one
+// pattern of real exports; each test states the exact report.
+
+fn entry(id: &str, label: Option<&str>, hint: Option<&str>) -> UnmatchedElement {
+    UnmatchedElement {
+        element_id: id.to_string(),
+        label: label.map(str::to_string),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// Checks that every warning about an element is in `warnings` and names the element.
+fn element_warnings(m: &Mapping) -> Vec<(&str, &str)> {
+    for w in &m.element_warnings {
+        assert!(m.warnings.contains(&w.message), "{w:?}");
+        assert!(
+            w.message.contains(&format!("\"{}\"", w.element_id)),
+            "{w:?}"
+        );
+    }
+    m.element_warnings
+        .iter()
+        .map(
+            |ElementWarning {
+                 element_id,
+                 message,
+             }| (element_id.as_str(), message.as_str()),
+        )
+        .collect()
+}
+
+#[test]
+fn a_text_label_that_disagrees_with_the_name_is_warned_and_nothing_is_dropped() {
+    let p = load("report/label-disagrees.svg");
+    let m = p.map_units(&["81", "82", "83", "84", "85", "86"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("81", "_81", "label"),
+            ("83", "_83", "label"),
+            ("84", "_84", "label"),
+            ("85", "_85", "label"),
+            ("86", "_86", "label"),
+        ])
+    );
+    assert_eq!(m.units_without_element, ["82"]);
+    let w = "element \"_81\" is matched to unit 81 by its name, but the text drawn in it reads \"82\"; check which is right";
+    // The same check for a label drawn over the lot from a separate text layer.
+    let w85 = "element \"_85\" is matched to unit 85 by its name, but the text drawn in it reads \"86\"; check which is right";
+    assert_eq!(m.warnings, [w, w85]);
+    assert_eq!(element_warnings(&m), [("_81", w), ("_85", w85)]);
+    // Matched, so not unmatched: every element is in exactly one of the two.
+    assert_eq!(m.unmatched_element_ids, ["Labels"]);
+    assert!(m.candidates.is_empty());
+    assert_eq!(m.other_elements, [entry("Labels", None, None)]);
+    assert_eq!(p.shape_count(), 5);
+}
+
+#[test]
+fn layers_and_groups_of_lots_are_not_lots_tool_ids_are_apart_and_near_misses_hinted() {
+    let p = load("report/inkscape-layers.svg");
+    let m = p.map_units(&["1", "2", "A1", "A2", "A3", "A4", "7"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[
+            ("A1", "rect101", "label"),
+            ("A2", "rect102", "label"),
+            ("A3", "path1234", "text"),
+            ("A4", "path1235", "text"),
+            // `unit7` and `Shop-1` split alike; `unit` is a word numbers drop, `Shop` is not.
+            ("7", "path5679", "label"),
+        ])
+    );
+    assert_eq!(m.units_without_element, ["1", "2"]);
+    let layer = "element \"layer1\" is an Inkscape layer, not a lot: it was not matched to unit 1";
+    let group = "element \"g6270\" holds other units (A3, A4); a group holding other lots is not a lot: it was not matched to unit 2";
+    let shop = "element \"rect999\" matches no unit; without its leading word it is unit 1";
+    assert_eq!(m.warnings, [layer, group, shop]);
+    assert_eq!(
+        element_warnings(&m),
+        [("layer1", layer), ("g6270", group), ("rect999", shop)]
+    );
+    assert_eq!(m.unmatched_element_ids, ["rect999"]);
+    assert_eq!(m.unmatched_shape_ids, ["rect999"]);
+    assert_eq!(m.candidates, [entry("rect999", Some("Shop-1"), Some("1"))]);
+    // The open road line: a tool's id, not a shape, no hint, no "looks like" warning.
+    assert_eq!(m.other_elements, [entry("path5678", None, None)]);
+    assert_eq!(p.shape_count(), 6);
+    // The layer flag survives sanitizing, so the stored text reports the same.
+    let again = Siteplan::parse(p.sanitized().as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(again.map_units(&["1", "2", "A1", "A2", "A3", "A4", "7"]), m);
+}
+
+#[test]
+fn figma_noise_is_reported_apart_from_candidate_lots() {
+    let p = load("report/figma-noise.svg");
+    let m = p.map_units(&["B1", "B2", "B3"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[("B1", "B1", "id"), ("B2", "B2", "id")])
+    );
+    assert_eq!(m.units_without_element, ["B3"]);
+    // `Rectangle 12` and `Clip path group_12` are Figma's own names: no look-alike warnings.
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(m.unmatched_element_ids, ["Tree"]);
+    // The background (a generated id) is a shape but over half the drawing: not a candidate.
+    let background = &m.unmatched_shape_ids[0];
+    assert!(background.starts_with("kv-"), "{background}");
+    assert_eq!(
+        m.unmatched_shape_ids[1..],
+        ["Rectangle 12", "Tree", "Vector_3"]
+    );
+    assert_eq!(m.candidates, [entry("Rectangle 12", None, None)]);
+    assert_eq!(
+        m.other_elements,
+        [
+            entry("Tree", None, None),
+            entry("Clip path group_12", None, None),
+            entry("Vector_3", None, None),
+        ]
+    );
+    assert_eq!(p.shape_count(), 6);
+}
+
+#[test]
+fn only_closed_painted_areas_are_filled() {
+    let p = load("report/open-strokes.svg");
+    let m = p.map_units(&["C1", "C2", "C3"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[("C1", "C1", "id"), ("C2", "C2", "id"), ("C3", "C3", "id")])
+    );
+    let out = p.color_template(&m).render(|_| Some("#22c55e"));
+    assert!(tag_of(&out, "c1-lot").contains("fill=\"#22c55e\""));
+    for (id, fill) in [
+        ("c1-fence", "fill=\"none\""),
+        ("c1-path", ""),
+        ("c1-gate", ""),
+        // An open path matched by its own id has no area: it keeps its paint.
+        ("C2", "fill=\"none\""),
+        ("c3-hatch", ""),
+    ] {
+        let tag = tag_of(&out, id);
+        assert!(!tag.contains("#22c55e"), "{tag}");
+        assert!(tag.contains(fill), "{tag}");
+    }
+    // A unit drawn only as an unfilled outline: its closed outline is the lot.
+    assert!(tag_of(&out, "c3-outline").contains("fill=\"#22c55e\""));
+    assert_eq!(p.shape_count(), 2);
+}
+
+#[test]
+fn what_sanitizing_removed_is_said_with_the_fix() {
+    let p = load("report/external-refs.svg");
+    assert_eq!(
+        p.removed(),
+        [
+            "the external stylesheet \"theme.css\" was removed: the server never loads external files; put its rules in a <style> element inside the SVG on export",
+            "the external stylesheet \"fonts.css\" was removed: the server never loads external files; put its rules in a <style> element inside the SVG on export",
+            "the external font \"fonts/plan-sans.woff2\" was removed: the server never loads external files; convert text to outlines or use a common font on export",
+            "the background image \"plan.png\" was removed: the server never loads external files; embed the image as a data: URI on export",
+            "the embedded image \"data:image/svg+xml\" was removed: only PNG, JPEG, GIF and WebP images are kept; export the background as PNG or JPEG embedded as a data: URI",
+        ]
+    );
+    let m = p.map_units(&["D1", "D2"]);
+    assert_eq!(
+        matched(&m),
+        expect(&[("D1", "D1", "id"), ("D2", "D2", "id")])
+    );
+    // The sanitized text has nothing left to remove.
+    let again = Siteplan::parse(p.sanitized().as_bytes(), &Limits::default()).unwrap();
+    assert!(again.removed().is_empty());
+    // Embedded rasters and same-document references are kept and not reported.
+    let ok = br##"<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,iVBORw0KGgo=" width="1" height="1"/><use href="#a"/><rect id="a" width="1" height="1"/></svg>"##;
+    assert!(
+        Siteplan::parse(ok, &Limits::default())
+            .unwrap()
+            .removed()
+            .is_empty()
+    );
 }

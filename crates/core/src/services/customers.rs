@@ -14,11 +14,11 @@ use crate::domain::Role;
 use crate::entities::customers;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
-use crate::services::users::normalize_email;
-use crate::services::validate::{
+use crate::services::identity_numbers::{
     Identifier, mask_identifier, nik_field, nik_field_pattern, normalize_phone, npwp_field,
     npwp_field_pattern, phone_pattern,
 };
+use crate::services::users::normalize_email;
 
 /// `POST /customers` body, also the inline `customer` of `POST /bookings`.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]

@@ -51,11 +51,11 @@ pub struct CreateLeadInput {
     #[schema(schema_with = consent_schema, required = true)]
     pub consent: Option<bool>,
     /// Monthly income in rupiah, for the affordability score.
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub monthly_income: Option<i64>,
     /// Planned down payment in rupiah.
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub down_payment: Option<i64>,
 }

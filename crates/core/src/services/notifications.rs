@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::Services;
 use crate::entities::{notification_heads, notifications};
 use crate::error::{CoreError, CoreResult};
+use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 
 /// Users whose heads one upsert statement allocates (2 parameters each).
 const HEADS_PER_STATEMENT: usize = 1000;
@@ -300,7 +301,129 @@ pub async fn user_feed_heads<C: ConnectionTrait>(
     Ok(heads)
 }
 
+/// The whitelist of `GET /me/notifications` (`filters[readAt][$null]=true`: the unread ones).
+pub const NOTIFICATION_LIST: ListSpec<notifications::Column> = ListSpec {
+    fields: &[
+        ListField {
+            name: "readAt",
+            column: notifications::Column::ReadAt,
+            kind: FieldKind::Timestamp,
+        },
+        ListField {
+            name: "kind",
+            column: notifications::Column::Kind,
+            kind: FieldKind::Enum(NotificationKind::ALL),
+        },
+        ListField {
+            name: "seq",
+            column: notifications::Column::Seq,
+            kind: FieldKind::Integer,
+        },
+        ListField {
+            name: "createdAt",
+            column: notifications::Column::CreatedAt,
+            kind: FieldKind::Timestamp,
+        },
+    ],
+    default_sort: &[(notifications::Column::Seq, true)],
+    tiebreak: notifications::Column::Id,
+};
+
+/// `POST /me/notifications/read` body.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadMark {
+    /// Every notification with `seq` up to this one is marked read.
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
+    #[schema(minimum = 0)]
+    pub up_to: i64,
+}
+
+/// `POST /me/notifications/read` answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadResult {
+    /// The `upTo` applied.
+    pub up_to: i64,
+    /// How many notifications this call marked (those already read keep their `readAt`).
+    pub updated: u64,
+    /// The caller's notifications still unread.
+    pub unread: u64,
+}
+
+/// What a committed transaction publishes: unit events and feed items (notifications).
+#[derive(Clone, Debug, Default)]
+pub struct Committed {
+    /// Unit status changes, in seq order per project.
+    pub units: Vec<kavling_realtime::UnitEvent>,
+    /// Feed items, in seq order per feed.
+    pub feed: Vec<FeedEvent>,
+}
+
+impl Committed {
+    /// Adds another change's events and items.
+    pub fn extend(&mut self, other: Committed) {
+        self.units.extend(other.units);
+        self.feed.extend(other.feed);
+    }
+}
+
 impl Services {
+    /// Publishes what a transaction committed: its unit events, then its notifications.
+    pub async fn publish_committed(&self, committed: &Committed) {
+        self.publish(&committed.units).await;
+        self.publish_feed(&committed.feed).await;
+    }
+
+    /// `GET /me/notifications`: the caller's own, newest first by default (list conventions).
+    pub async fn list_notifications(
+        &self,
+        user_id: Uuid,
+        query: &str,
+    ) -> CoreResult<Page<NotificationView>> {
+        let q = ListQuery::parse(query, &NOTIFICATION_LIST)?;
+        let select =
+            notifications::Entity::find().filter(notifications::Column::UserId.eq(user_id));
+        Ok(q.fetch(select, &self.db).await?.map(NotificationView::from))
+    }
+
+    /// `POST /me/notifications/read`: marks the caller's notifications up to `upTo` read.
+    pub async fn mark_notifications_read(
+        &self,
+        user_id: Uuid,
+        mark: ReadMark,
+    ) -> CoreResult<ReadResult> {
+        if mark.up_to < 0 {
+            return Err(CoreError::invalid_field(
+                "upTo",
+                "out_of_range",
+                "a seq, at least 0",
+            ));
+        }
+        let res = notifications::Entity::update_many()
+            .col_expr(
+                notifications::Column::ReadAt,
+                sea_orm::sea_query::Expr::value(self.clock.now()),
+            )
+            .filter(notifications::Column::UserId.eq(user_id))
+            .filter(notifications::Column::Seq.lte(mark.up_to))
+            .filter(notifications::Column::ReadAt.is_null())
+            .exec(&self.db)
+            .await?;
+        let unread = sea_orm::PaginatorTrait::count(
+            notifications::Entity::find()
+                .filter(notifications::Column::UserId.eq(user_id))
+                .filter(notifications::Column::ReadAt.is_null()),
+            &self.db,
+        )
+        .await?;
+        Ok(ReadResult {
+            up_to: mark.up_to,
+            updated: res.rows_affected,
+            unread,
+        })
+    }
+
     /// Publishes committed feed items (notifications, messages) to every instance's hub. Like
     /// [`Services::publish`], the bus is only the fast path: the hubs' catch-up tick reads the
     /// feeds' heads every second, so a failure here is logged, not returned.
@@ -311,6 +434,13 @@ impl Services {
         if let Err(e) = self.bus.publish_feed(items).await {
             tracing::warn!(items = items.len(), error = %e,
                 "publishing feed items failed; subscribers will catch up from the database");
+        }
+        // Booking and payment changes also go, live, to the project's staff channel.
+        for note in crate::services::booking_notices::staff_notes(items) {
+            if let Err(e) = self.bus.publish_booking_note(&note).await {
+                tracing::warn!(project = %note.project_id, error = %e,
+                    "publishing a staff booking note failed (live only; the notifications keep it)");
+            }
         }
     }
 }

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use kavling_realtime::UnitEvent;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait,
@@ -29,8 +28,10 @@ use crate::domain::{
 use crate::entities::{bookings, invoice_counters, invoices, payments};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::booking_notices::{PaymentNews, notify_payment};
 use crate::services::bookings::{Cause, Changes, Viewer, hold_expired};
 use crate::services::documents::{MAX_DOCUMENT_BYTES, file_too_large, sniff};
+use crate::services::notifications::Committed;
 
 /// Largest invoice amount: ten trillion rupiah.
 pub const MAX_INVOICE_AMOUNT: i64 = 10_000_000_000_000;
@@ -50,7 +51,7 @@ pub struct ScheduleItem {
     /// What the invoice is for; at most one `BOOKING_FEE` per booking.
     pub kind: InvoiceKind,
     /// Rupiah, 1 to 10,000,000,000,000.
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     #[schema(minimum = 1, maximum = 10_000_000_000_000_i64)]
     pub amount: i64,
     /// When it is due (a date in WIB); unpaid after that day it becomes `OVERDUE`.
@@ -619,20 +620,6 @@ pub(crate) async fn void_open_invoices<C: ConnectionTrait>(
 }
 
 impl Services {
-    /// Where payment and booking notifications to the marketing user and the buyer (kinds
-    /// `payment`/`booking`) will be emitted once the notification inbox exists; called after
-    /// each payment change commits. It only logs for now.
-    pub fn emit_payment_notifications(
-        &self,
-        booking: &bookings::Model,
-        invoice: &invoices::Model,
-        payment: Option<&payments::Model>,
-    ) {
-        tracing::debug!(booking = %booking.id, invoice = %invoice.id,
-            payment = ?payment.map(|p| p.id), invoice_status = %invoice.status,
-            "payment notification (inbox not built yet)");
-    }
-
     /// `POST /bookings/{id}/schedule` (ADMIN or the booking's marketing user): adds invoices to the
     /// booking's schedule, numbered from the year's counter in the same transaction.
     pub async fn schedule_invoices(
@@ -913,9 +900,9 @@ impl Services {
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("invoice"))?;
-        if let Some(events) = self.expire_if_due(&txn, &booking).await? {
+        if let Some(expired) = self.expire_if_due(&txn, &booking).await? {
             txn.commit().await?;
-            self.publish(&events).await;
+            self.publish_committed(&expired).await;
             return Err(hold_expired());
         }
         let now = self.clock.now();
@@ -980,8 +967,16 @@ impl Services {
             ));
         }
         audit::record_many(&txn, self.clock.as_ref(), actor, entries).await?;
+        let feed = notify_payment(
+            &txn,
+            &booking,
+            &updated,
+            PaymentNews::Submitted(&payment),
+            now,
+        )
+        .await?;
         txn.commit().await?;
-        self.emit_payment_notifications(&booking, &updated, Some(&payment));
+        self.publish_feed(&feed).await;
         Ok(payment_view(payment, booking.id))
     }
 
@@ -1013,10 +1008,10 @@ impl Services {
         // Checked first: when the sweeper won, it also rejected this payment, and the answer is
         // still `hold_expired`.
         if input.verified
-            && let Some(events) = self.expire_if_due(&txn, &booking).await?
+            && let Some(expired) = self.expire_if_due(&txn, &booking).await?
         {
             txn.commit().await?;
-            self.publish(&events).await;
+            self.publish_committed(&expired).await;
             return Err(hold_expired());
         }
         if payment.status != PaymentProofStatus::AwaitingVerification.as_str() {
@@ -1115,15 +1110,23 @@ impl Services {
         }
         audit::record_many(&txn, self.clock.as_ref(), actor, entries).await?;
 
-        let events = if status == InvoiceStatus::Paid {
-            self.follow_paid_invoice(&txn, actor, &booking, &current, &decided)
-                .await?
+        let news = if input.verified {
+            PaymentNews::Verified(&decided)
         } else {
-            Vec::new()
+            PaymentNews::Rejected(&decided)
         };
+        let mut committed = Committed {
+            units: Vec::new(),
+            feed: notify_payment(&txn, &booking, &current, news, now).await?,
+        };
+        if status == InvoiceStatus::Paid {
+            committed.extend(
+                self.follow_paid_invoice(&txn, actor, &booking, &current, &decided)
+                    .await?,
+            );
+        }
         txn.commit().await?;
-        self.publish(&events).await;
-        self.emit_payment_notifications(&booking, &current, Some(&decided));
+        self.publish_committed(&committed).await;
         Ok(payment_view(decided, booking.id))
     }
 
@@ -1137,14 +1140,14 @@ impl Services {
         booking: &bookings::Model,
         invoice: &invoices::Model,
         payment: &payments::Model,
-    ) -> CoreResult<Vec<UnitEvent>> {
+    ) -> CoreResult<Committed> {
         let unpaid = invoices::Entity::find()
             .filter(invoices::Column::BookingId.eq(booking.id))
             .filter(invoices::Column::Status.ne(InvoiceStatus::Paid.as_str()))
             .count(conn)
             .await?;
         let mut b = booking.clone();
-        let mut events = Vec::new();
+        let mut committed = Committed::default();
         let is_fee = invoice.kind == InvoiceKind::BookingFee.as_str();
         if b.status == BookingStatus::PendingPayment.as_str() && (is_fee || unpaid == 0) {
             let changes = Changes {
@@ -1154,13 +1157,13 @@ impl Services {
                 payment_method: PaymentMethod::parse(&payment.method),
                 notes: None,
             };
-            let (updated, ev) = self
+            let (updated, units, feed) = self
                 .change_booking(conn, actor, &b, changes, Cause::Payment)
                 .await?
                 // The sweeper cancelled it meanwhile: the whole verification rolls back.
                 .ok_or_else(hold_expired)?;
             b = updated;
-            events.extend(ev);
+            committed.extend(Committed { units, feed });
         }
         if b.status == BookingStatus::Active.as_str() && unpaid == 0 {
             let changes = Changes {
@@ -1168,7 +1171,7 @@ impl Services {
                 payment_status: Some(PaymentStatus::Paid),
                 ..Changes::default()
             };
-            let (_, ev) = self
+            let (_, units, feed) = self
                 .change_booking(conn, actor, &b, changes, Cause::Payment)
                 .await?
                 .ok_or_else(|| {
@@ -1177,9 +1180,9 @@ impl Services {
                         "the booking changed meanwhile; verify the payment again",
                     )
                 })?;
-            events.extend(ev);
+            committed.extend(Committed { units, feed });
         }
-        Ok(events)
+        Ok(committed)
     }
 
     /// Marks UNPAID invoices whose due date (WIB) has passed as OVERDUE, one conditional UPDATE
@@ -1230,32 +1233,28 @@ impl Services {
                     .collect::<Vec<_>>(),
             )
             .await?;
+            // The booking's marketing user and buyer hear of each, in the same transaction.
+            let booking_ids: Vec<Uuid> = changed.iter().map(|i| i.booking_id).collect();
+            let owners: HashMap<Uuid, bookings::Model> = bookings::Entity::find()
+                .filter(bookings::Column::Id.is_in(booking_ids))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|b| (b.id, b))
+                .collect();
+            let mut feed = Vec::new();
+            for invoice in &changed {
+                if let Some(b) = owners.get(&invoice.booking_id) {
+                    feed.extend(notify_payment(&txn, b, invoice, PaymentNews::Overdue, now).await?);
+                }
+            }
             txn.commit().await?;
+            self.publish_feed(&feed).await;
             total += changed.len();
             if (due.len() as u64) < OVERDUE_BATCH {
                 return Ok(total);
             }
         }
-    }
-
-    /// Runs [`Services::mark_overdue`] every `every` until the runtime stops.
-    pub fn spawn_overdue_invoices(
-        &self,
-        every: std::time::Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match services.mark_overdue().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(marked = n, "invoices became overdue"),
-                    Err(e) => tracing::warn!(error = %e, "overdue invoice tick failed"),
-                }
-            }
-        })
     }
 }
 

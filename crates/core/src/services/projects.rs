@@ -87,11 +87,11 @@ pub struct NewProject {
     pub location: String,
     /// Hold minutes (default 60, 1 to 10080).
     #[schema(minimum = 1, maximum = 10080)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub hold_minutes: Option<i32>,
     /// Lead price in rupiah (default 50,000).
     #[schema(minimum = 0, maximum = 1_000_000_000)]
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     pub lead_price: Option<i64>,
     /// Colour overrides by unit status.
     pub palette: Option<Palette>,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use kavling_siteplan::{
     ColorTemplate, Limits, ManualMapping, Mapping, MatchSource, Siteplan, UnitGeometry,
+    UnmatchedElement,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -59,12 +60,49 @@ pub struct MatchedView {
     pub source: MatchSourceView,
 }
 
+/// An unmatched element as the report lists it: a candidate lot or one of the rest.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnmatchedElementView {
+    /// The element's id (generated `kv-` ids included): what a manual mapping names.
+    pub element_id: String,
+    /// Its human name (`data-name`, `inkscape:label`, `<title>`), when it has one.
+    pub label: Option<String>,
+    /// A unit's block number its name nearly spells (`Shop-1` for unit `1`); candidates only.
+    pub hint: Option<String>,
+}
+
+impl From<&UnmatchedElement> for UnmatchedElementView {
+    fn from(e: &UnmatchedElement) -> Self {
+        UnmatchedElementView {
+            element_id: e.element_id.clone(),
+            label: e.label.clone(),
+            hint: e.hint.clone(),
+        }
+    }
+}
+
+/// A warning about one element, for showing next to it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ElementWarningView {
+    /// The element's id.
+    pub element_id: String,
+    /// The warning (also in `warnings`).
+    pub message: String,
+}
+
 /// The mapping report of `PUT /projects/{id}/siteplan` and `PUT /projects/{id}/siteplan/mapping`.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingReport {
     /// Elements in the document.
     pub element_count: usize,
+    /// Closed shapes in the document (rects, circles, ellipses, polygons, closed paths and
+    /// polylines, `use` copies), outside `defs` and text.
+    pub shape_count: usize,
+    /// Closed shapes of lot-like size no unit matches yet: the entries of `candidates`.
+    pub candidate_count: usize,
     /// Units found, with their elements.
     pub matched: Vec<MatchedView>,
     /// Element ids that look like units but match none.
@@ -74,12 +112,43 @@ pub struct MappingReport {
     /// Closed shapes (and `use` copies) not part of any unit: what an admin may map by hand.
     pub unmatched_shape_ids: Vec<String>,
     /// Ambiguities worth a designer's look, and manual mappings dropped by a re-upload.
+    /// What sanitizing removed (external images, stylesheets, fonts) comes first, with the fix.
     pub warnings: Vec<String>,
+    /// Unmatched closed shapes of lot-like size, in document order: the lots left to map,
+    /// with their human label and a near-miss hint.
+    pub candidates: Vec<UnmatchedElementView>,
+    /// Unmatched named elements that are not candidate lots: design tools' automatic ids
+    /// (`path1234`, `g6270`, Figma's `Clip path group_12`), groups and layers, open or
+    /// lot-unlike shapes, with their human label.
+    pub other_elements: Vec<UnmatchedElementView>,
+    /// The warnings that concern one element, with its id.
+    pub element_warnings: Vec<ElementWarningView>,
+}
+
+impl MappingReport {
+    /// The report before a drawing is uploaded: every unit without an element.
+    fn empty(blocks: Vec<String>) -> MappingReport {
+        MappingReport {
+            element_count: 0,
+            shape_count: 0,
+            candidate_count: 0,
+            matched: Vec::new(),
+            unmatched_element_ids: Vec::new(),
+            units_without_element: blocks,
+            unmatched_shape_ids: Vec::new(),
+            warnings: Vec::new(),
+            candidates: Vec::new(),
+            other_elements: Vec::new(),
+            element_warnings: Vec::new(),
+        }
+    }
 }
 
 fn report(siteplan: &Siteplan, mapping: &Mapping) -> MappingReport {
     MappingReport {
         element_count: siteplan.element_count(),
+        shape_count: siteplan.shape_count(),
+        candidate_count: mapping.candidates.len(),
         matched: mapping
             .matched
             .iter()
@@ -92,7 +161,22 @@ fn report(siteplan: &Siteplan, mapping: &Mapping) -> MappingReport {
         unmatched_element_ids: mapping.unmatched_element_ids.clone(),
         units_without_element: mapping.units_without_element.clone(),
         unmatched_shape_ids: mapping.unmatched_shape_ids.clone(),
-        warnings: mapping.warnings.clone(),
+        warnings: siteplan
+            .removed()
+            .iter()
+            .chain(&mapping.warnings)
+            .cloned()
+            .collect(),
+        candidates: mapping.candidates.iter().map(Into::into).collect(),
+        other_elements: mapping.other_elements.iter().map(Into::into).collect(),
+        element_warnings: mapping
+            .element_warnings
+            .iter()
+            .map(|w| ElementWarningView {
+                element_id: w.element_id.clone(),
+                message: w.message.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -224,6 +308,35 @@ async fn parse_blocking(bytes: Vec<u8>) -> CoreResult<Siteplan> {
         .await
         .map_err(task_failed)?
         .map_err(invalid_svg)
+}
+
+/// Whether an upload is gzip-compressed (an `.svgz`): its magic bytes.
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// An `.svgz` upload decompressed, read no further than `cap` bytes so a small bomb cannot
+/// inflate past the siteplan size limit.
+fn gunzip(bytes: &[u8], cap: usize) -> CoreResult<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(cap));
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            CoreError::bad_request(
+                "invalid_svg",
+                format!("the file is gzip-compressed (.svgz) but does not decompress: {e}"),
+            )
+        })?;
+    if out.len() > cap {
+        return Err(CoreError::TooLarge {
+            code: "svg_too_large",
+            message: format!("the siteplan is larger than {cap} bytes once decompressed (.svgz)"),
+        });
+    }
+    Ok(out)
 }
 
 /// A manual mapping as stored: the element and its unit's current block number.
@@ -378,6 +491,17 @@ impl Services {
             });
         }
         self.project(project_id).await?;
+        let gunzipped;
+        let svg: &[u8] = if is_gzip(svg) {
+            // Inflating megabytes is CPU work: on the blocking pool, like parsing.
+            let (bytes, cap) = (svg.to_vec(), self.max_siteplan_bytes);
+            gunzipped = tokio::task::spawn_blocking(move || gunzip(&bytes, cap))
+                .await
+                .map_err(task_failed)??;
+            &gunzipped
+        } else {
+            svg
+        };
         let siteplan = parse_blocking(svg.to_vec()).await?;
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
@@ -578,14 +702,7 @@ impl Services {
         let units = self.block_numbers(project_id).await?;
         let blocks: Vec<String> = units.iter().map(|(_, b, _)| b.clone()).collect();
         if project.siteplan_version == 0 {
-            return Ok(MappingReport {
-                element_count: 0,
-                matched: Vec::new(),
-                unmatched_element_ids: Vec::new(),
-                units_without_element: blocks,
-                unmatched_shape_ids: Vec::new(),
-                warnings: Vec::new(),
-            });
+            return Ok(MappingReport::empty(blocks));
         }
         Ok(self.prepared(&project, &blocks).await?.report.clone())
     }
@@ -610,7 +727,19 @@ impl Services {
         let sanitized = row
             .siteplan_sanitized
             .ok_or(CoreError::NotFound("siteplan"))?;
-        let siteplan = parse_blocking(sanitized.into_bytes()).await?;
+        // The upload itself, when it still sanitizes to the stored text, so the report says
+        // what sanitizing removed; else (an engine change since) the stored text as served.
+        let from_source = match row.siteplan_source {
+            Some(source) => parse_blocking(source.into_bytes())
+                .await
+                .ok()
+                .filter(|p| p.sanitized() == sanitized),
+            None => None,
+        };
+        let siteplan = match from_source {
+            Some(p) => p,
+            None => parse_blocking(sanitized.into_bytes()).await?,
+        };
         let units = self.block_numbers(project.id).await?;
         let manual = Self::manual_rows(&self.db, project.id, &units)
             .await?

@@ -16,8 +16,9 @@ use crate::db::begin_write;
 use crate::domain::{BookingStatus, Palette, UnitStatus};
 use crate::entities::{bookings, projects, units};
 use crate::error::{CoreError, CoreResult, FieldError};
-use crate::events::{UnitChange, record_unit_change, set_unit_status_returning};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
+use crate::services::watches::record_price_drop;
+use crate::unit_changes::{UnitChange, record_unit_change, set_unit_status_returning};
 
 /// Most units accepted in one create request.
 pub const MAX_UNITS_PER_REQUEST: usize = 1000;
@@ -103,7 +104,7 @@ pub struct NewUnit {
     pub unit_type: String,
     /// Price in rupiah.
     #[schema(minimum = 0, example = 450_000_000)]
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     pub price: i64,
     /// Land area, m².
     #[schema(minimum = 0, maximum = 1_000_000)]
@@ -113,11 +114,11 @@ pub struct NewUnit {
     pub building_area: Option<f64>,
     /// Bedrooms.
     #[schema(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub bedrooms: Option<i32>,
     /// Bathrooms.
     #[schema(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "crate::json::opt_i32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i32_whole")]
     pub bathrooms: Option<i32>,
 }
 
@@ -180,7 +181,7 @@ pub struct UnitPatch {
     pub status: Option<UnitStatus>,
     /// New price.
     #[schema(minimum = 0)]
-    #[serde(default, deserialize_with = "crate::json::opt_i64_whole")]
+    #[serde(default, deserialize_with = "crate::whole_numbers::opt_i64_whole")]
     pub price: Option<i64>,
     /// New type.
     #[serde(rename = "type")]
@@ -539,6 +540,7 @@ impl Services {
         }
         let now = self.clock.now();
         let mut event = None;
+        let mut price_dropped = false;
         if let Some(to) = patch.status.filter(|to| *to != current) {
             // A unit held by a live booking follows its booking; change the booking instead.
             let live = bookings::Entity::find()
@@ -570,6 +572,7 @@ impl Services {
         }
         if patch.price.is_some() || patch.unit_type.is_some() {
             let old = serde_json::json!({"price": unit.price, "type": unit.unit_type});
+            let old_price = unit.price;
             let mut active: units::ActiveModel = unit.into();
             if let Some(p) = patch.price {
                 active.price = Set(p);
@@ -579,6 +582,10 @@ impl Services {
             }
             active.updated_at = Set(now);
             unit = active.update(&txn).await?;
+            if unit.price < old_price {
+                price_dropped = true;
+                record_price_drop(&txn, &unit, old_price, now).await?;
+            }
             audit::record(
                 &txn,
                 self.clock.as_ref(),
@@ -616,6 +623,9 @@ impl Services {
         }
         txn.commit().await?;
         self.publish(&published).await;
+        if price_dropped {
+            self.notifier.wake();
+        }
         // A status change's event already carries the colour; only other edits read the palette.
         Ok(match published.first() {
             Some(e) => UnitView::with_color(unit, e.color.clone()),

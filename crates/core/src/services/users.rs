@@ -145,6 +145,28 @@ struct NewUserRow {
     verified: bool,
 }
 
+/// Creates a BUYER row with a ready password hash (the benchmark seed: one hash for many).
+pub(crate) async fn insert_buyer<C: ConnectionTrait>(
+    conn: &C,
+    svc: &Services,
+    email: String,
+    password_hash: String,
+) -> CoreResult<users::Model> {
+    insert_user(
+        conn,
+        svc,
+        NewUserRow {
+            email,
+            password_hash,
+            full_name: "Bench Watcher".to_owned(),
+            phone: None,
+            role: Role::Buyer,
+            verified: false,
+        },
+    )
+    .await
+}
+
 /// Creates a user row (and a wallet for marketing staff) inside a transaction.
 async fn insert_user<C: ConnectionTrait>(
     conn: &C,

@@ -82,7 +82,7 @@ impl From<wallet_transactions::Model> for WalletTxView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopupInput {
     /// Rupiah to credit, 1..=[`MAX_TOPUP`].
-    #[serde(deserialize_with = "crate::json::i64_whole")]
+    #[serde(deserialize_with = "crate::whole_numbers::i64_whole")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
     /// The payment reference (bank transfer id, receipt number).

@@ -12,8 +12,8 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `GET /admin/users` (list conventions): the KYC queue.
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Page<AdminUserView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody), (status = 401, description = "Missing, invalid or revoked token", body = ProblemBody), (status = 403, description = "Not an ADMIN (`forbidden`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = ["ADMIN"])),
+    responses((status = 200, body = Page<AdminUserView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -28,7 +28,6 @@ pub async fn list(
 /// working on every instance.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordInput,
     responses((status = 204, description = "Changed; sign in again with the new password"),
-        (status = 401, description = "Missing, invalid or revoked token (`unauthorized`)", body = ProblemBody),
         (status = 403, description = "The current password is wrong (`invalid_credentials`; 403, not 401: the session itself is fine)", body = ProblemBody),
         (status = 422, description = "The new password is shorter than 8 characters or equals the current one (`validation_failed`)", body = ProblemBody),
         (status = 429, description = "Too many attempts from this address (`rate_limited`, with Retry-After)", body = ProblemBody)))]
@@ -50,9 +49,9 @@ pub async fn change_password(
 }
 
 /// `POST /admin/users/{id}/disable`: the user's tokens stop working at once, everywhere.
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = ["ADMIN"])),
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = AdminUserView), (status = 401, description = "Missing, invalid or revoked token", body = ProblemBody), (status = 403, description = "Not an ADMIN (`forbidden`), or the caller's own account (`cannot_disable_self`)", body = ProblemBody), (status = 404, description = "No such user (`not_found`)", body = ProblemBody)))]
+    responses((status = 200, body = AdminUserView), (status = 403, description = "Not an ADMIN (`forbidden`), or the caller's own account (`cannot_disable_self`)", body = ProblemBody), (status = 404, description = "No such user (`not_found`)", body = ProblemBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     auth: Auth,
@@ -69,9 +68,9 @@ pub async fn disable(
 
 /// `POST /admin/users/{id}/enable`: the user may sign in again (tokens from before the disable
 /// stay revoked).
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = ["ADMIN"])),
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = AdminUserView), (status = 401, description = "Missing, invalid or revoked token", body = ProblemBody), (status = 403, description = "Not an ADMIN (`forbidden`)", body = ProblemBody), (status = 404, description = "No such user (`not_found`)", body = ProblemBody)))]
+    responses((status = 200, body = AdminUserView), (status = 404, description = "No such user (`not_found`)", body = ProblemBody)))]
 pub async fn enable(
     state: web::Data<AppState>,
     auth: Auth,

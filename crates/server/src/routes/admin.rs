@@ -13,9 +13,9 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /admin/users/{id}/kyc`.
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/kyc", tag = "admin", security(("bearer" = [])), request_body = KycDecisionInput,
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/kyc", tag = "admin", security(("bearer" = ["ADMIN"])), request_body = KycDecisionInput,
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = UserView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = UserView), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn decide_kyc(
     state: web::Data<AppState>,
     auth: Auth,
@@ -32,8 +32,8 @@ pub async fn decide_kyc(
 }
 
 /// `GET /admin/audit-log` (list conventions).
-#[utoipa::path(get, path = "/api/v1/admin/audit-log", tag = "admin", security(("bearer" = [])), 
-    responses((status = 200, body = Page<AuditView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/admin/audit-log", tag = "admin", security(("bearer" = ["ADMIN"])), 
+    responses((status = 200, body = Page<AuditView>), (status = 400, description = "Unknown field, operator or value (`invalid_query`)", body = ProblemBody)))]
 pub async fn audit_log(
     state: web::Data<AppState>,
     auth: Auth,

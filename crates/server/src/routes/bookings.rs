@@ -18,8 +18,8 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /bookings` (ADMIN or verified MARKETING).
-#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = [])), request_body = NewBooking,
-    responses((status = 201, body = BookingView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "No such unit, or no such customer (`customerId`) (`not_found`)", body = ProblemBody),
+#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), request_body = NewBooking,
+    responses((status = 201, body = BookingView), (status = 404, description = "No such unit, or no such customer (`customerId`) (`not_found`)", body = ProblemBody),
         (status = 409, description = "`unit_not_available` (someone else won) or `duplicate_customer`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -40,8 +40,8 @@ pub async fn create(
 }
 
 /// `GET /bookings` (staff; marketing users see their own).
-#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = [])),
-    responses((status = 200, body = Page<BookingView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])),
+    responses((status = 200, body = Page<BookingView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -56,8 +56,8 @@ pub async fn list(
 }
 
 /// `GET /bookings/{id}` (staff).
-#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = BookingView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = BookingView), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Auth,
@@ -72,8 +72,8 @@ pub async fn get(
 }
 
 /// `PATCH /bookings/{id}` (ADMIN or verified MARKETING).
-#[utoipa::path(patch, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])), request_body = BookingPatch, params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = BookingView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+#[utoipa::path(patch, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), request_body = BookingPatch, params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = BookingView), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`invalid_transition`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -95,8 +95,8 @@ pub async fn patch(
 }
 
 /// `DELETE /bookings/{id}`: cancels (ADMIN or verified MARKETING).
-#[utoipa::path(delete, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, description = "Cancelled; the unit is AVAILABLE again", body = BookingView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+#[utoipa::path(delete, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, description = "Cancelled; the unit is AVAILABLE again", body = BookingView), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`invalid_transition` (already completed or cancelled)", body = ProblemBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
@@ -117,8 +117,8 @@ pub async fn cancel(
 }
 
 /// `GET /bookings/export.csv` (staff): the filtered list, streamed page by page.
-#[utoipa::path(get, path = "/api/v1/bookings/export.csv", tag = "bookings", security(("bearer" = [])),
-    responses((status = 200, description = "The filtered bookings as CSV, streamed", content_type = "text/csv", body = String), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/bookings/export.csv", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])),
+    responses((status = 200, description = "The filtered bookings as CSV, streamed", content_type = "text/csv", body = String)))]
 pub async fn export_csv(
     state: web::Data<AppState>,
     auth: Auth,

@@ -15,7 +15,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", operation_id = "list_conversations",
     security(("bearer" = [])),
     description = "The caller's conversations (as the buyer or the marketing user); an admin sees all. A conversation opens when a marketing user unlocks a lead. Live messages: WebSocket channel `conversation:<id>` (parties only).",
-    responses((status = 200, body = Page<ConversationView>), (status = 401, description = "Missing or invalid token", body = ProblemBody)))]
+    responses((status = 200, body = Page<ConversationView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -36,8 +36,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", operation_id = "list_messages",
     security(("bearer" = [])), params(("id" = Uuid, Path, description = "Conversation id")),
     description = "Messages in seq order (oldest first unless `sort=seq:desc`); `filters[seq][$gt]=<n>` reads what came after a seq. Message text is user content: show it as text, never as HTML.",
-    responses((status = 200, body = Page<MessageView>), (status = 401, description = "Missing or invalid token", body = ProblemBody),
-        (status = 403, description = "Not a party of the conversation (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = Page<MessageView>), (status = 403, description = "Not a party of the conversation (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn messages(
     state: web::Data<AppState>,
     auth: Auth,
@@ -61,7 +60,7 @@ pub async fn messages(
     security(("bearer" = [])), request_body = NewMessage, params(("id" = Uuid, Path, description = "Conversation id")),
     description = "Sends a message; it reaches `conversation:<id>` subscribers as a `message` frame and the other party as a `message` notification. The same `clientMessageId` again (even concurrently) returns the first message with 200.",
     responses((status = 201, description = "A new message", body = MessageView), (status = 200, description = "The message this clientMessageId already made", body = MessageView),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not a party of the conversation (`forbidden`)", body = ProblemBody),
+        (status = 403, description = "Not a party of the conversation (`forbidden`)", body = ProblemBody),
         (status = 404, description = "Not found", body = ProblemBody),
         (status = 422, description = "Text or clientMessageId empty or too long (`validation_failed`)", body = ProblemBody),
         (status = 429, description = "Too many messages from this user (`rate_limited`); see Retry-After", body = ProblemBody,

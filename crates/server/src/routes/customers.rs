@@ -14,8 +14,8 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /customers` (ADMIN or MARKETING).
-#[utoipa::path(post, path = "/api/v1/customers", tag = "bookings", security(("bearer" = [])), request_body = NewCustomer,
-    responses((status = 201, body = CustomerView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 409, description = "`duplicate_customer` (same NIK)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/customers", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), request_body = NewCustomer,
+    responses((status = 201, body = CustomerView), (status = 409, description = "`duplicate_customer` (same NIK)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -31,8 +31,8 @@ pub async fn create(
 }
 
 /// `GET /customers` (staff, list conventions).
-#[utoipa::path(get, path = "/api/v1/customers", tag = "bookings", security(("bearer" = [])),
-    responses((status = 200, body = Page<CustomerView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/customers", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])),
+    responses((status = 200, body = Page<CustomerView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -47,8 +47,8 @@ pub async fn list(
 }
 
 /// `GET /customers/{id}` (staff).
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Customer id")),
-    responses((status = 200, body = CustomerView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Customer id")),
+    responses((status = 200, body = CustomerView), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Auth,

@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `POST /leads/{id}/disputes` (the marketing user who unlocked the lead, within 7 days).
 #[utoipa::path(post, path = "/api/v1/leads/{id}/disputes", tag = "leads", operation_id = "file_dispute",
     security(("bearer" = [])), request_body = NewDispute, params(("id" = Uuid, Path, description = "Lead id")),
-    responses((status = 201, body = DisputeView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not the user who unlocked the lead (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, body = DisputeView), (status = 403, description = "Not the user who unlocked the lead (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "More than 7 days after the unlock (`dispute_window_closed`), or an open or approved dispute exists (`dispute_exists`)", body = ProblemBody),
         (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn create(
@@ -37,8 +37,8 @@ pub async fn create(
 }
 
 /// `GET /disputes` (staff; admins all, marketing users their own; list conventions).
-#[utoipa::path(get, path = "/api/v1/disputes", tag = "leads", operation_id = "list_disputes", security(("bearer" = [])),
-    responses((status = 200, body = Page<DisputeView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/disputes", tag = "leads", operation_id = "list_disputes", security(("bearer" = ["ADMIN", "MARKETING"])),
+    responses((status = 200, body = Page<DisputeView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -54,9 +54,9 @@ pub async fn list(
 
 /// `PATCH /disputes/{id}` (ADMIN): approve (refund once) or reject.
 #[utoipa::path(patch, path = "/api/v1/disputes/{id}", tag = "leads", operation_id = "decide_dispute",
-    security(("bearer" = [])), request_body = DisputeDecision, params(("id" = Uuid, Path, description = "Dispute id")),
+    security(("bearer" = ["ADMIN"])), request_body = DisputeDecision, params(("id" = Uuid, Path, description = "Dispute id")),
     description = "Approval refunds the lead's price once (a REFUND ledger row). The same decision again: 200, nothing more.",
-    responses((status = 200, body = DisputeView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Not an admin (`forbidden`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 200, body = DisputeView), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "The opposite decision was made already (`dispute_already_decided`)", body = ProblemBody),
         (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn decide(

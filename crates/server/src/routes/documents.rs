@@ -119,9 +119,9 @@ pub(crate) fn multipart_problem(err: &MultipartError) -> ApiError {
 }
 
 /// `POST /bookings/{id}/documents` (ADMIN or verified MARKETING owning the booking).
-#[utoipa::path(post, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), params(("id" = Uuid, Path, description = "Booking id")),
     request_body(content = DocumentUploadDoc, content_type = "multipart/form-data"),
-    responses((status = 201, body = DocumentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, body = DocumentView), (status = 404, description = "Not found", body = ProblemBody),
         (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn upload(
     state: web::Data<AppState>,
@@ -155,8 +155,8 @@ pub async fn upload(
 }
 
 /// `GET /bookings/{id}/documents` (staff).
-#[utoipa::path(get, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = Vec<DocumentView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = Vec<DocumentView>), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -171,8 +171,8 @@ pub async fn list(
 }
 
 /// `GET /booking-documents/{id}/file` (staff): always a download, never rendered inline.
-#[utoipa::path(get, path = "/api/v1/booking-documents/{id}/file", tag = "bookings", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Document id")),
-    responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/booking-documents/{id}/file", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Document id")),
+    responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn file(
     state: web::Data<AppState>,
     auth: Auth,
@@ -196,8 +196,8 @@ pub async fn file(
 }
 
 /// `PATCH /booking-documents/{id}` (admin).
-#[utoipa::path(patch, path = "/api/v1/booking-documents/{id}", tag = "bookings", security(("bearer" = [])), request_body = DocumentVerification, params(("id" = Uuid, Path, description = "Document id")),
-    responses((status = 200, body = DocumentView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
+#[utoipa::path(patch, path = "/api/v1/booking-documents/{id}", tag = "bookings", security(("bearer" = ["ADMIN"])), request_body = DocumentVerification, params(("id" = Uuid, Path, description = "Document id")),
+    responses((status = 200, body = DocumentView), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn verify(
     state: web::Data<AppState>,
     auth: Auth,

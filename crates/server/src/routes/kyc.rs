@@ -89,7 +89,7 @@ pub fn multipart_error(err: MultipartError, _req: &HttpRequest) -> actix_web::Er
 /// `POST /me/kyc` (MARKETING): 202 with the user, `kycStatus` PENDING.
 #[utoipa::path(post, path = "/api/v1/me/kyc", tag = "auth", security(("bearer" = [])),
     request_body(content = KycUploadDoc, content_type = "multipart/form-data"),
-    responses((status = 202, description = "Submitted; kycStatus is PENDING", body = UserView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody),
+    responses((status = 202, description = "Submitted; kycStatus is PENDING", body = UserView), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody),
         (status = 413, description = "An image over 5 MiB (`file_too_large`)", body = ProblemBody),
         (status = 415, description = "Not a JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn submit(
@@ -120,9 +120,9 @@ pub async fn submit(
 }
 
 /// `GET /admin/users/{id}/kyc/{document}` (ADMIN): the image as a download, never cached.
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}/kyc/{document}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/kyc/{document}", tag = "admin", security(("bearer" = ["ADMIN"])),
     params(("id" = Uuid, Path, description = "User id"), ("document" = KycDocument, Path, description = "idCard, selfie or officeIdCard")),
-    responses((status = 200, description = "The image, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, description = "The image, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "Not found", body = ProblemBody)))]
 pub async fn document(
     state: web::Data<AppState>,
     auth: Auth,

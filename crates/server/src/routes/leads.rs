@@ -2,52 +2,21 @@
 
 use crate::error::ProblemBody;
 use crate::openapi::OptionalIdempotencyKey;
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use kavling_core::list::Page;
-use kavling_core::services::idempotency::{self, Outcome};
 use kavling_core::services::leads::{ConsentContext, CreateLeadInput};
 use kavling_core::services::leads::{LeadCreated, LeadView};
 use kavling_core::services::users::Access;
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::extract::{Auth, RequestCtx};
+use crate::extract::{Auth, RequestCtx, idempotency_key, outcome_response};
 use crate::state::AppState;
 
-/// The validated `Idempotency-Key` header, if any (400 when empty, too long or not text).
-pub fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
-    let raw = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            kavling_core::CoreError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be printable ASCII",
-            )
-        })?),
-    };
-    Ok(idempotency::parse_key(raw)?)
-}
-
-/// Sends an idempotent outcome: the fresh body, or the stored one of the first request.
-pub fn outcome_response<T>(outcome: &Outcome<T>) -> HttpResponse {
-    let (status, body) = outcome.response();
-    let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
-    res.insert_header((
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    ));
-    if matches!(outcome, Outcome::Replayed(_)) {
-        res.insert_header(("idempotent-replayed", "true"));
-    }
-    res.body(body.to_owned())
-}
-
 /// `POST /leads` (BUYER): 201 with the new lead, or 200 with the buyer's open lead for the unit.
-#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])), request_body = CreateLeadInput,
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", security(("bearer" = ["BUYER"])), request_body = CreateLeadInput,
     responses((status = 201, description = "A new lead", body = LeadCreated), (status = 200, description = "The buyer's open lead for this unit", body = LeadCreated),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
+        (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
@@ -76,8 +45,8 @@ pub async fn create(
 
 /// `GET /leads` (verified MARKETING, ADMIN; list conventions): contacts masked unless unlocked
 /// by the caller.
-#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])),
-    responses((status = 200, body = Page<LeadView>), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])),
+    responses((status = 200, body = Page<LeadView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -95,11 +64,11 @@ pub async fn list(
 }
 
 /// `POST /leads/{id}/unlock` (verified MARKETING), optional `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/leads/{id}/unlock", tag = "leads", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/leads/{id}/unlock", tag = "leads", security(("bearer" = ["MARKETING with approved e-KYC"])),
     params(("id" = Uuid, Path, description = "Lead id"), OptionalIdempotencyKey),
     responses((status = 200, description = "Unlocked (or already unlocked by you): the contact revealed", body = LeadView),
         (status = 400, description = "Malformed Idempotency-Key (`invalid_idempotency_key`)", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 402, description = "`insufficient_balance`; nothing changed", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+        (status = 402, description = "`insufficient_balance`; nothing changed", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`lead_already_unlocked` by someone else; no charge", body = ProblemBody),
         (status = 422, description = "`idempotency_key_reused`", body = ProblemBody)))]
 pub async fn unlock(

@@ -17,6 +17,7 @@ pub mod projects;
 pub mod siteplans;
 pub mod units;
 pub mod wallet;
+pub mod watches;
 
 use actix_multipart::form::MultipartFormConfig;
 use actix_web::middleware::from_fn;
@@ -55,6 +56,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/me/password")
                         .wrap(from_fn(crate::ratelimit::limit_auth))
                         .route(web::post().to(accounts::change_password)),
+                )
+                .service(
+                    web::resource("/me/watches")
+                        .route(web::get().to(watches::list))
+                        .route(web::post().to(watches::create)),
+                )
+                .service(web::resource("/me/watches/{id}").route(web::delete().to(watches::delete)))
+                .service(
+                    web::resource("/me/notifications").route(web::get().to(watches::notifications)),
+                )
+                .service(
+                    web::resource("/me/notifications/read")
+                        .route(web::post().to(watches::mark_read)),
                 )
                 .service(web::resource("/admin/users").route(web::get().to(accounts::list)))
                 .service(
@@ -121,7 +135,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/projects/{id}/siteplan.svg")
-                        .route(web::get().to(siteplans::svg)),
+                        .route(web::get().to(siteplans::svg))
+                        .route(web::head().to(siteplans::svg_head)),
                 )
                 .service(
                     web::resource("/projects/{id}/siteplan/mapping")

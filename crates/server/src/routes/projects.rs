@@ -12,8 +12,8 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /projects` (admin).
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])), request_body = NewProject,
-    responses((status = 201, body = ProjectView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = ["ADMIN"])), request_body = NewProject,
+    responses((status = 201, body = ProjectView), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,

@@ -29,11 +29,11 @@ fn too_large(cap: usize) -> CoreError {
 }
 
 /// `PUT /projects/{id}/siteplan` (admin): the raw SVG body; the size cap is enforced while reading.
-#[utoipa::path(put, path = "/api/v1/projects/{id}/siteplan", tag = "siteplans", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/projects/{id}/siteplan", tag = "siteplans", security(("bearer" = ["ADMIN"])),
     request_body(content = String, content_type = "image/svg+xml", description = "The raw SVG"),
     params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, body = MappingReport), (status = 400, description = "`invalid_svg`, with line and column", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody), (status = 413, description = "`svg_too_large`", body = ProblemBody)))]
+        (status = 404, description = "Not found", body = ProblemBody), (status = 413, description = "`svg_too_large`", body = ProblemBody)))]
 pub async fn upload(
     state: web::Data<AppState>,
     auth: Auth,
@@ -113,6 +113,21 @@ pub async fn svg(
     })
 }
 
+/// `HEAD /projects/{id}/siteplan.svg` (public): the GET's status and headers without its body,
+/// so a client can check the ETag or size first.
+#[utoipa::path(head, path = "/api/v1/projects/{id}/siteplan.svg", tag = "siteplans",
+    params(("id" = Uuid, Path, description = "Project id"), SvgQuery, ("If-None-Match" = Option<String>, Header, description = "A previous ETag")),
+    responses((status = 200, description = "The headers of the sanitized SVG (no body)"), (status = 304, description = "Not modified"), (status = 400, description = "Unknown field, operator or value (`invalid_query`); no body"), (status = 404, description = "Not found; no body")))]
+pub async fn svg_head(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    query: web::Query<SvgQuery>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    // The same answer as GET; the HTTP layer sends no body for HEAD.
+    svg(state, path, query, req).await
+}
+
 /// `GET /projects/{id}/siteplan/geometry` (public).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/geometry", tag = "siteplans", params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, body = GeometryView), (status = 404, description = "Not found", body = ProblemBody)))]
@@ -124,10 +139,10 @@ pub async fn geometry(
 }
 
 /// `GET /projects/{id}/siteplan/mapping` (admin): the current mapping report.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = ["ADMIN"])),
     params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, body = MappingReport),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project (before a siteplan is uploaded, the report of an empty drawing)", body = ProblemBody)))]
+        (status = 404, description = "No such project (before a siteplan is uploaded, the report of an empty drawing)", body = ProblemBody)))]
 pub async fn mapping(
     state: web::Data<AppState>,
     auth: Auth,
@@ -139,12 +154,12 @@ pub async fn mapping(
 }
 
 /// `PUT /projects/{id}/siteplan/mapping` (admin): set or clear manual element → unit mappings.
-#[utoipa::path(put, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/projects/{id}/siteplan/mapping", tag = "siteplans", security(("bearer" = ["ADMIN"])),
     request_body = MappingInput,
     params(("id" = Uuid, Path, description = "Project id")),
     responses((status = 200, description = "The new mapping report", body = MappingReport),
         (status = 400, description = "Malformed body", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`)", body = ProblemBody), (status = 404, description = "No such project", body = ProblemBody),
+        (status = 404, description = "No such project", body = ProblemBody),
         (status = 409, description = "`siteplan_changed`: a new drawing was uploaded meanwhile; `no_siteplan`: none is uploaded yet", body = ProblemBody),
         (status = 422, description = "`validation_failed`: an unknown element id (`unknown_element`) or block number (`unknown_unit`), each named in `errors`", body = ProblemBody)))]
 pub async fn set_mapping(

@@ -13,9 +13,9 @@ use crate::extract::{Auth, RequestCtx};
 use crate::state::AppState;
 
 /// `POST /projects/{id}/units` (admin): one unit or an array; answers with the same shape.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/units", tag = "units", security(("bearer" = [])), request_body = NewUnits,
+#[utoipa::path(post, path = "/api/v1/projects/{id}/units", tag = "units", security(("bearer" = ["ADMIN"])), request_body = NewUnits,
     params(("id" = Uuid, Path, description = "Project id")),
-    responses((status = 201, description = "The created unit, or an array when an array was sent", body = CreatedUnits), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, description = "The created unit, or an array when an array was sent", body = CreatedUnits), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`duplicate_block_number`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -64,9 +64,9 @@ pub async fn get(state: web::Data<AppState>, path: web::Path<Uuid>) -> ApiResult
 }
 
 /// `PATCH /units/{id}` (admin or verified marketing).
-#[utoipa::path(patch, path = "/api/v1/units/{id}", tag = "units", security(("bearer" = [])), request_body = UnitPatch,
+#[utoipa::path(patch, path = "/api/v1/units/{id}", tag = "units", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), request_body = UnitPatch,
     params(("id" = Uuid, Path, description = "Unit id")),
-    responses((status = 200, body = UnitView), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 200, body = UnitView), (status = 404, description = "Not found", body = ProblemBody),
         (status = 409, description = "`status_conflict` (expectedStatus no longer holds) or `unit_has_booking`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn patch(
     state: web::Data<AppState>,

@@ -12,11 +12,11 @@ use uuid::Uuid;
 
 use crate::error::ApiResult;
 use crate::extract::{Auth, RequestCtx};
-use crate::routes::leads::{idempotency_key, outcome_response};
+use crate::extract::{idempotency_key, outcome_response};
 use crate::state::AppState;
 
 /// `GET /wallet`: `{balance, currency}` (0 without a wallet).
-#[utoipa::path(get, path = "/api/v1/wallet", tag = "wallet", security(("bearer" = [])), responses((status = 200, body = WalletView), (status = 401, description = "Missing or invalid token", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/wallet", tag = "wallet", security(("bearer" = [])), responses((status = 200, body = WalletView)))]
 pub async fn get(state: web::Data<AppState>, auth: Auth) -> ApiResult<HttpResponse> {
     let user = state
         .services
@@ -27,7 +27,7 @@ pub async fn get(state: web::Data<AppState>, auth: Auth) -> ApiResult<HttpRespon
 
 /// `GET /wallet/transactions` (list conventions): signed ledger rows, newest first.
 #[utoipa::path(get, path = "/api/v1/wallet/transactions", tag = "wallet", security(("bearer" = [])),
-    responses((status = 200, body = Page<WalletTxView>), (status = 401, description = "Missing or invalid token", body = ProblemBody)))]
+    responses((status = 200, body = Page<WalletTxView>)))]
 pub async fn transactions(
     state: web::Data<AppState>,
     auth: Auth,
@@ -45,9 +45,9 @@ pub async fn transactions(
 }
 
 /// `POST /admin/wallets/{userId}/topup` (ADMIN) with a required `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/admin/wallets/{userId}/topup", tag = "wallet", security(("bearer" = [])), request_body = TopupInput,
+#[utoipa::path(post, path = "/api/v1/admin/wallets/{userId}/topup", tag = "wallet", security(("bearer" = ["ADMIN"])), request_body = TopupInput,
     params(("userId" = Uuid, Path, description = "The wallet owner"), RequiredIdempotencyKey),
-    responses((status = 200, body = TopupView), (status = 400, description = "Missing or malformed Idempotency-Key", body = ProblemBody), (status = 401, description = "Missing or invalid token", body = ProblemBody), (status = 403, description = "Wrong role (`forbidden`) or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 200, body = TopupView), (status = 400, description = "Missing or malformed Idempotency-Key", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
         (status = 422, description = "`validation_failed` or `idempotency_key_reused`", body = ProblemBody)))]
 pub async fn topup(
     state: web::Data<AppState>,

@@ -125,6 +125,8 @@ impl Drop for TestDb {
 #[derive(Clone)]
 pub struct SpawnOptions {
     pub use_redis: bool,
+    /// With `use_redis`: this Redis instead of the environment's (a test's own redis-server).
+    pub redis_url: Option<String>,
     pub seed_demo: bool,
     pub catch_up_every: Duration,
     pub hub: kavling_realtime::HubConfig,
@@ -137,16 +139,17 @@ pub struct SpawnOptions {
     pub auth_rate_burst: u32,
     pub expiry_every: Duration,
     pub overdue_every: Duration,
-    /// A Redis of the test's own (e.g. one it stops), instead of `test_redis_url()`.
-    pub redis_url: Option<String>,
     /// Chat messages per user (the rate-limit test lowers it).
     pub chat_rate: kavling_core::services::ratelimit::RateLimit,
+    /// Notifier poll (None: this instance runs no notifier).
+    pub notify_every: Option<Duration>,
 }
 
 impl Default for SpawnOptions {
     fn default() -> Self {
         SpawnOptions {
             use_redis: true,
+            redis_url: None,
             seed_demo: false,
             catch_up_every: Duration::from_millis(500),
             hub: kavling_realtime::HubConfig::default(),
@@ -158,11 +161,11 @@ impl Default for SpawnOptions {
             auth_rate_burst: 100_000,
             expiry_every: Duration::from_millis(200),
             overdue_every: Duration::from_millis(200),
-            redis_url: None,
             chat_rate: kavling_core::services::ratelimit::RateLimit {
                 per_minute: 600,
                 burst: 100,
             },
+            notify_every: Some(Duration::from_millis(500)),
         }
     }
 }
@@ -252,6 +255,7 @@ impl TestApp {
                 prune_every: opts.prune_every,
                 expiry_every: opts.expiry_every,
                 overdue_every: opts.overdue_every,
+                notify_every: opts.notify_every,
             },
         )
         .await
@@ -377,6 +381,56 @@ impl TestApp {
             })
             .collect();
         (project, ids)
+    }
+
+    /// `POST /invoices/{invoice}/payments` (multipart: amount, TRANSFER, a fixed paidAt, and
+    /// the proof `file` if given).
+    pub async fn submit_payment(
+        &self,
+        token: &str,
+        invoice: &str,
+        amount: &str,
+        file: Option<&[u8]>,
+    ) -> TestResponse {
+        let boundary = "----kavling-payment-boundary-1x2y";
+        let mut body = Vec::new();
+        for (field, value) in [
+            ("amount", amount),
+            ("method", "TRANSFER"),
+            ("paidAt", "2026-12-03T10:00:00+07:00"),
+        ] {
+            body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+        }
+        if let Some(bytes) = file {
+            body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../bukti.png\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut res = self
+            .client
+            .post(self.url(&format!("/api/v1/invoices/{invoice}/payments")))
+            .bearer_auth(token)
+            .insert_header((
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .send_body(body)
+            .await
+            .expect("upload sent");
+        let bytes = res.body().limit(1 << 20).await.expect("body");
+        TestResponse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            bytes: bytes.to_vec(),
+        }
     }
 
     /// Opens a WebSocket to `/ws` (optionally with `?token=`).

@@ -218,6 +218,13 @@ impl Services {
                     "publishing a unit event failed; subscribers will catch up from the database");
             }
         }
+        // A unit became AVAILABLE: its watchers are due a notification now, not at the next poll.
+        if events
+            .iter()
+            .any(|e| e.status == UnitStatus::Available.as_str())
+        {
+            self.notifier.wake();
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::Services;
 use crate::audit::AuditEntry;
 use crate::entities::{bookings, customers};
 use crate::error::{CoreError, CoreResult};
-use crate::events::UnitChange;
+use crate::unit_changes::UnitChange;
 
 /// How many batches of one instance may be inside PostgreSQL at once: one holds the counter while
 /// the next does its claims, customers and audit rows.
@@ -384,7 +384,7 @@ fn build_sql() -> String {
         k_cols = list("k"),
         old_cols = list("c"),
         customer_out = customer_out.join(", "),
-        event_cols = crate::events::unit_event_columns!(),
+        event_cols = crate::unit_changes::unit_event_columns!(),
     )
 }
 
