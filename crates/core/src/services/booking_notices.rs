@@ -5,6 +5,8 @@
 //! customer's, or else the buyer of a lead on the same unit that the booking's marketing user
 //! unlocked (the usual path: lead, unlock, booking). Without either, only marketing hears.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use kavling_realtime::{BookingNote, FeedEvent};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -94,6 +96,100 @@ pub(crate) async fn notify_booking<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> CoreResult<Vec<FeedEvent>> {
     let block = block_number(conn, b.unit_id).await?;
+    let (title, body, data) = booking_news(b, &block, previous_status);
+    notify_recipients(conn, b, NotificationKind::Booking, title, body, data, now).await
+}
+
+/// The creation of many bookings (one pass of the notifier): the same notifications as
+/// [`notify_booking`] for each, with the reads batched (units, customers, buyers by email,
+/// unlocked leads: one query each, whatever the count) and one insert. Per booking, the reads
+/// would put thousands of round trips on the database while a sales event books.
+pub(crate) async fn notify_bookings_created<C: ConnectionTrait>(
+    conn: &C,
+    made: &[bookings::Model],
+    now: DateTime<Utc>,
+) -> CoreResult<Vec<FeedEvent>> {
+    if made.is_empty() {
+        return Ok(Vec::new());
+    }
+    let blocks: HashMap<Uuid, String> = units::Entity::find()
+        .filter(units::Column::Id.is_in(made.iter().map(|b| b.unit_id)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.block_number))
+        .collect();
+    let emails: HashMap<Uuid, String> = customers::Entity::find()
+        .filter(customers::Column::Id.is_in(made.iter().map(|b| b.customer_id)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            let email = c.email?.trim().to_lowercase();
+            (!email.is_empty()).then_some((c.id, email))
+        })
+        .collect();
+    let wanted: HashSet<&String> = emails.values().collect();
+    let buyers: HashMap<String, Uuid> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        users::Entity::find()
+            .filter(users::Column::Email.is_in(wanted.into_iter().cloned()))
+            .filter(users::Column::Role.eq(Role::Buyer.as_str()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|u| (u.email, u.id))
+            .collect()
+    };
+    let by_email = |b: &bookings::Model| {
+        emails
+            .get(&b.customer_id)
+            .and_then(|e| buyers.get(e))
+            .copied()
+    };
+    // Without a buyer by email: the newest lead on the unit unlocked by the booking's marketing user.
+    let need: Vec<&bookings::Model> = made.iter().filter(|b| by_email(b).is_none()).collect();
+    let mut by_lead: HashMap<(Uuid, Uuid), Uuid> = HashMap::new();
+    if !need.is_empty() {
+        let rows = leads::Entity::find()
+            .filter(leads::Column::UnitId.is_in(need.iter().map(|b| b.unit_id)))
+            .filter(leads::Column::UnlockedBy.is_in(need.iter().map(|b| b.marketing_id)))
+            .order_by_desc(leads::Column::UnlockedAt)
+            .all(conn)
+            .await?;
+        for lead in rows {
+            if let Some(by) = lead.unlocked_by {
+                by_lead.entry((lead.unit_id, by)).or_insert(lead.buyer_id);
+            }
+        }
+    }
+    let mut items = Vec::with_capacity(made.len() * 2);
+    for b in made {
+        let block = blocks.get(&b.unit_id).cloned().unwrap_or_default();
+        let (title, body, data) = booking_news(b, &block, None);
+        let buyer = by_email(b)
+            .or_else(|| by_lead.get(&(b.unit_id, b.marketing_id)).copied())
+            .filter(|buyer| *buyer != b.marketing_id);
+        for user_id in std::iter::once(b.marketing_id).chain(buyer) {
+            items.push(NewNotification {
+                user_id,
+                kind: NotificationKind::Booking,
+                title: title.clone(),
+                body: body.clone(),
+                data: data.clone(),
+            });
+        }
+    }
+    insert_notifications(conn, &items, now).await
+}
+
+/// The title, body and data of a `booking` notification (created when `previous_status` is None).
+fn booking_news(
+    b: &bookings::Model,
+    block: &str,
+    previous_status: Option<&str>,
+) -> (String, String, serde_json::Value) {
     let (title, body) = match previous_status {
         None => (
             format!("Booking {} created", b.booking_code),
@@ -121,7 +217,7 @@ pub(crate) async fn notify_booking<C: ConnectionTrait>(
         "previousStatus": previous_status,
         "paymentStatus": b.payment_status,
     });
-    notify_recipients(conn, b, NotificationKind::Booking, title, body, data, now).await
+    (title, body, data)
 }
 
 /// What happened to an invoice or a payment, for a `payment` notification.

@@ -39,7 +39,7 @@ use crate::entities::{
 };
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
-use crate::services::booking_notices::notify_booking;
+use crate::services::booking_notices::notify_bookings_created;
 use crate::services::notifications::{
     NewNotification, NotificationKind, insert_keyed_notifications,
 };
@@ -594,9 +594,7 @@ impl Services {
                 .order_by_asc(bookings::Column::Id)
                 .all(&txn)
                 .await?;
-            for b in &made {
-                feed.extend(notify_booking(&txn, b, None, now).await?);
-            }
+            feed.extend(notify_bookings_created(&txn, &made, now).await?);
         }
         let unit_ids: Vec<Uuid> = events.iter().map(|e| e.unit_id).collect();
         let candidates = if unit_ids.is_empty() {
