@@ -1020,41 +1020,13 @@ async fn upload(
     name: &str,
     file: Option<&[u8]>,
 ) -> TestResponse {
-    let boundary = "----kavling-test-boundary-7MA4YWxk";
-    let mut body = Vec::new();
-    for (field, value) in [("documentType", doc_type), ("documentName", name)] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
-    }
-    if let Some(bytes) = file {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let mut res = app
-        .client
-        .post(app.url(&format!("/api/v1/bookings/{booking}/documents")))
-        .bearer_auth(token)
-        .insert_header((
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        ))
-        .send_body(body)
-        .await
-        .expect("upload sent");
-    let bytes = res.body().limit(1 << 20).await.expect("body");
-    TestResponse {
-        status: res.status(),
-        headers: res.headers().clone(),
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        bytes: bytes.to_vec(),
-    }
+    app.post_multipart(
+        &format!("/api/v1/bookings/{booking}/documents"),
+        token,
+        &[("documentType", doc_type), ("documentName", name)],
+        file.map(|bytes| ("../../etc/passwd", bytes)),
+    )
+    .await
 }
 
 fn pdf(len: usize) -> Vec<u8> {

@@ -16,8 +16,7 @@ use crate::state::AppState;
     security(("bearer" = [])), request_body = NewWatch,
     description = "Watch a unit (`{unitId}`) or a project's units matching a filter (`{projectId, filter?}`). \
         When a watched unit becomes AVAILABLE or its price drops, the user gets exactly one notification per change.",
-    responses((status = 201, body = WatchView), (status = 401, description = "Missing or invalid token", body = ProblemBody),
-        (status = 404, description = "Unknown unit or project", body = ProblemBody),
+    responses((status = 201, body = WatchView), (status = 404, description = "Unknown unit or project", body = ProblemBody),
         (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -38,8 +37,7 @@ pub async fn create(
 /// `GET /me/watches` (the caller's own; list conventions).
 #[utoipa::path(get, path = "/api/v1/me/watches", tag = "notifications", operation_id = "list_watches",
     security(("bearer" = [])),
-    responses((status = 200, body = Page<WatchView>), (status = 400, description = "Bad list query (`invalid_query`)", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody)))]
+    responses((status = 200, body = Page<WatchView>), (status = 400, description = "Bad list query (`invalid_query`)", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -59,8 +57,7 @@ pub async fn list(
 /// `DELETE /me/watches/{id}` (the caller's own).
 #[utoipa::path(delete, path = "/api/v1/me/watches/{id}", tag = "notifications", operation_id = "delete_watch",
     security(("bearer" = [])), params(("id" = Uuid, Path, description = "Watch id")),
-    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid token", body = ProblemBody),
-        (status = 404, description = "No such watch of the caller's", body = ProblemBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such watch of the caller's", body = ProblemBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Auth,
@@ -82,8 +79,7 @@ pub async fn delete(
     security(("bearer" = [])),
     description = "The inbox, newest first by default. `filters[readAt][$null]=true` lists the unread ones. \
         The same items arrive live on the WebSocket channel `user:<ownUserId>` with `since` replay.",
-    responses((status = 200, body = Page<NotificationView>), (status = 400, description = "Bad list query (`invalid_query`)", body = ProblemBody),
-        (status = 401, description = "Missing or invalid token", body = ProblemBody)))]
+    responses((status = 200, body = Page<NotificationView>), (status = 400, description = "Bad list query (`invalid_query`)", body = ProblemBody)))]
 pub async fn notifications(
     state: web::Data<AppState>,
     auth: Auth,
@@ -103,8 +99,7 @@ pub async fn notifications(
 /// `POST /me/notifications/read` `{upTo}`: marks the caller's notifications up to that seq read.
 #[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "notifications", operation_id = "mark_notifications_read",
     security(("bearer" = [])), request_body = ReadMark,
-    responses((status = 200, body = ReadResult), (status = 401, description = "Missing or invalid token", body = ProblemBody),
-        (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
+    responses((status = 200, body = ReadResult), (status = 422, description = "Validation failed (`validation_failed`)", body = ProblemBody)))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     auth: Auth,

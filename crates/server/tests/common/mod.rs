@@ -392,30 +392,47 @@ impl TestApp {
         amount: &str,
         file: Option<&[u8]>,
     ) -> TestResponse {
-        let boundary = "----kavling-payment-boundary-1x2y";
+        self.post_multipart(
+            &format!("/api/v1/invoices/{invoice}/payments"),
+            token,
+            &[
+                ("amount", amount),
+                ("method", "TRANSFER"),
+                ("paidAt", "2026-12-03T10:00:00+07:00"),
+            ],
+            file.map(|bytes| ("../../bukti.png", bytes)),
+        )
+        .await
+    }
+
+    /// POSTs a multipart form: the text `fields`, then a `file` part (name, bytes) if given.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        token: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &[u8])>,
+    ) -> TestResponse {
+        let boundary = "----kavling-test-boundary-7MA4YWxk";
         let mut body = Vec::new();
-        for (field, value) in [
-            ("amount", amount),
-            ("method", "TRANSFER"),
-            ("paidAt", "2026-12-03T10:00:00+07:00"),
-        ] {
+        for (field, value) in fields {
             body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
         }
-        if let Some(bytes) = file {
+        if let Some((filename, bytes)) = file {
             body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../bukti.png\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-                .as_bytes(),
-        );
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .as_bytes(),
+            );
             body.extend_from_slice(bytes);
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         let mut res = self
             .client
-            .post(self.url(&format!("/api/v1/invoices/{invoice}/payments")))
+            .post(self.url(path))
             .bearer_auth(token)
             .insert_header((
                 "content-type",
