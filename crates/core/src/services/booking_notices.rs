@@ -22,37 +22,75 @@ pub(crate) async fn booking_recipients<C: ConnectionTrait>(
     conn: &C,
     b: &bookings::Model,
 ) -> CoreResult<Vec<Uuid>> {
-    let mut recipients = vec![b.marketing_id];
-    let email = customers::Entity::find_by_id(b.customer_id)
-        .one(conn)
+    let buyers = buyers_of(conn, std::slice::from_ref(b)).await?;
+    Ok(std::iter::once(b.marketing_id)
+        .chain(buyers.get(&b.id).copied())
+        .collect())
+}
+
+/// The buyer of each booking that has one (by booking id, never its own marketing user): the
+/// `BUYER` user whose email is the customer's, else the buyer of the newest lead on the unit that
+/// the booking's marketing user unlocked. Three queries at most, whatever the count.
+async fn buyers_of<C: ConnectionTrait>(
+    conn: &C,
+    made: &[bookings::Model],
+) -> CoreResult<HashMap<Uuid, Uuid>> {
+    let emails: HashMap<Uuid, String> = customers::Entity::find()
+        .filter(customers::Column::Id.is_in(made.iter().map(|b| b.customer_id)))
+        .all(conn)
         .await?
-        .and_then(|c| c.email)
-        .map(|e| e.trim().to_lowercase())
-        .filter(|e| !e.is_empty());
-    let mut buyer = match email {
-        Some(email) => users::Entity::find()
-            .filter(users::Column::Email.eq(email))
+        .into_iter()
+        .filter_map(|c| {
+            let email = c.email?.trim().to_lowercase();
+            (!email.is_empty()).then_some((c.id, email))
+        })
+        .collect();
+    let wanted: HashSet<&String> = emails.values().collect();
+    let by_email: HashMap<String, Uuid> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        users::Entity::find()
+            .filter(users::Column::Email.is_in(wanted.into_iter().cloned()))
             .filter(users::Column::Role.eq(Role::Buyer.as_str()))
-            .one(conn)
+            .all(conn)
             .await?
-            .map(|u| u.id),
-        None => None,
+            .into_iter()
+            .map(|u| (u.email, u.id))
+            .collect()
     };
-    if buyer.is_none() {
-        buyer = leads::Entity::find()
-            .filter(leads::Column::UnitId.eq(b.unit_id))
-            .filter(leads::Column::UnlockedBy.eq(b.marketing_id))
+    let mut buyers: HashMap<Uuid, Uuid> = made
+        .iter()
+        .filter_map(|b| {
+            let buyer = emails.get(&b.customer_id).and_then(|e| by_email.get(e))?;
+            (*buyer != b.marketing_id).then_some((b.id, *buyer))
+        })
+        .collect();
+    let need: Vec<&bookings::Model> = made
+        .iter()
+        .filter(|b| !buyers.contains_key(&b.id))
+        .collect();
+    if !need.is_empty() {
+        let mut by_lead: HashMap<(Uuid, Uuid), Uuid> = HashMap::new();
+        let rows = leads::Entity::find()
+            .filter(leads::Column::UnitId.is_in(need.iter().map(|b| b.unit_id)))
+            .filter(leads::Column::UnlockedBy.is_in(need.iter().map(|b| b.marketing_id)))
             .order_by_desc(leads::Column::UnlockedAt)
-            .one(conn)
-            .await?
-            .map(|l| l.buyer_id);
+            .all(conn)
+            .await?;
+        for lead in rows {
+            if let Some(by) = lead.unlocked_by {
+                by_lead.entry((lead.unit_id, by)).or_insert(lead.buyer_id);
+            }
+        }
+        for b in need {
+            if let Some(buyer) = by_lead.get(&(b.unit_id, b.marketing_id))
+                && *buyer != b.marketing_id
+            {
+                buyers.insert(b.id, *buyer);
+            }
+        }
     }
-    if let Some(buyer) = buyer
-        && buyer != b.marketing_id
-    {
-        recipients.push(buyer);
-    }
-    Ok(recipients)
+    Ok(buyers)
 }
 
 /// The block number of a booking's unit, for texts.
@@ -101,8 +139,8 @@ pub(crate) async fn notify_booking<C: ConnectionTrait>(
 }
 
 /// The creation of many bookings (one pass of the notifier): the same notifications as
-/// [`notify_booking`] for each, with the reads batched (units, customers, buyers by email,
-/// unlocked leads: one query each, whatever the count) and one insert. Per booking, the reads
+/// [`notify_booking`] for each, with the reads batched (units, then [`buyers_of`]: one query
+/// each, whatever the count) and one insert. Per booking, the reads
 /// would put thousands of round trips on the database while a sales event books.
 pub(crate) async fn notify_bookings_created<C: ConnectionTrait>(
     conn: &C,
@@ -119,59 +157,12 @@ pub(crate) async fn notify_bookings_created<C: ConnectionTrait>(
         .into_iter()
         .map(|u| (u.id, u.block_number))
         .collect();
-    let emails: HashMap<Uuid, String> = customers::Entity::find()
-        .filter(customers::Column::Id.is_in(made.iter().map(|b| b.customer_id)))
-        .all(conn)
-        .await?
-        .into_iter()
-        .filter_map(|c| {
-            let email = c.email?.trim().to_lowercase();
-            (!email.is_empty()).then_some((c.id, email))
-        })
-        .collect();
-    let wanted: HashSet<&String> = emails.values().collect();
-    let buyers: HashMap<String, Uuid> = if wanted.is_empty() {
-        HashMap::new()
-    } else {
-        users::Entity::find()
-            .filter(users::Column::Email.is_in(wanted.into_iter().cloned()))
-            .filter(users::Column::Role.eq(Role::Buyer.as_str()))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|u| (u.email, u.id))
-            .collect()
-    };
-    let by_email = |b: &bookings::Model| {
-        emails
-            .get(&b.customer_id)
-            .and_then(|e| buyers.get(e))
-            .copied()
-    };
-    // Without a buyer by email: the newest lead on the unit unlocked by the booking's marketing user.
-    let need: Vec<&bookings::Model> = made.iter().filter(|b| by_email(b).is_none()).collect();
-    let mut by_lead: HashMap<(Uuid, Uuid), Uuid> = HashMap::new();
-    if !need.is_empty() {
-        let rows = leads::Entity::find()
-            .filter(leads::Column::UnitId.is_in(need.iter().map(|b| b.unit_id)))
-            .filter(leads::Column::UnlockedBy.is_in(need.iter().map(|b| b.marketing_id)))
-            .order_by_desc(leads::Column::UnlockedAt)
-            .all(conn)
-            .await?;
-        for lead in rows {
-            if let Some(by) = lead.unlocked_by {
-                by_lead.entry((lead.unit_id, by)).or_insert(lead.buyer_id);
-            }
-        }
-    }
+    let buyers = buyers_of(conn, made).await?;
     let mut items = Vec::with_capacity(made.len() * 2);
     for b in made {
         let block = blocks.get(&b.unit_id).cloned().unwrap_or_default();
         let (title, body, data) = booking_news(b, &block, None);
-        let buyer = by_email(b)
-            .or_else(|| by_lead.get(&(b.unit_id, b.marketing_id)).copied())
-            .filter(|buyer| *buyer != b.marketing_id);
-        for user_id in std::iter::once(b.marketing_id).chain(buyer) {
+        for user_id in std::iter::once(b.marketing_id).chain(buyers.get(&b.id).copied()) {
             items.push(NewNotification {
                 user_id,
                 kind: NotificationKind::Booking,
