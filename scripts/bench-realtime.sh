@@ -20,7 +20,7 @@
 # command, the generator's awc turns on actix-http's `http2` feature in the server too, which is
 # not in the shipped server and adds ~1.1 KiB to every connection. The floor is built with
 # `cargo build --release` (actix-web's default features, http2 included) (FLOOR_TARGET, default
-# /root/.cache/kavling/target-floor), `npm ci` in the Socket.IO peer, psql/createdb for PostgreSQL.
+# /root/.cache/kavling/target-floor), `npm ci` in the Socket.IO peer (SIO_DIR, default ../shared/peers/socketio; copy it where npm may write if that is read-only), psql/createdb for PostgreSQL.
 # Knobs (env): SERVER_CPUS (taskset list for servers, default 1), CLIENT_CPUS (default 0), PG_OPTS
 #   (the servers' PostgreSQL URL options, default ?sslmode=disable),
 #   OUT (JSON lines, default docs/bench/realtime.jsonl), LABEL, PG (admin URL), OUTAGE_AT (s into
@@ -43,7 +43,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
 FLOOR_DIR=$ROOT/../shared/peers/actix-floor
 FLOOR_BIN=${FLOOR_TARGET:-/root/.cache/kavling/target-floor}/release
-SIO_DIR=$ROOT/../shared/peers/socketio
+SIO_DIR=${SIO_DIR:-$ROOT/../shared/peers/socketio}
 OUT=${OUT:-$ROOT/docs/bench/realtime.jsonl}
 LABEL=${LABEL:-$SCENARIO-$N}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/postgres}

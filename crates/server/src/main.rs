@@ -5,6 +5,11 @@ use kavling_server::config::Config;
 use kavling_server::startup::{Application, BuildOptions};
 use kavling_server::telemetry;
 
+/// Only with `--features mimalloc`, to measure it against glibc's malloc (issue #20).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kavling",

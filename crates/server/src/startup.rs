@@ -330,11 +330,10 @@ fn run(
     .on_connect(tune_socket(unacked_timeout))
     // actix-http keeps asking a response body for more while its write buffer holds less than
     // this (default 32 KiB), and keeps the buffer's grown capacity for the connection's life.
-    // A WebSocket body hands over 4 KiB pieces: when a client reads slowly (10,000 subscribes
-    // at once) the buffer grew towards 32 KiB on every socket. At 4 KiB it stays at its
-    // initial 8 KiB (docs/BENCHMARKS.md, session 9); large HTTP responses are written in
-    // 4-8 KiB steps instead of 32 KiB.
-    .h1_write_buffer_size(crate::ws::PIECE_BYTES)
+    // A slow WebSocket client (10,000 subscribes at once) grew it towards 32 KiB on every
+    // socket. At 4 KiB it stays at its initial 8 KiB (docs/BENCHMARKS.md, session 9); large
+    // streamed HTTP responses are written in 4-8 KiB steps instead of 32 KiB.
+    .h1_write_buffer_size(crate::ws::H1_WRITE_LIMIT)
     .listen(listener)?
     // WebSocket sessions would hold shutdown for the full default 30 s.
     .shutdown_timeout(5);

@@ -26,13 +26,17 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
 use bytestring::ByteString;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use kavling_core::services::users::{Access, authorize};
 use kavling_realtime::{CLOSE_SLOW_CLIENT, ConnectionHandle, Hub, Outbound, Outbox, Principal};
+use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 use crate::extract::bearer_token;
 use crate::state::AppState;
+
+mod client;
+use client::ClientFrames;
 
 /// Close code for an idle connection ("going away").
 pub const CLOSE_IDLE: u16 = 1001;
@@ -112,9 +116,22 @@ const ECHO_WINDOW_BYTES: usize = 1024 * 1024;
 /// One poll of the body encodes at most about this much of a long backlog.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// The body hands actix-http its bytes in pieces of at most this size, letting it write each
-/// before the next: its write buffer then keeps its initial 8 KiB, where one large frame (a
-/// snapshot of a big project) would grow it for the rest of the connection's life.
+/// before the next: its write buffer then keeps its initial 8 KiB, where one large frame would
+/// grow it for the rest of the connection's life. Live frames, copied and batched, go in pieces
+/// this big: one write for a backlog of a dozen events.
 pub const PIECE_BYTES: usize = 4 * 1024;
+/// The pieces of a large shared frame (a snapshot, a page of replay) are smaller. actix-http
+/// copies every piece into its write buffer, and the pages of that buffer a piece touches stay
+/// resident for the connection's life: the first 4 KiB piece of a snapshot made a second page
+/// of it resident on every subscribed socket, ~4 KiB each; a 1 KiB piece mostly stays within
+/// the page the handshake response touched (issue #20, docs/BENCHMARKS.md). Such frames are
+/// rare (a subscribe, a reconnect), so their extra writes cost little; live frames in 1 KiB
+/// pieces cost 40 % more CPU per frame at 10,000 sockets.
+pub const SHARED_PIECE_BYTES: usize = 1024;
+/// How much actix-http buffers from a response body before writing (its default is 32 KiB,
+/// and a grown buffer is kept for the connection's life). A WebSocket body stops after each
+/// piece anyway; for HTTP bodies streamed in small chunks this bounds the buffer.
+pub const H1_WRITE_LIMIT: usize = 4 * 1024;
 /// A hub frame at least this long is not copied into the connection's buffer: its header is
 /// written there and its payload handed over as the hub's own shared bytes (a server frame is
 /// not masked, so the payload goes out as is). A snapshot is the same bytes for every
@@ -130,17 +147,19 @@ pub async fn ws(
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
     let (principal, staff) = authenticate(&state, &req).await;
-    let (response, _, stream) = actix_ws::handle(&req, body)?;
+    let mut handshake = actix_http::ws::handshake(req.head())?;
     let (handle, outbox) = state.hub.connect_as(principal);
     let own = Rc::new(RefCell::new(OwnFrames::default()));
-    let response = WireBody::install(response, own.clone(), Some(outbox));
+    let (body_gone, gone) = oneshot::channel();
+    let cap = state.ws.max_message;
+    let stream = ClientFrames::new(body.into_inner(), gone, cap);
+    let response = WireBody::respond(&mut handshake, own.clone(), Some(outbox), body_gone)?;
     let mode = Mode::Hub {
         hub: state.hub.clone(),
         handle,
         staff,
     };
     let config = state.ws.clone();
-    let cap = config.max_message;
     actix_web::rt::spawn(run_session(own, stream, mode, config, cap));
     Ok(response)
 }
@@ -152,9 +171,11 @@ pub async fn echo(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let (response, _, stream) = actix_ws::handle(&req, body)?;
+    let mut handshake = actix_http::ws::handshake(req.head())?;
     let own = Rc::new(RefCell::new(OwnFrames::default()));
-    let response = WireBody::install(response, own.clone(), None);
+    let (body_gone, gone) = oneshot::channel();
+    let stream = ClientFrames::new(body.into_inner(), gone, ECHO_MAX_MESSAGE);
+    let response = WireBody::respond(&mut handshake, own.clone(), None, body_gone)?;
     let config = state.ws.clone();
     actix_web::rt::spawn(run_session(
         own,
@@ -322,38 +343,44 @@ struct WireBody {
     buf: BytesMut,
     /// Encoded bytes not yet handed to actix-http: the piece being handed out...
     unsent: Bytes,
-    /// ...then these, in order (copies from `buf`, and the shared payloads of large hub
-    /// frames). Empty, and unallocated, while only short frames go out.
-    queued: VecDeque<Bytes>,
+    /// The size of the pieces `unsent` is handed over in.
+    piece: usize,
+    /// ...then these, in order, each with its piece size (copies from `buf`, and the shared
+    /// payloads of large hub frames). Empty, and unallocated, while only short frames go out.
+    queued: VecDeque<(Bytes, usize)>,
     /// Total length of `unsent` and `queued`.
     unsent_len: usize,
     /// A piece was handed out and more are unsent: let actix-http write it first.
     write_first: bool,
     /// A Close was encoded: the body ends once it is written.
     closed: bool,
-    /// actix-ws's own body, never polled. It is dropped with this one (when the connection
-    /// ends, or after the Close), which is how actix-ws's `MessageStream` learns to end.
-    _stream_end_signal: BoxBody,
+    /// Dropped with this body (when the connection ends, or after the Close), which is how
+    /// the session's [`ClientFrames`] learns to end.
+    _body_gone: oneshot::Sender<()>,
 }
 
 impl WireBody {
-    /// Puts a `WireBody` in place of the body of actix-ws's handshake response.
-    fn install(response: HttpResponse, own: SharedFrames, hub: Option<Outbox>) -> HttpResponse {
-        let (response, signal) = response.into_parts();
-        response
-            .set_body(WireBody {
-                own,
-                hub,
-                codec: Codec::new(),
-                buf: BytesMut::new(),
-                unsent: Bytes::new(),
-                queued: VecDeque::new(),
-                unsent_len: 0,
-                write_first: false,
-                closed: false,
-                _stream_end_signal: signal,
-            })
-            .map_into_boxed_body()
+    /// The 101 response of a handshake, with a `WireBody` as its body.
+    fn respond(
+        handshake: &mut actix_http::ResponseBuilder,
+        own: SharedFrames,
+        hub: Option<Outbox>,
+        body_gone: oneshot::Sender<()>,
+    ) -> actix_web::Result<HttpResponse> {
+        let body = WireBody {
+            own,
+            hub,
+            codec: Codec::new(),
+            buf: BytesMut::new(),
+            unsent: Bytes::new(),
+            piece: PIECE_BYTES,
+            queued: VecDeque::new(),
+            unsent_len: 0,
+            write_first: false,
+            closed: false,
+            _body_gone: body_gone,
+        };
+        Ok(handshake.message_body(BoxBody::new(body))?.into())
     }
 
     fn encode(&mut self, msg: Message) -> Result<(), ProtocolError> {
@@ -368,13 +395,14 @@ impl WireBody {
         self.unsent_len + self.buf.len()
     }
 
-    /// Appends bytes to hand over after everything already unsent.
-    fn push_unsent(&mut self, bytes: Bytes) {
+    /// Appends bytes to hand over, in pieces of at most `piece`, after everything unsent.
+    fn push_unsent(&mut self, bytes: Bytes, piece: usize) {
         self.unsent_len += bytes.len();
         if self.unsent.is_empty() && self.queued.is_empty() {
             self.unsent = bytes;
+            self.piece = piece;
         } else {
-            self.queued.push_back(bytes);
+            self.queued.push_back((bytes, piece));
         }
     }
 
@@ -382,7 +410,7 @@ impl WireBody {
     fn flush_buf(&mut self) {
         if !self.buf.is_empty() {
             let bytes = std::mem::take(&mut self.buf).freeze();
-            self.push_unsent(bytes);
+            self.push_unsent(bytes, PIECE_BYTES);
         }
     }
 
@@ -394,7 +422,7 @@ impl WireBody {
         }
         write_text_header(&mut self.buf, text.len());
         self.flush_buf();
-        self.push_unsent(text.into_bytes());
+        self.push_unsent(text.into_bytes(), SHARED_PIECE_BYTES);
         Ok(())
     }
 
@@ -473,13 +501,16 @@ impl MessageBody for WireBody {
             return Poll::Pending;
         }
         if this.unsent.is_empty() {
-            this.unsent = this.queued.pop_front().unwrap_or_default();
+            if let Some((bytes, piece)) = this.queued.pop_front() {
+                this.unsent = bytes;
+                this.piece = piece;
+            }
             if this.queued.is_empty() {
                 // Give its buffer back: it is needed only around large frames.
                 this.queued = VecDeque::new();
             }
         }
-        let piece = this.unsent.split_to(this.unsent.len().min(PIECE_BYTES));
+        let piece = this.unsent.split_to(this.unsent.len().min(this.piece));
         this.unsent_len -= piece.len();
         this.write_first = this.unsent_len > 0;
         Poll::Ready(Some(Ok(piece)))
@@ -585,22 +616,6 @@ impl Assembler {
     }
 }
 
-/// True for codec errors raised before the bad frame is consumed: decoding again fails at
-/// the same frame, so frames queued before it can be drained safely.
-fn leaves_bad_frame_unread(e: &ProtocolError) -> bool {
-    match e {
-        ProtocolError::InvalidOpcode(_) | ProtocolError::UnmaskedFrame => true,
-        // Reserved bits set (not a UTF-8 error, which comes after the frame was consumed).
-        ProtocolError::Io(io) => {
-            io.kind() == std::io::ErrorKind::InvalidData
-                && !io
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
-        }
-        _ => false,
-    }
-}
-
 /// Acts on one message from the client; `Err` ends the session with that close.
 async fn on_message(
     own: &SharedFrames,
@@ -635,12 +650,11 @@ async fn on_message(
 /// where an `async fn` would keep its arguments and the locals they move into side by side.
 fn run_session(
     own: SharedFrames,
-    stream: actix_ws::MessageStream,
+    mut stream: ClientFrames,
     mut mode: Mode,
     config: WsConfig,
     max_message: usize,
 ) -> impl Future<Output = ()> + 'static {
-    let mut stream = stream.max_frame_size(max_message);
     async move {
         let close = session_loop(&own, &mut stream, &mut mode, &config, max_message).await;
         // The Close goes out ahead of anything still queued. Then dropping the mode drops the
@@ -653,7 +667,7 @@ fn run_session(
 /// The loop of a session until it ends, with the close to send.
 async fn session_loop(
     own: &SharedFrames,
-    stream: &mut actix_ws::MessageStream,
+    stream: &mut ClientFrames,
     mode: &mut Mode,
     config: &WsConfig,
     max_message: usize,
@@ -665,26 +679,15 @@ async fn session_loop(
         config.ping_every,
     );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    'session: loop {
+    loop {
         tokio::select! {
             msg = stream.next() => {
                 last_heard = Instant::now();
                 let msg = match msg {
                     None => break None,
                     Some(Ok(msg)) => msg,
-                    Some(Err(e)) => {
-                        if leaves_bad_frame_unread(&e) {
-                            // Frames decoded before the bad one are still queued in the
-                            // stream: act on them first, in order, then fail.
-                            while let Some(Some(Ok(msg))) = stream.next().now_or_never() {
-                                let done = Box::pin(on_message(own, mode, &mut fragments, msg, config)).await;
-                                if let Err(close) = done {
-                                    break 'session close;
-                                }
-                            }
-                        }
-                        break Some(protocol_close(&e));
-                    }
+                    // Every message before the bad frame was acted on already.
+                    Some(Err(e)) => break Some(protocol_close(&e)),
                 };
                 // Boxed: client messages are rare, and an inline future for them would make every
                 // idle session carry its bytes.
@@ -718,11 +721,12 @@ mod tests {
             codec: Codec::new(),
             buf: BytesMut::new(),
             unsent: Bytes::new(),
+            piece: PIECE_BYTES,
             queued: VecDeque::new(),
             unsent_len: 0,
             write_first: false,
             closed: false,
-            _stream_end_signal: BoxBody::new(()),
+            _body_gone: oneshot::channel().0,
         };
         (body, own)
     }
@@ -840,7 +844,7 @@ mod tests {
         for (_, body) in &mut bodies {
             let (pieces, ended) = drain(body);
             assert!(!ended);
-            assert!(pieces.iter().all(|p| p.len() <= PIECE_BYTES));
+            assert!(pieces.iter().all(|p| p.len() <= SHARED_PIECE_BYTES));
             // The first piece is the snapshot's header alone; the payload follows as is.
             assert!(pieces[0].len() <= 10, "{}", pieces[0].len());
             payload_starts.push(pieces[1].as_ptr());
@@ -910,7 +914,7 @@ mod tests {
     #[test]
     fn the_session_future_stays_small() {
         fn output_size<F: Future>(
-            _: impl Fn(SharedFrames, actix_ws::MessageStream, Mode, WsConfig, usize) -> F,
+            _: impl Fn(SharedFrames, ClientFrames, Mode, WsConfig, usize) -> F,
         ) -> usize {
             std::mem::size_of::<F>()
         }

@@ -31,10 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/ws").route(web::get().to(crate::ws::ws)))
-        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
-            "/api/v1/openapi.json",
-            <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-        ))
+        .service(web::resource("/api/v1/openapi.json").route(web::get().to(crate::openapi::serve)))
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
+        )
         .service(web::redirect("/docs", "/docs/"))
         .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
         .service(
