@@ -128,6 +128,10 @@ pub const PIECE_BYTES: usize = 4 * 1024;
 /// rare (a subscribe, a reconnect), so their extra writes cost little; live frames in 1 KiB
 /// pieces cost 40 % more CPU per frame at 10,000 sockets.
 pub const SHARED_PIECE_BYTES: usize = 1024;
+/// A shared frame longer than this goes in [`PIECE_BYTES`] pieces after all: the snapshot of a
+/// 2,000-unit project (~200 KB) in 1 KiB pieces took 200 writes per subscriber, and 10,000
+/// subscribes did not finish in 180 s. One of a 200-unit project is ~20 KB.
+const SMALL_SHARED_MAX: usize = 32 * 1024;
 /// How much actix-http buffers from a response body before writing (its default is 32 KiB,
 /// and a grown buffer is kept for the connection's life). A WebSocket body stops after each
 /// piece anyway; for HTTP bodies streamed in small chunks this bounds the buffer.
@@ -422,7 +426,12 @@ impl WireBody {
         }
         write_text_header(&mut self.buf, text.len());
         self.flush_buf();
-        self.push_unsent(text.into_bytes(), SHARED_PIECE_BYTES);
+        let piece = if text.len() <= SMALL_SHARED_MAX {
+            SHARED_PIECE_BYTES
+        } else {
+            PIECE_BYTES
+        };
+        self.push_unsent(text.into_bytes(), piece);
         Ok(())
     }
 
@@ -646,22 +655,19 @@ async fn on_message(
 }
 
 /// The session shared by `/ws` and `/ws-echo`. Its future lives as long as the connection, so
-/// it is kept small: a plain fn returning an `async move` block stores the session's state once,
-/// where an `async fn` would keep its arguments and the locals they move into side by side.
-fn run_session(
+/// it is kept small (a test below bounds it).
+async fn run_session(
     own: SharedFrames,
     mut stream: ClientFrames,
     mut mode: Mode,
     config: WsConfig,
     max_message: usize,
-) -> impl Future<Output = ()> + 'static {
-    async move {
-        let close = session_loop(&own, &mut stream, &mut mode, &config, max_message).await;
-        // The Close goes out ahead of anything still queued. Then dropping the mode drops the
-        // hub handle, which removes every subscription (its own Close never follows ours).
-        own.borrow_mut().push(Message::Close(close));
-        drop(mode);
-    }
+) {
+    let close = session_loop(&own, &mut stream, &mut mode, &config, max_message).await;
+    // The Close goes out ahead of anything still queued. Then dropping the mode drops the hub
+    // handle, which removes every subscription (its own Close never follows ours).
+    own.borrow_mut().push(Message::Close(close));
+    drop(mode);
 }
 
 /// The loop of a session until it ends, with the close to send.
@@ -844,7 +850,14 @@ mod tests {
         for (_, body) in &mut bodies {
             let (pieces, ended) = drain(body);
             assert!(!ended);
-            assert!(pieces.iter().all(|p| p.len() <= SHARED_PIECE_BYTES));
+            // Up to 32 KiB, a shared frame goes in 1 KiB pieces; a longer one in 4 KiB pieces.
+            let payload: usize = pieces[1..].iter().map(|p| p.len()).sum();
+            let piece = if payload <= SMALL_SHARED_MAX {
+                SHARED_PIECE_BYTES
+            } else {
+                PIECE_BYTES
+            };
+            assert!(pieces.iter().all(|p| p.len() <= piece));
             // The first piece is the snapshot's header alone; the payload follows as is.
             assert!(pieces[0].len() <= 10, "{}", pieces[0].len());
             payload_starts.push(pieces[1].as_ptr());
