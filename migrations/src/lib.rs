@@ -14,6 +14,7 @@ mod m20261203_000003_payments;
 mod m20261203_000004_units_version;
 mod m20261205_000001_notifications;
 mod m20261205_000002_conversations;
+mod m20261205_000003_bookings_deleted_at;
 
 /// The ordered list of Kavling migrations.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_units_version::Migration),
             Box::new(m20261205_000001_notifications::Migration),
             Box::new(m20261205_000002_conversations::Migration),
+            Box::new(m20261205_000003_bookings_deleted_at::Migration),
         ]
     }
 }

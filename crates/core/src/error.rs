@@ -58,7 +58,8 @@ pub enum CoreError {
     /// The thing does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// The action conflicts with the current state (`unit_not_available`, `email_taken`, ...).
+    /// The action conflicts with the current state (`unit_not_available`, `email_taken`,
+    /// `idempotency_key_reused`, ...).
     #[error("{message}")]
     Conflict {
         /// Stable code.
@@ -69,14 +70,6 @@ pub enum CoreError {
     /// Field validation failed (`validation_failed`).
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    /// The request is well-formed but cannot be processed (`idempotency_key_reused`, ...).
-    #[error("{message}")]
-    Unprocessable {
-        /// Stable code.
-        code: &'static str,
-        /// Detail for humans.
-        message: String,
-    },
     /// Not enough wallet balance (`insufficient_balance`).
     #[error("{message}")]
     PaymentRequired {

@@ -90,9 +90,6 @@ impl ApiError {
                         .join("; "),
                     errors,
                 ),
-                E::Unprocessable { code, message } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone(), &[])
-                }
                 E::PaymentRequired { code, message } => {
                     (StatusCode::PAYMENT_REQUIRED, code, message.clone(), &[])
                 }

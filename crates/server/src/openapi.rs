@@ -122,7 +122,7 @@ fn list_params(fields: &[&str]) -> Vec<Parameter> {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct OptionalIdempotencyKey {
-    /// Replays the first response for the same key; another request with the same key is 422
+    /// Replays the first response for the same key; another request with the same key is 409
     /// `idempotency_key_reused`. 1 to 200 visible characters.
     #[param(
         rename = "Idempotency-Key",
@@ -136,7 +136,8 @@ pub struct OptionalIdempotencyKey {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct RequiredIdempotencyKey {
-    /// A retried top-up never credits twice. 1 to 200 visible characters.
+    /// A retried top-up never credits twice: the same key replays the first response, another
+    /// request with the same key is 409 `idempotency_key_reused`. 1 to 200 visible characters.
     #[param(
         rename = "Idempotency-Key",
         pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$"

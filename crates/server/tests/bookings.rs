@@ -603,7 +603,8 @@ async fn every_transition_allowed_and_refused_with_the_unit_following_and_events
     .await
     .assert_problem(StatusCode::CONFLICT, "invalid_transition");
 
-    // A2: PENDING_PAYMENT -> CANCELLED by DELETE; the unit is AVAILABLE again and bookable.
+    // A2: PENDING_PAYMENT -> CANCELLED by DELETE (a soft delete); the unit is AVAILABLE again
+    // and bookable.
     let b = book(&app, &admin, units[1].1, inline_customer(2))
         .await
         .json;
@@ -622,13 +623,22 @@ async fn every_transition_allowed_and_refused_with_the_unit_following_and_events
     assert!(res.json["cancelledAt"].is_string());
     assert_eq!(unit_status(&app, units[1].1).await, "AVAILABLE");
     expect_event(&mut ws, "A2", "AVAILABLE").await;
+    // Soft delete: the row stays, as CANCELLED, but the API no longer serves it.
     for refused in ["PENDING_PAYMENT", "ACTIVE", "COMPLETED", "CANCELLED"] {
         patch(&id2, json!({"status": refused}))
             .await
-            .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
-    // Soft delete: the cancelled booking is still there.
-    assert_eq!(booking_status(&app, &admin, &id2).await, "CANCELLED");
+    app.get(&format!("/api/v1/bookings/{id2}"), Some(&admin))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let row = bookings::Entity::find_by_id(Uuid::parse_str(&id2).unwrap())
+        .one(&app.state.services.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "CANCELLED");
+    assert!(row.deleted_at.is_some());
     let again = book(&app, &admin, units[1].1, inline_customer(3)).await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.json);
     expect_event(&mut ws, "A2", "BOOKED").await;
@@ -1190,4 +1200,152 @@ async fn documents_are_typed_by_content_capped_stored_safely_and_verified_by_adm
     )
     .await
     .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[actix_web::test]
+async fn a_deleted_booking_is_gone_from_the_api_while_a_cancelled_one_stays() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin().await;
+    let (_, marketing) = app.user(Role::Marketing, true).await;
+    let (project, units) = app.project_with_units(&admin, 2).await;
+    let mut ws = subscribe(&app, project).await;
+    let gone = book(&app, &marketing, units[0].1, inline_customer(1))
+        .await
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kept = book(&app, &marketing, units[1].1, inline_customer(2))
+        .await
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ws.recv().await["status"], "BOOKED");
+    assert_eq!(ws.recv().await["status"], "BOOKED");
+    // The booking to delete gets a document and an invoice first.
+    let res = upload(&app, &marketing, &gone, "ktp", "KTP", Some(&pdf(1024))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let doc = res.json["id"].as_str().unwrap().to_owned();
+    use kavling_core::clock::Clock;
+    let due = (app.clock.now() + chrono::Duration::days(10))
+        .date_naive()
+        .to_string();
+    let item = json!({"items": [{"kind": "INSTALLMENT", "amount": 1_000_000, "dueDate": due}]});
+    let res = app
+        .post(
+            &format!("/api/v1/bookings/{gone}/schedule"),
+            Some(&marketing),
+            &item,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.json);
+    let invoice = res.json[0]["id"].as_str().unwrap().to_owned();
+
+    // DELETE cancels (the unit is free again, with its event) and deletes softly.
+    let path = format!("/api/v1/bookings/{gone}");
+    let res = app
+        .send(Method::DELETE, &path, Some(&marketing), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(res.json["status"], "CANCELLED");
+    let ev = ws.recv().await;
+    assert_eq!(
+        (ev["blockNumber"].as_str(), ev["status"].as_str()),
+        (Some("A1"), Some("AVAILABLE"))
+    );
+    assert_eq!(unit_status(&app, units[0].1).await, "AVAILABLE");
+
+    // From then on the booking and everything reached through it answer 404, for everyone.
+    for token in [&admin, &marketing] {
+        app.get(&path, Some(token))
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
+        for sub in ["documents", "invoices"] {
+            app.get(&format!("{path}/{sub}"), Some(token))
+                .await
+                .assert_problem(StatusCode::NOT_FOUND, "not_found");
+        }
+        app.get(
+            &format!("/api/v1/booking-documents/{doc}/file"),
+            Some(token),
+        )
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+        app.get(&format!("/api/v1/invoices/{invoice}"), Some(token))
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    }
+    app.patch(&path, Some(&admin), &json!({"notes": "x"}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.send(Method::DELETE, &path, Some(&admin), None)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    upload(&app, &marketing, &gone, "ktp", "KTP", Some(&pdf(1024)))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.post(&format!("{path}/schedule"), Some(&admin), &item)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.patch(
+        &format!("/api/v1/booking-documents/{doc}"),
+        Some(&admin),
+        &json!({"verified": true}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+    app.submit_payment(&admin, &invoice, "1000000", Some(png))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    // The lists and exports leave it out.
+    for token in [&admin, &marketing] {
+        let res = app.get("/api/v1/bookings", Some(token)).await;
+        assert_eq!(res.json["meta"]["pagination"]["total"], 1, "{}", res.json);
+        assert_eq!(res.json["data"][0]["id"], kept.as_str());
+        let res = app.get("/api/v1/bookings/export.csv", Some(token)).await;
+        let rows = csv::Reader::from_reader(res.bytes.as_slice())
+            .records()
+            .count();
+        assert_eq!(rows, 1);
+        let res = app.get("/api/v1/invoices", Some(token)).await;
+        assert_eq!(res.json["meta"]["pagination"]["total"], 0, "{}", res.json);
+    }
+    // The row stays: code, audit trail (`booking.deleted`), status.
+    let row = bookings::Entity::find_by_id(Uuid::parse_str(&gone).unwrap())
+        .one(&app.state.services.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "CANCELLED");
+    assert!(row.deleted_at.is_some() && row.cancelled_at.is_some());
+    let actions: Vec<Value> = audit_actions(&app, &admin, "booking", &gone)
+        .await
+        .iter()
+        .map(|a| a["action"].clone())
+        .collect();
+    assert!(actions.contains(&json!("booking.deleted")), "{actions:?}");
+
+    // Cancelled by PATCH is not deleted: still readable with its documents, and DELETE refuses it.
+    let kept_path = format!("/api/v1/bookings/{kept}");
+    let res = app
+        .patch(
+            &kept_path,
+            Some(&marketing),
+            &json!({"status": "CANCELLED"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    assert_eq!(booking_status(&app, &marketing, &kept).await, "CANCELLED");
+    app.send(Method::DELETE, &kept_path, Some(&admin), None)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    assert_eq!(booking_status(&app, &admin, &kept).await, "CANCELLED");
+    let res = app
+        .get(&format!("{kept_path}/documents"), Some(&admin))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    let res = app.get("/api/v1/bookings", Some(&admin)).await;
+    assert_eq!(res.json["meta"]["pagination"]["total"], 1);
 }

@@ -273,11 +273,10 @@ async fn schedules_validate_number_and_list_with_the_list_conventions() {
 
     // A cancelled booking takes no new invoices, and its open ones are voided.
     let res = app
-        .send(
-            actix_web::http::Method::DELETE,
+        .patch(
             &format!("/api/v1/bookings/{booking}"),
             Some(&admin),
-            None,
+            &json!({"status": "CANCELLED"}),
         )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.json);
@@ -290,9 +289,29 @@ async fn schedules_validate_number_and_list_with_the_list_conventions() {
     for inv in page["data"].as_array().unwrap() {
         assert_eq!(inv["status"], "VOID", "{inv}");
     }
-    schedule(&app, &admin, &booking, item)
+    schedule(&app, &admin, &booking, item.clone())
         .await
         .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    // A deleted one (DELETE, a soft delete) is not there at all any more.
+    let other_booking = book(&app, &marketing, units[1].1, 2).await;
+    let res = app
+        .send(
+            actix_web::http::Method::DELETE,
+            &format!("/api/v1/bookings/{other_booking}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json);
+    app.get(
+        &format!("/api/v1/bookings/{other_booking}/invoices"),
+        Some(&admin),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    schedule(&app, &admin, &other_booking, item)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
     let audit = get_json(
         &app,
         &admin,

@@ -262,6 +262,7 @@ async fn insert_booking(app: &TestApp, project: Uuid, unit: Uuid, marketing: Uui
         notes: Set(None),
         expires_at: Set(now + chrono::Duration::hours(1)),
         cancelled_at: Set(None),
+        deleted_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

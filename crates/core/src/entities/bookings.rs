@@ -22,6 +22,8 @@ pub struct Model {
     pub notes: Option<String>,
     pub expires_at: DateTimeUtc,
     pub cancelled_at: Option<DateTimeUtc>,
+    /// Set by `DELETE /bookings/{id}` (a soft delete): the API no longer serves the row.
+    pub deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -220,8 +220,11 @@ impl Viewer {
         }
     }
 
-    /// Restricts a bookings select to what this viewer may see.
+    /// Restricts a bookings select to what this viewer may see: never a deleted booking (the one
+    /// filter behind the list, the export and every read by id), and for a marketing user only
+    /// their own.
     fn scope(self, select: sea_orm::Select<bookings::Entity>) -> sea_orm::Select<bookings::Entity> {
+        let select = select.filter(bookings::Column::DeletedAt.is_null());
         if self.role == Role::Admin {
             select
         } else {
@@ -352,6 +355,8 @@ pub(crate) struct Changes {
     pub(crate) payment_date: Option<DateTime<Utc>>,
     pub(crate) payment_method: Option<PaymentMethod>,
     pub(crate) notes: Option<String>,
+    /// Soft-deletes the booking (`DELETE /bookings/{id}`): `deleted_at` is set in the same update.
+    pub(crate) delete: bool,
 }
 
 /// Why a booking changed, for the audit trail.
@@ -367,6 +372,20 @@ pub fn hold_expired() -> CoreError {
     CoreError::conflict(
         "hold_expired",
         "the booking's hold expired before it was paid; the booking is cancelled and the unit is free again",
+    )
+}
+
+/// Keeps invoices (or anything with a booking id column) of bookings that are not deleted: a
+/// soft-deleted booking's invoices, payments and documents are no longer served either.
+pub(crate) fn of_live_booking(
+    booking_id: impl sea_orm::ColumnTrait,
+) -> sea_orm::sea_query::SimpleExpr {
+    booking_id.not_in_subquery(
+        sea_orm::sea_query::Query::select()
+            .column(bookings::Column::Id)
+            .from(bookings::Entity)
+            .and_where(bookings::Column::DeletedAt.is_not_null())
+            .to_owned(),
     )
 }
 

@@ -306,6 +306,13 @@ impl Services {
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("document"))?;
+        // A deleted booking's documents are gone from the API with it.
+        self.visible_booking(&txn, admin, doc.booking_id)
+            .await
+            .map_err(|e| match e {
+                CoreError::NotFound(_) => CoreError::NotFound("document"),
+                e => e,
+            })?;
         let old = serde_json::json!({"verified": doc.verified, "notes": doc.notes});
         let mut am: booking_documents::ActiveModel = doc.into();
         am.verified = Set(input.verified);

@@ -186,7 +186,8 @@ pub async fn store<C: ConnectionTrait>(
 }
 
 /// Reads the committed response of a taken key: the same request replays it, another request
-/// with the same key is 422 `idempotency_key_reused`.
+/// with the same key is 409 `idempotency_key_reused` (the key is bound to the server's state from
+/// its first request, so this is a refusal by state, like every 409).
 pub async fn replay(
     db: &DatabaseConnection,
     user_id: Uuid,
@@ -201,10 +202,10 @@ pub async fn replay(
             CoreError::Internal("an idempotency key vanished after a unique violation".into())
         })?;
     if row.request_hash != key.request_hash || row.scope != key.scope {
-        return Err(CoreError::Unprocessable {
-            code: "idempotency_key_reused",
-            message: "this Idempotency-Key was already used for a different request".into(),
-        });
+        return Err(CoreError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request",
+        ));
     }
     match (row.response_status, row.response_body) {
         (Some(status), Some(body)) => Ok(StoredResponse {

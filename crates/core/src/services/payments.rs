@@ -29,7 +29,7 @@ use crate::entities::{bookings, invoice_counters, invoices, payments};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::list::{FieldKind, ListField, ListQuery, ListSpec, Page};
 use crate::services::booking_notices::{PaymentNews, notify_payment};
-use crate::services::bookings::{Cause, Changes, Viewer, hold_expired};
+use crate::services::bookings::{Cause, Changes, Viewer, hold_expired, of_live_booking};
 use crate::services::documents::{MAX_DOCUMENT_BYTES, file_too_large, sniff};
 use crate::services::notifications::Committed;
 
@@ -468,11 +468,13 @@ fn payment_audit(
     }
 }
 
-/// Invoices of bookings the viewer may see (admins: all; marketing: their own bookings').
+/// Invoices of bookings the viewer may see (admins: all; marketing: their own bookings'), never
+/// those of a deleted booking.
 fn scope_invoices(
     viewer: Viewer,
     select: sea_orm::Select<invoices::Entity>,
 ) -> sea_orm::Select<invoices::Entity> {
+    let select = select.filter(of_live_booking(invoices::Column::BookingId));
     if viewer.role == Role::Admin {
         select
     } else {
@@ -488,11 +490,20 @@ fn scope_invoices(
     }
 }
 
-/// Payments of bookings the viewer may see.
+/// Payments of bookings the viewer may see, never those of a deleted booking.
 fn scope_payments(
     viewer: Viewer,
     select: sea_orm::Select<payments::Entity>,
 ) -> sea_orm::Select<payments::Entity> {
+    let select = select.filter(
+        payments::Column::InvoiceId.in_subquery(
+            Query::select()
+                .column(invoices::Column::Id)
+                .from(invoices::Entity)
+                .and_where(of_live_booking(invoices::Column::BookingId))
+                .to_owned(),
+        ),
+    );
     if viewer.role == Role::Admin {
         select
     } else {
@@ -632,6 +643,7 @@ impl Services {
         validate_schedule(&input, false)?;
         let txn = begin_write(&self.db).await?;
         let booking = bookings::Entity::find_by_id(booking_id)
+            .filter(bookings::Column::DeletedAt.is_null())
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("booking"))?;
@@ -840,6 +852,7 @@ impl Services {
             .await?
             .ok_or(CoreError::NotFound("invoice"))?;
         let booking = bookings::Entity::find_by_id(invoice.booking_id)
+            .filter(bookings::Column::DeletedAt.is_null())
             .one(&self.db)
             .await?
             .ok_or(CoreError::NotFound("invoice"))?;
@@ -897,6 +910,7 @@ impl Services {
             .await?
             .ok_or(CoreError::NotFound("invoice"))?;
         let booking = bookings::Entity::find_by_id(invoice.booking_id)
+            .filter(bookings::Column::DeletedAt.is_null())
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("invoice"))?;
@@ -1002,6 +1016,7 @@ impl Services {
             .await?
             .ok_or(CoreError::NotFound("payment"))?;
         let booking = bookings::Entity::find_by_id(invoice.booking_id)
+            .filter(bookings::Column::DeletedAt.is_null())
             .one(&txn)
             .await?
             .ok_or(CoreError::NotFound("payment"))?;
@@ -1156,6 +1171,7 @@ impl Services {
                 payment_date: Some(payment.paid_at),
                 payment_method: PaymentMethod::parse(&payment.method),
                 notes: None,
+                delete: false,
             };
             let (updated, units, feed) = self
                 .change_booking(conn, actor, &b, changes, Cause::Payment)

@@ -318,8 +318,8 @@ impl Services {
             .exec(&txn)
             .await?;
         if credited.rows_affected == 0 {
-            return Err(CoreError::invalid_field(
-                "amount",
+            // The cap depends on the balance, not on the request: a refusal by state.
+            return Err(CoreError::conflict(
                 "balance_limit",
                 format!("a wallet holds at most {MAX_BALANCE} rupiah"),
             ));

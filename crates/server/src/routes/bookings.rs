@@ -39,9 +39,9 @@ pub async fn create(
     Ok(HttpResponse::Created().json(booking))
 }
 
-/// `GET /bookings` (staff; marketing users see their own).
+/// `GET /bookings` (staff; marketing users see their own; deleted bookings are left out).
 #[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])),
-    responses((status = 200, body = Page<BookingView>)))]
+    responses((status = 200, description = "The bookings, without deleted ones (`DELETE /bookings/{id}`); cancelled ones are listed", body = Page<BookingView>)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -57,7 +57,7 @@ pub async fn list(
 
 /// `GET /bookings/{id}` (staff).
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = BookingView), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = BookingView), (status = 404, description = "Not found, or deleted (`DELETE /bookings/{id}`) (`not_found`); a booking cancelled by PATCH or hold expiry stays readable", body = ProblemBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Auth,
@@ -73,7 +73,7 @@ pub async fn get(
 
 /// `PATCH /bookings/{id}` (ADMIN or verified MARKETING).
 #[utoipa::path(patch, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), request_body = BookingPatch, params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = BookingView), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 200, body = BookingView), (status = 404, description = "Not found, or deleted (`not_found`)", body = ProblemBody),
         (status = 409, description = "`invalid_transition`", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -94,10 +94,11 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(booking))
 }
 
-/// `DELETE /bookings/{id}`: cancels (ADMIN or verified MARKETING).
+/// `DELETE /bookings/{id}`: cancels and soft-deletes (ADMIN or verified MARKETING).
 #[utoipa::path(delete, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, description = "Cancelled; the unit is AVAILABLE again", body = BookingView), (status = 404, description = "Not found", body = ProblemBody),
-        (status = 409, description = "`invalid_transition` (already completed or cancelled)", body = ProblemBody)))]
+    description = "Cancels the booking (the unit is AVAILABLE again) and deletes it softly: the row stays for the audit trail and the gap-free booking codes, but from then on `GET`/`PATCH`/`DELETE /bookings/{id}`, everything under `/bookings/{id}/`, and its invoices, payments and documents answer 404 `not_found`, and the lists and exports leave them out. A booking cancelled by `PATCH` (status `CANCELLED`) or by hold expiry is not deleted and stays readable.",
+    responses((status = 200, description = "Cancelled and deleted; the body is the booking's last state", body = BookingView), (status = 404, description = "Not found, or already deleted (`not_found`)", body = ProblemBody),
+        (status = 409, description = "`invalid_transition` (completed, or cancelled by PATCH or hold expiry)", body = ProblemBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     auth: Auth,

@@ -121,7 +121,7 @@ pub(crate) fn multipart_problem(err: &MultipartError) -> ApiError {
 /// `POST /bookings/{id}/documents` (ADMIN or verified MARKETING owning the booking).
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), params(("id" = Uuid, Path, description = "Booking id")),
     request_body(content = DocumentUploadDoc, content_type = "multipart/form-data"),
-    responses((status = 201, body = DocumentView), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, body = DocumentView), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody),
         (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn upload(
     state: web::Data<AppState>,
@@ -156,7 +156,7 @@ pub async fn upload(
 
 /// `GET /bookings/{id}/documents` (staff).
 #[utoipa::path(get, path = "/api/v1/bookings/{id}/documents", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = Vec<DocumentView>), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = Vec<DocumentView>), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
@@ -172,7 +172,7 @@ pub async fn list(
 
 /// `GET /booking-documents/{id}/file` (staff): always a download, never rendered inline.
 #[utoipa::path(get, path = "/api/v1/booking-documents/{id}/file", tag = "bookings", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Document id")),
-    responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody)))]
 pub async fn file(
     state: web::Data<AppState>,
     auth: Auth,
@@ -197,7 +197,7 @@ pub async fn file(
 
 /// `PATCH /booking-documents/{id}` (admin).
 #[utoipa::path(patch, path = "/api/v1/booking-documents/{id}", tag = "bookings", security(("bearer" = ["ADMIN"])), request_body = DocumentVerification, params(("id" = Uuid, Path, description = "Document id")),
-    responses((status = 200, body = DocumentView), (status = 404, description = "Not found", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
+    responses((status = 200, body = DocumentView), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn verify(
     state: web::Data<AppState>,
     auth: Auth,

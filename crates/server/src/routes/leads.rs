@@ -69,8 +69,7 @@ pub async fn list(
     responses((status = 200, description = "Unlocked (or already unlocked by you): the contact revealed", body = LeadView),
         (status = 400, description = "Malformed Idempotency-Key (`invalid_idempotency_key`)", body = ProblemBody),
         (status = 402, description = "`insufficient_balance`; nothing changed", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
-        (status = 409, description = "`lead_already_unlocked` by someone else; no charge", body = ProblemBody),
-        (status = 422, description = "`idempotency_key_reused`", body = ProblemBody)))]
+        (status = 409, description = "`lead_already_unlocked` by someone else, no charge; or `idempotency_key_reused` (the key was used for a different request)", body = ProblemBody)))]
 pub async fn unlock(
     state: web::Data<AppState>,
     auth: Auth,

@@ -78,7 +78,7 @@ pub fn upload_config() -> MultipartFormConfig {
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/schedule", tag = "payments", operation_id = "schedule_invoices",
     security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), request_body = ScheduleInput, params(("id" = Uuid, Path, description = "Booking id")),
     description = "Adds invoices to the booking's payment schedule (posting again adds more). Numbers are `INV-<year>-<n>`, gap-free per year (WIB).",
-    responses((status = 201, description = "The created invoices", body = Vec<InvoiceView>), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, description = "The created invoices", body = Vec<InvoiceView>), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody),
         (status = 409, description = "The booking is CANCELLED or COMPLETED (`invalid_transition`), or already has its BOOKING_FEE invoice and the request adds one (`duplicate_booking_fee`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`: 1..60 items, amounts 1..10^13, at most one BOOKING_FEE item)", body = ProblemBody)))]
 pub async fn schedule(
     state: web::Data<AppState>,
@@ -102,7 +102,7 @@ pub async fn schedule(
 /// `GET /bookings/{id}/invoices` (staff; list conventions).
 #[utoipa::path(get, path = "/api/v1/bookings/{id}/invoices", tag = "payments", operation_id = "list_booking_invoices",
     security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = Page<InvoiceView>), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = Page<InvoiceView>), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody)))]
 pub async fn booking_invoices(
     state: web::Data<AppState>,
     auth: Auth,
@@ -139,7 +139,7 @@ pub async fn list(
 
 /// `GET /invoices/{id}` (staff).
 #[utoipa::path(get, path = "/api/v1/invoices/{id}", tag = "payments", operation_id = "get_invoice", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Invoice id")),
-    responses((status = 200, body = InvoiceView), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = InvoiceView), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Auth,
@@ -157,7 +157,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", tag = "payments", operation_id = "submit_payment",
     security(("bearer" = ["ADMIN", "MARKETING with approved e-KYC"])), params(("id" = Uuid, Path, description = "Invoice id")),
     request_body(content = PaymentUploadDoc, content_type = "multipart/form-data"),
-    responses((status = 201, body = PaymentView), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 201, body = PaymentView), (status = 403, description = "Not an admin or the booking's marketing user (`forbidden`), or e-KYC not approved (`kyc_required`)", body = ProblemBody), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody),
         (status = 409, description = "The invoice is PAID or VOID (`invoice_not_payable`), the booking's hold expired (`hold_expired`: it is cancelled now)", body = ProblemBody),
         (status = 413, description = "Over 5 MiB (`file_too_large`)", body = ProblemBody), (status = 415, description = "Not a PDF, JPEG or PNG (`unsupported_media_type`)", body = ProblemBody), (status = 422, description = "Validation failed (`validation_failed`), including an amount more than the invoice has left to pay, counting payments awaiting verification (error code `overpayment` on `amount`)", body = ProblemBody)))]
 pub async fn submit(
@@ -211,7 +211,7 @@ pub async fn list_payments(
 
 /// `GET /payments/{id}` (staff): with the rejection reason, if any.
 #[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "get_payment", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Payment id")),
-    responses((status = 200, body = PaymentView), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, body = PaymentView), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody)))]
 pub async fn get_payment(
     state: web::Data<AppState>,
     auth: Auth,
@@ -229,7 +229,7 @@ pub async fn get_payment(
 #[utoipa::path(patch, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "decide_payment",
     security(("bearer" = ["ADMIN"])), request_body = PaymentDecision, params(("id" = Uuid, Path, description = "Payment id")),
     description = "Verifying adds the amount to the invoice; paid in full it is PAID, a paid BOOKING_FEE makes the booking ACTIVE and a fully paid schedule COMPLETED (unit SOLD).",
-    responses((status = 200, body = PaymentView), (status = 404, description = "Not found", body = ProblemBody),
+    responses((status = 200, body = PaymentView), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody),
         (status = 409, description = "Already verified or rejected (`payment_already_decided`), the invoice is not payable (`invoice_not_payable`), or the hold expired (`hold_expired`)", body = ProblemBody),
         (status = 422, description = "Validation failed (`validation_failed`: `reason` required when rejecting, at most 500 characters)", body = ProblemBody)))]
 pub async fn decide(
@@ -253,7 +253,7 @@ pub async fn decide(
 
 /// `GET /payments/{id}/proof` (ADMIN or the booking's marketing user): always a download.
 #[utoipa::path(get, path = "/api/v1/payments/{id}/proof", tag = "payments", operation_id = "payment_proof", security(("bearer" = ["ADMIN", "MARKETING"])), params(("id" = Uuid, Path, description = "Payment id")),
-    responses((status = 200, description = "The proof, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "Not found", body = ProblemBody)))]
+    responses((status = 200, description = "The proof, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "Not found, or its booking deleted (`not_found`)", body = ProblemBody)))]
 pub async fn proof(
     state: web::Data<AppState>,
     auth: Auth,

@@ -48,7 +48,8 @@ pub async fn transactions(
 #[utoipa::path(post, path = "/api/v1/admin/wallets/{userId}/topup", tag = "wallet", security(("bearer" = ["ADMIN"])), request_body = TopupInput,
     params(("userId" = Uuid, Path, description = "The wallet owner"), RequiredIdempotencyKey),
     responses((status = 200, body = TopupView), (status = 400, description = "Missing or malformed Idempotency-Key", body = ProblemBody), (status = 404, description = "Not found", body = ProblemBody),
-        (status = 422, description = "`validation_failed` or `idempotency_key_reused`", body = ProblemBody)))]
+        (status = 409, description = "`idempotency_key_reused` (the key was used for a different request) or `balance_limit` (the wallet would exceed its cap)", body = ProblemBody),
+        (status = 422, description = "Validation failed (`validation_failed`, with field errors)", body = ProblemBody)))]
 pub async fn topup(
     state: web::Data<AppState>,
     auth: Auth,

@@ -12,6 +12,37 @@ impl Services {
         id: Uuid,
         patch: BookingPatch,
     ) -> CoreResult<BookingView> {
+        self.change_visible_booking(actor, viewer, id, patch, false)
+            .await
+    }
+
+    /// `DELETE /bookings/{id}`: cancels and soft-deletes in one transaction. The row stays (code,
+    /// audit, ledger, the unit's AVAILABLE event, notifications as for any cancellation), but
+    /// the API answers 404 for it and everything under it from then on, a second DELETE too.
+    /// A COMPLETED or already CANCELLED booking answers 409 `invalid_transition`, as before.
+    pub async fn cancel_booking(
+        &self,
+        actor: &ActorRef,
+        viewer: Viewer,
+        id: Uuid,
+    ) -> CoreResult<BookingView> {
+        let cancel = BookingPatch {
+            status: Some(BookingStatus::Cancelled),
+            ..BookingPatch::default()
+        };
+        self.change_visible_booking(actor, viewer, id, cancel, true)
+            .await
+    }
+
+    /// PATCH and DELETE: one change of a booking the viewer may see, optionally soft-deleting it.
+    async fn change_visible_booking(
+        &self,
+        actor: &ActorRef,
+        viewer: Viewer,
+        id: Uuid,
+        patch: BookingPatch,
+        delete: bool,
+    ) -> CoreResult<BookingView> {
         let mut errors = Vec::new();
         check_notes(&patch.notes, &mut errors);
         if !errors.is_empty() {
@@ -34,6 +65,7 @@ impl Services {
             payment_date: patch.payment_date,
             payment_method: patch.payment_method,
             notes: patch.notes,
+            delete,
         };
         let (updated, events, feed) = self
             .change_booking(&txn, actor, &b, changes, Cause::Patch)
@@ -51,25 +83,6 @@ impl Services {
             .await?
             .pop()
             .ok_or(CoreError::NotFound("booking"))
-    }
-
-    /// `DELETE /bookings/{id}`: cancels (the row stays, as `CANCELLED`).
-    pub async fn cancel_booking(
-        &self,
-        actor: &ActorRef,
-        viewer: Viewer,
-        id: Uuid,
-    ) -> CoreResult<BookingView> {
-        self.patch_booking(
-            actor,
-            viewer,
-            id,
-            BookingPatch {
-                status: Some(BookingStatus::Cancelled),
-                ..BookingPatch::default()
-            },
-        )
-        .await
     }
 
     /// Applies a change to a booking as a conditional update on its current status (and, for
@@ -119,6 +132,9 @@ impl Services {
         if let Some(n) = &changes.notes {
             update = update.col_expr(bookings::Column::Notes, Expr::value(n.clone()));
         }
+        if changes.delete {
+            update = update.col_expr(bookings::Column::DeletedAt, Expr::value(now));
+        }
         let Some(updated) = update.exec_with_returning(conn).await?.into_iter().next() else {
             return Ok(None);
         };
@@ -132,6 +148,7 @@ impl Services {
             (Cause::Expired, _) => "booking.expired",
             (Cause::Payment, Some(BookingStatus::Active)) => "booking.paid",
             (Cause::Payment, Some(BookingStatus::Completed)) => "booking.completed",
+            (_, Some(BookingStatus::Cancelled)) if changes.delete => "booking.deleted",
             (_, Some(BookingStatus::Cancelled)) => "booking.cancelled",
             (_, Some(_)) => "booking.status_changed",
             (_, None) => "booking.updated",

@@ -71,6 +71,7 @@ impl Services {
             // Set from the project's hold.
             expires_at: now,
             cancelled_at: None,
+            deleted_at: None,
             created_at: now,
             updated_at: now,
         };
