@@ -153,11 +153,8 @@ pub async fn ws(
     let (principal, staff) = authenticate(&state, &req).await;
     let mut handshake = actix_http::ws::handshake(req.head())?;
     let (handle, outbox) = state.hub.connect_as(principal);
-    let own = Rc::new(RefCell::new(OwnFrames::default()));
-    let (body_gone, gone) = oneshot::channel();
     let cap = state.ws.max_message;
-    let stream = ClientFrames::new(body.into_inner(), gone, cap);
-    let response = WireBody::respond(&mut handshake, own.clone(), Some(outbox), body_gone)?;
+    let (response, own, stream) = accept(&mut handshake, body, Some(outbox), cap)?;
     let mode = Mode::Hub {
         hub: state.hub.clone(),
         handle,
@@ -176,10 +173,7 @@ pub async fn echo(
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
     let mut handshake = actix_http::ws::handshake(req.head())?;
-    let own = Rc::new(RefCell::new(OwnFrames::default()));
-    let (body_gone, gone) = oneshot::channel();
-    let stream = ClientFrames::new(body.into_inner(), gone, ECHO_MAX_MESSAGE);
-    let response = WireBody::respond(&mut handshake, own.clone(), None, body_gone)?;
+    let (response, own, stream) = accept(&mut handshake, body, None, ECHO_MAX_MESSAGE)?;
     let config = state.ws.clone();
     actix_web::rt::spawn(run_session(
         own,
@@ -189,6 +183,25 @@ pub async fn echo(
         ECHO_MAX_MESSAGE,
     ));
     Ok(response)
+}
+
+/// The 101 response of an accepted handshake, with a [`WireBody`] writing the session's frames
+/// (and the hub's, given its outbox), and the client's messages for the session to read.
+fn accept(
+    handshake: &mut actix_http::ResponseBuilder,
+    body: web::Payload,
+    hub: Option<Outbox>,
+    max_message: usize,
+) -> actix_web::Result<(HttpResponse, SharedFrames, ClientFrames)> {
+    let own = SharedFrames::default();
+    let (body_gone, gone) = oneshot::channel();
+    let wire = WireBody::new(own.clone(), hub, body_gone);
+    let response = handshake.message_body(BoxBody::new(wire))?.into();
+    Ok((
+        response,
+        own,
+        ClientFrames::new(body.into_inner(), gone, max_message),
+    ))
 }
 
 fn close_reason(code: u16, reason: &str) -> CloseReason {
@@ -364,14 +377,9 @@ struct WireBody {
 }
 
 impl WireBody {
-    /// The 101 response of a handshake, with a `WireBody` as its body.
-    fn respond(
-        handshake: &mut actix_http::ResponseBuilder,
-        own: SharedFrames,
-        hub: Option<Outbox>,
-        body_gone: oneshot::Sender<()>,
-    ) -> actix_web::Result<HttpResponse> {
-        let body = WireBody {
+    /// A body with nothing queued; dropping it (with `body_gone`) ends the client's stream.
+    fn new(own: SharedFrames, hub: Option<Outbox>, body_gone: oneshot::Sender<()>) -> Self {
+        WireBody {
             own,
             hub,
             codec: Codec::new(),
@@ -383,8 +391,7 @@ impl WireBody {
             write_first: false,
             closed: false,
             _body_gone: body_gone,
-        };
-        Ok(handshake.message_body(BoxBody::new(body))?.into())
+        }
     }
 
     fn encode(&mut self, msg: Message) -> Result<(), ProtocolError> {
@@ -721,20 +728,7 @@ mod tests {
 
     fn body_without_hub() -> (WireBody, SharedFrames) {
         let own = SharedFrames::default();
-        let body = WireBody {
-            own: own.clone(),
-            hub: None,
-            codec: Codec::new(),
-            buf: BytesMut::new(),
-            unsent: Bytes::new(),
-            piece: PIECE_BYTES,
-            queued: VecDeque::new(),
-            unsent_len: 0,
-            write_first: false,
-            closed: false,
-            _body_gone: oneshot::channel().0,
-        };
-        (body, own)
+        (WireBody::new(own.clone(), None, oneshot::channel().0), own)
     }
 
     /// Polls the body until it is pending without having woken itself, or ends.
