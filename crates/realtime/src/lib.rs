@@ -34,7 +34,7 @@
 //! - client text frames: `handle.handle_text(&text, staff_allowed)`; replies, snapshots and
 //!   events all arrive on the outbox, in order;
 //! - the socket's writer drains the outbox: `outbox.recv().await`, or `outbox.poll_recv(cx)`
-//!   from inside a response body's poll, writing each `Outbound::Text` as a text frame and
+//!   from inside the writer's poll, writing each `Outbound::Text` as a text frame and
 //!   ending the connection with the code of an `Outbound::Close` (1013 slow, 1008 flooding);
 //! - dropping the handle removes every subscription; dropping the outbox stops the hub
 //!   feeding the connection.

@@ -4,9 +4,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Extensions, Server};
+use actix_http::{HttpService, KeepAlive};
+use actix_service::map_config;
+use actix_web::dev::{AppConfig, Extensions, Server};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
 use kavling_core::Services;
 use kavling_core::clock::{Clock, SystemClock};
 use kavling_core::event_store::DbEventStore;
@@ -268,19 +271,15 @@ fn count(n: usize) -> u64 {
 }
 
 /// Tunes every accepted socket; see [`disable_nagle`] and [`crate::ws::WsConfig::unacked_timeout`].
-fn tune_socket(unacked_timeout: Duration) -> impl Fn(&dyn std::any::Any, &mut Extensions) {
-    move |connection, _| {
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            disable_nagle(tcp);
-            drop_when_unacknowledged_for(tcp, unacked_timeout);
-        }
-    }
+fn tune_socket(tcp: &TcpStream, unacked_timeout: Duration) {
+    disable_nagle(tcp);
+    drop_when_unacknowledged_for(tcp, unacked_timeout);
 }
 
 /// Sends every write at once. A WebSocket frame is often a small write after another (the tail of
 /// a large frame, the next event of a burst), which Nagle's algorithm would hold until the client
-/// acknowledges the previous one: up to its delayed-ACK time, ~40 ms on Linux. The response body
-/// already gathers what is queued into one write, so this adds no packets to a busy connection.
+/// acknowledges the previous one: up to its delayed-ACK time, ~40 ms on Linux. The WebSocket
+/// writer already gathers what is queued into one write, so this adds no packets to a busy connection.
 fn disable_nagle(tcp: &actix_web::rt::net::TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not disable Nagle's algorithm on a connection");
@@ -306,10 +305,11 @@ fn run(
 ) -> std::io::Result<Server> {
     let ws_echo = state.ws_echo;
     let unacked_timeout = state.ws.unacked_timeout;
+    let local_addr = listener.local_addr()?;
     let data = web::Data::new(state);
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         let echo = web::resource("/ws-echo").route(web::get().to(crate::ws::echo));
-        App::new()
+        let app = App::new()
             .wrap(cors(&cors_origins))
             .wrap(from_fn(request_id))
             .app_data(data.clone())
@@ -325,18 +325,34 @@ fn run(
                     cfg.service(echo);
                 }
             })
-            .configure(routes::configure)
-    })
-    .on_connect(tune_socket(unacked_timeout))
-    // actix-http keeps asking a response body for more while its write buffer holds less than
-    // this (default 32 KiB), and keeps the buffer's grown capacity for the connection's life.
-    // A slow WebSocket client (10,000 subscribes at once) grew it towards 32 KiB on every
-    // socket. At 4 KiB it stays at its initial 8 KiB (docs/BENCHMARKS.md, session 9); large
-    // streamed HTTP responses are written in 4-8 KiB steps instead of 32 KiB.
-    .h1_write_buffer_size(crate::ws::H1_WRITE_LIMIT)
-    .listen(listener)?
-    // WebSocket sessions would hold shutdown for the full default 30 s.
-    .shutdown_timeout(5);
+            .configure(routes::configure);
+        // Nothing here reads the app config's host or address (no URL generation).
+        map_config(app, |()| AppConfig::default())
+    };
+    // actix-web's HttpServer with one addition: WebSocket upgrades go to `ws::Upgrades`, which
+    // routes them through the same app and then takes the socket (see `ws/upgrade.rs`). The
+    // timeouts are HttpServer's defaults.
+    let mut server = Server::build()
+        .listen("kavling", listener, move || {
+            HttpService::build()
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local_addr)
+                // actix-http keeps asking a response body for more while its write buffer holds
+                // less than this (default 32 KiB), and keeps the buffer's grown capacity for the
+                // connection's life; large streamed responses (CSV exports) are written in 4-8
+                // KiB steps instead.
+                .h1_write_buffer_size(crate::ws::H1_WRITE_LIMIT)
+                .on_connect_ext(move |tcp: &TcpStream, _: &mut Extensions| {
+                    tune_socket(tcp, unacked_timeout)
+                })
+                .upgrade(crate::ws::Upgrades::new(app()))
+                .finish(app())
+                .tcp()
+        })?
+        // WebSocket sessions would hold shutdown for the full default 30 s.
+        .shutdown_timeout(5);
     if let Some(n) = workers {
         server = server.workers(n);
     }
@@ -363,7 +379,7 @@ mod tests {
         );
         assert_eq!(options.tcp_user_timeout().unwrap(), None);
 
-        tune_socket(Duration::from_secs(7))(&accepted, &mut Extensions::new());
+        tune_socket(&accepted, Duration::from_secs(7));
         assert!(accepted.nodelay().unwrap());
         assert_eq!(
             options.tcp_user_timeout().unwrap(),

@@ -616,6 +616,107 @@ async fn raw_client(port: u16) -> RawClient {
     )
 }
 
+/// Writes `request` on a fresh socket and reads until the server closes it.
+async fn exchange(port: u16, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection after its answer")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// WebSocket upgrades leave actix-http for our own socket loop, yet still go through the app:
+/// another route's answer, a refused handshake and a client's first frame sent together with
+/// its handshake all behave as on any HTTP server.
+#[actix_web::test]
+async fn upgrade_requests_are_routed_through_the_app_and_frames_behind_the_handshake_are_read() {
+    let app = TestApp::spawn().await;
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+    // Another route answers as usual, then the connection closes (it asked to leave HTTP).
+    let answer = exchange(
+        app.port,
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n").as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let answer = exchange(
+        app.port,
+        format!("GET /no-such-path HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n").as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("\"code\":\"not_found\""), "{answer}");
+
+    // A handshake without a key is refused, not upgraded.
+    let answer = exchange(
+        app.port,
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // A subscribe written in the same packet as the handshake is answered.
+    let admin = app.admin().await.1;
+    let (project, _) = app.project_with_units(&admin, 3).await;
+    let mut frame = actix_web::web::BytesMut::new();
+    actix_codec::Encoder::encode(
+        &mut ws::Codec::new().client_mode(),
+        ws::Message::Text(
+            json!({"op": "subscribe", "channel": channel(project)})
+                .to_string()
+                .into(),
+        ),
+        &mut frame,
+    )
+    .unwrap();
+    let mut request = format!("GET /ws HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n").into_bytes();
+    request.extend_from_slice(&frame);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &request)
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut b)
+            .await
+            .unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // The app's middleware ran on the handshake.
+    assert!(head.contains("x-request-id:"), "{head}");
+    let mut client = actix_codec::Framed::new(stream, ws::Codec::new().client_mode());
+    let first = tokio::time::timeout(Duration::from_secs(5), client.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match first {
+        ws::Frame::Text(t) => {
+            let v: Value = serde_json::from_slice(&t).unwrap();
+            assert_eq!(v["type"], "snapshot", "{v}");
+        }
+        other => panic!("expected the snapshot, got {other:?}"),
+    }
+}
+
 /// An app whose hub closes a client as slow after 4 queued frames.
 async fn app_with_short_queues(ws: WsConfig) -> TestApp {
     TestApp::spawn_with(SpawnOptions {
@@ -842,7 +943,7 @@ async fn the_echo_route_runs_only_when_enabled_and_echoes_through_the_session_lo
         echo.next().await.unwrap().unwrap(),
         ws::Frame::Binary(Bytes::from_static(&[0, 159, 146, 150]))
     );
-    // A frame several times the body's 4 KiB pieces arrives whole, byte for byte, twice in a row.
+    // A frame longer than one 8 KiB read arrives whole, byte for byte, twice in a row.
     let big: String = (0..20_000u32)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();

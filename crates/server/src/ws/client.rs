@@ -1,11 +1,13 @@
-//! The client's half of a WebSocket connection: its messages, decoded from the upgraded
-//! request's body one frame at a time.
+//! The client's half of a WebSocket connection: its messages, decoded from the socket one frame
+//! at a time.
 //!
 //! actix-ws's `handle` decodes the same way, but it also opens a channel for a `Session` that
-//! this server never uses (our response body writes the frames): ~1.8 KB on every connection
-//! for its whole life, 11 % of what an idle connection costs (issue #20, docs/BENCHMARKS.md).
-//! Decoding a frame only when the session asks for the next one also keeps the order of a
-//! bad frame simple: every message before it has been returned, then the error, then the end.
+//! this server never uses: ~1.8 KB on every connection for its whole life (issue #20,
+//! docs/BENCHMARKS.md). Reading straight from the socket into a stack buffer, and keeping
+//! received bytes only until their frame is complete, leaves a quiet connection with no
+//! receive buffer at all. Decoding a frame only when the session asks for the next one also
+//! keeps the order of a bad frame simple: every message before it has been returned, then the
+//! error, then the end.
 
 use std::io;
 use std::pin::Pin;
@@ -13,19 +15,22 @@ use std::task::{Context, Poll};
 
 use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame};
-use actix_web::dev::Payload;
 use actix_web::web::BytesMut;
 use actix_ws::{Message, ProtocolError};
 use bytestring::ByteString;
 use futures_util::Stream;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
+
+/// Bytes one read takes from the socket (on the stack, not kept).
+const READ_BYTES: usize = 8 * 1024;
 
 /// The messages a client sends, in order; ends after an error, or once the connection ended
 /// and the last complete frame was returned.
-pub(super) struct ClientFrames {
-    payload: Payload,
-    /// Ready (sent to or dropped) once the response body is gone, which is how the stream learns
-    /// the connection ended even if actix-http never ends the request body.
+pub(super) struct ClientFrames<R> {
+    reader: R,
+    /// Ready (sent to or dropped) once writing has ended, which is how the stream learns the
+    /// connection is over even while the client keeps it open.
     body_gone: Option<oneshot::Receiver<()>>,
     /// Bytes received and not yet decoded; unallocated between messages.
     buf: BytesMut,
@@ -33,20 +38,31 @@ pub(super) struct ClientFrames {
     ended: bool,
 }
 
-impl ClientFrames {
-    /// Decodes `payload`, refusing frames longer than `max_frame` bytes (1009 by the session).
+impl<R: AsyncRead + Unpin> ClientFrames<R> {
+    /// Decodes what `reader` delivers after the bytes already `received`, refusing frames longer
+    /// than `max_frame` bytes (1009 by the session).
     pub(super) fn new(
-        payload: Payload,
+        reader: R,
+        received: BytesMut,
         body_gone: oneshot::Receiver<()>,
         max_frame: usize,
     ) -> Self {
         ClientFrames {
-            payload,
+            reader,
             body_gone: Some(body_gone),
-            buf: BytesMut::new(),
+            buf: if received.is_empty() {
+                BytesMut::new()
+            } else {
+                received
+            },
             codec: Codec::new().max_size(max_frame),
             ended: false,
         }
+    }
+
+    /// The socket's read half back, once the session is over.
+    pub(super) fn into_reader(self) -> R {
+        self.reader
     }
 
     /// The next complete frame already received, as a message.
@@ -83,7 +99,7 @@ impl ClientFrames {
     }
 }
 
-impl Stream for ClientFrames {
+impl<R: AsyncRead + Unpin> Stream for ClientFrames<R> {
     type Item = Result<Message, ProtocolError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -103,20 +119,15 @@ impl Stream for ClientFrames {
                 this.end();
                 continue;
             }
-            match Pin::new(&mut this.payload).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    if this.buf.is_empty() {
-                        // Takes the chunk's buffer when no one else holds it, else copies it.
-                        this.buf = BytesMut::from(chunk);
-                    } else {
-                        this.buf.extend_from_slice(&chunk);
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
+            let mut chunk = [0u8; READ_BYTES];
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.reader).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => this.ended = true,
+                Poll::Ready(Ok(())) => this.buf.extend_from_slice(read.filled()),
+                Poll::Ready(Err(e)) => {
                     this.end();
-                    return Poll::Ready(Some(Err(ProtocolError::Io(io::Error::other(e)))));
+                    return Poll::Ready(Some(Err(ProtocolError::Io(e))));
                 }
-                Poll::Ready(None) => this.ended = true,
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -140,14 +151,29 @@ mod tests {
         out.freeze()
     }
 
-    fn frames_of(chunks: Vec<Bytes>, max: usize) -> (ClientFrames, oneshot::Sender<()>) {
-        let (_, mut payload) = actix_http::h1::Payload::create(false);
-        // `unread_data` puts a chunk in front of the others.
-        for c in chunks.into_iter().rev() {
-            payload.unread_data(c);
+    /// A reader that delivers each chunk in its own read, then stays open (never ends).
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.0.pop_front() {
+                Some(chunk) => {
+                    buf.put_slice(&chunk);
+                    Poll::Ready(Ok(()))
+                }
+                None => Poll::Pending,
+            }
         }
+    }
+
+    fn frames_of(chunks: Vec<Bytes>, max: usize) -> (ClientFrames<Chunks>, oneshot::Sender<()>) {
         let (tx, rx) = oneshot::channel();
-        (ClientFrames::new(Payload::from(payload), rx, max), tx)
+        let reader = Chunks(chunks.into());
+        (ClientFrames::new(reader, BytesMut::new(), rx, max), tx)
     }
 
     #[actix_web::test]
@@ -195,6 +221,20 @@ mod tests {
             frames.next().await,
             Some(Err(ProtocolError::Overflow))
         ));
+    }
+
+    #[actix_web::test]
+    async fn bytes_received_with_the_handshake_come_first_and_the_end_of_input_ends_the_stream() {
+        let bytes = client_bytes(vec![
+            Message::Text("one".into()),
+            Message::Text("two".into()),
+        ]);
+        let (first, rest) = (BytesMut::from(&bytes[..4]), bytes.slice(4..));
+        let (_tx, rx) = oneshot::channel();
+        let mut frames = ClientFrames::new(&rest[..], first, rx, 1024);
+        assert!(matches!(frames.next().await, Some(Ok(Message::Text(t))) if t == "one"));
+        assert!(matches!(frames.next().await, Some(Ok(Message::Text(t))) if t == "two"));
+        assert!(frames.next().await.is_none());
     }
 
     #[actix_web::test]
