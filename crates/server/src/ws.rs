@@ -194,38 +194,65 @@ pub(crate) struct Accepted {
 
 impl Accepted {
     /// Runs the session on the connection's socket until it ends; `received` holds what the
-    /// client sent right behind its handshake. One future for both directions, so a connection
-    /// is one task, and nothing but the frames in flight is buffered.
+    /// client sent right behind its handshake. The reading half is a task of its own: the hub's
+    /// frames wake only the writer (polling both halves on every frame, as one future, cost
+    /// latency at 10,000 sockets on a saturated core: docs/BENCHMARKS.md, session 12).
     async fn run(self, socket: TcpStream, received: BytesMut) {
         let (read, write) = socket.into_split();
         let own = SharedFrames::default();
         let (body_gone, gone) = oneshot::channel();
         let outgoing = Outgoing::new(own.clone(), self.hub, body_gone);
-        let mut client = ClientFrames::new(read, received, gone, self.max_message);
-        let session = run_session(own, &mut client, self.mode, self.config, self.max_message);
-        let (closed, ()) = futures_util::future::join(write_frames(write, outgoing), session).await;
-        if closed {
-            let mut read = client.into_reader();
-            let _ = timeout(CLOSE_LINGER, discard_until_eof(&mut read)).await;
-        }
+        let client = ClientFrames::new(read, received, gone, self.max_message);
+        actix_web::rt::spawn(read_half(
+            own,
+            client,
+            self.mode,
+            self.config,
+            self.max_message,
+        ));
+        write_frames(write, outgoing).await;
     }
 }
 
-/// Writes the session's frames until its Close is written (`true`, after shutting down the
-/// sending side) or the socket fails (`false`). Returning drops `outgoing`, which ends the
+/// The session, reading the client; after a clean close it lingers up to [`CLOSE_LINGER`]
+/// for the client to close its side.
+async fn read_half(
+    own: SharedFrames,
+    mut client: ClientFrames<OwnedReadHalf>,
+    mode: Mode,
+    config: WsConfig,
+    max_message: usize,
+) {
+    run_session(own, &mut client, mode, config, max_message).await;
+    if client.writer_closed() {
+        let mut read = client.into_reader();
+        // Boxed: only a closing connection needs its buffer.
+        let _ = Box::pin(timeout(CLOSE_LINGER, discard_until_eof(&mut read))).await;
+    }
+}
+
+/// Writes the session's frames until its Close is written and the sending side shut down (then
+/// it tells the reading half so) or the socket fails. Returning drops `outgoing`, which ends the
 /// client's stream and so the session.
-async fn write_frames(mut socket: OwnedWriteHalf, mut outgoing: Outgoing) -> bool {
+async fn write_frames(mut socket: OwnedWriteHalf, mut outgoing: Outgoing) {
     loop {
         match std::future::poll_fn(|cx| outgoing.poll_ready(cx)).await {
             Ok(true) => {}
-            Ok(false) => return socket.shutdown().await.is_ok(),
-            Err(_) => return false,
+            Ok(false) => {
+                if socket.shutdown().await.is_ok()
+                    && let Some(closed) = outgoing.body_gone.take()
+                {
+                    let _ = closed.send(());
+                }
+                return;
+            }
+            Err(_) => return,
         }
         while outgoing.unsent_len > 0 {
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             let n = outgoing.io_slices(&mut slices);
             match socket.write_vectored(&slices[..n]).await {
-                Ok(0) | Err(_) => return false,
+                Ok(0) | Err(_) => return,
                 Ok(written) => outgoing.advance(written),
             }
         }
@@ -402,9 +429,9 @@ struct Outgoing {
     unsent_len: usize,
     /// A Close was encoded: nothing is encoded after it, and writing ends once it is written.
     closed: bool,
-    /// Dropped with this value (when writing ends), which is how the session's
-    /// [`ClientFrames`] learns to end.
-    _body_gone: oneshot::Sender<()>,
+    /// Sent to once the Close is written, else dropped with this value: either way the session's
+    /// [`ClientFrames`] learns that writing ended.
+    body_gone: Option<oneshot::Sender<()>>,
 }
 
 impl Outgoing {
@@ -419,7 +446,7 @@ impl Outgoing {
             queued: VecDeque::new(),
             unsent_len: 0,
             closed: false,
-            _body_gone: body_gone,
+            body_gone: Some(body_gone),
         }
     }
 
@@ -932,16 +959,21 @@ mod tests {
         assert_eq!(code(a.push(Item::Last(Bytes::new()))), 1007);
     }
 
-    /// Every open socket holds one connection future (both halves) for its whole life: most of
-    /// what an idle WebSocket costs besides the kernel's socket (issue #20: 16 KiB per
-    /// subscribed connection at most; the session half alone was 1,384 bytes before trimming).
+    /// Every open socket holds its two halves' futures for its whole life: most of what an idle
+    /// WebSocket costs besides the kernel's socket (issue #20: 16 KiB per subscribed connection
+    /// at most; the session alone was 1,384 bytes before trimming).
     #[test]
-    fn the_connection_future_stays_small() {
-        fn output_size<F: Future>(_: impl Fn(Accepted, TcpStream, BytesMut) -> F) -> usize {
+    fn the_connection_futures_stay_small() {
+        fn output_size<A, B, C, F: Future>(_: impl Fn(A, B, C) -> F) -> usize {
             std::mem::size_of::<F>()
         }
-        let size = output_size(Accepted::run);
-        assert!(size <= 2048, "the connection future grew to {size} bytes");
+        fn output_size5<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let writer = output_size(Accepted::run);
+        let reader = output_size5(read_half);
+        assert!(writer <= 1024, "the writing half grew to {writer} bytes");
+        assert!(reader <= 1280, "the reading half grew to {reader} bytes");
     }
 
     #[test]

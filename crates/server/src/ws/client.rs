@@ -36,6 +36,8 @@ pub(super) struct ClientFrames<R> {
     buf: BytesMut,
     codec: Codec,
     ended: bool,
+    /// The writer sent its Close and shut down its side (rather than failing).
+    writer_closed: bool,
 }
 
 impl<R: AsyncRead + Unpin> ClientFrames<R> {
@@ -57,7 +59,13 @@ impl<R: AsyncRead + Unpin> ClientFrames<R> {
             },
             codec: Codec::new().max_size(max_frame),
             ended: false,
+            writer_closed: false,
         }
+    }
+
+    /// Whether writing ended with the server's Close (not with a failed socket).
+    pub(super) fn writer_closed(&self) -> bool {
+        self.writer_closed
     }
 
     /// The socket's read half back, once the session is over.
@@ -111,11 +119,10 @@ impl<R: AsyncRead + Unpin> Stream for ClientFrames<R> {
             if this.ended {
                 return Poll::Ready(None);
             }
-            if this
-                .body_gone
-                .as_mut()
-                .is_some_and(|gone| Pin::new(gone).poll(cx).is_ready())
+            if let Some(gone) = this.body_gone.as_mut()
+                && let Poll::Ready(closed) = Pin::new(gone).poll(cx)
             {
+                this.writer_closed = closed.is_ok();
                 this.end();
                 continue;
             }
