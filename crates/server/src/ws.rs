@@ -143,7 +143,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// `GET /ws`: accepts the WebSocket upgrade; the connection then runs a hub session.
 pub async fn ws(state: web::Data<AppState>, req: HttpRequest) -> actix_web::Result<HttpResponse> {
-    let mut handshake = actix_http::ws::handshake(req.head())?;
+    let mut handshake = handshake(&req)?;
     let slot = upgrade_slot(&req)?;
     let (principal, staff) = authenticate(&state, &req).await;
     let (handle, outbox) = state.hub.connect_as(principal);
@@ -163,7 +163,7 @@ pub async fn ws(state: web::Data<AppState>, req: HttpRequest) -> actix_web::Resu
 /// `GET /ws-echo` (only with `KAVLING_WS_ECHO=1`): the same session, echoing every text and
 /// binary message; for WebSocket protocol-compliance runs (Autobahn).
 pub async fn echo(state: web::Data<AppState>, req: HttpRequest) -> actix_web::Result<HttpResponse> {
-    let mut handshake = actix_http::ws::handshake(req.head())?;
+    let mut handshake = handshake(&req)?;
     upgrade_slot(&req)?.accept(Accepted {
         hub: None,
         mode: Mode::Echo,
@@ -171,6 +171,13 @@ pub async fn echo(state: web::Data<AppState>, req: HttpRequest) -> actix_web::Re
         max_message: ECHO_MAX_MESSAGE,
     });
     Ok(HttpResponse::from(handshake.finish().map_into_boxed_body()))
+}
+
+/// The 101 answer to a valid WebSocket handshake; any other request to a WebSocket route is
+/// 400 `bad_request` (problem+json, like every refusal), saying what is wrong with it.
+fn handshake(req: &HttpRequest) -> Result<actix_http::ResponseBuilder, ApiError> {
+    actix_http::ws::handshake(req.head())
+        .map_err(|e| ApiError::bad_request(format!("not a WebSocket handshake: {e}")))
 }
 
 /// The connection's slot for an accepted session. Only a handshake that actix-http handed to
@@ -571,11 +578,6 @@ impl Outgoing {
             }
             written -= self.unsent.len();
             self.unsent = self.queued.pop_front().unwrap_or_default();
-        }
-        if self.unsent.is_empty()
-            && let Some(next) = self.queued.pop_front()
-        {
-            self.unsent = next;
         }
         if self.queued.is_empty() && self.queued.capacity() > 0 {
             // Give its buffer back: it is needed only around large frames.

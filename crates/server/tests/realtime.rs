@@ -587,9 +587,21 @@ async fn a_committed_change_whose_publish_is_lost_arrives_by_catch_up_within_2_s
 /// A WebSocket client on a bare socket, which reads only when the test says so.
 type RawClient = actix_codec::Framed<tokio::net::TcpStream, ws::Codec>;
 
+/// Reads an HTTP answer's head byte by byte, so no frame byte behind it is consumed; lower-cased.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        stream.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
 /// A WebSocket client on a socket with a tiny receive buffer, for a client that never reads.
 async fn raw_client(port: u16) -> RawClient {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
@@ -598,18 +610,8 @@ async fn raw_client(port: u16) -> RawClient {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     stream.write_all(req.as_bytes()).await.unwrap();
-    // Read the handshake answer byte by byte so no frame byte is consumed.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        stream.read_exact(&mut b).await.unwrap();
-        head.push(b[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
     actix_codec::Framed::new(
         stream,
         ws::Codec::new().client_mode().max_size(64 * 1024 * 1024),
@@ -667,6 +669,8 @@ async fn upgrade_requests_are_routed_through_the_app_and_frames_behind_the_hands
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("\"code\":\"bad_request\""), "{answer}");
 
     // A subscribe written in the same packet as the handshake is answered.
     let admin = app.admin().await.1;
@@ -690,15 +694,7 @@ async fn upgrade_requests_are_routed_through_the_app_and_frames_behind_the_hands
     tokio::io::AsyncWriteExt::write_all(&mut stream, &request)
         .await
         .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut b)
-            .await
-            .unwrap();
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let head = read_head(&mut stream).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     // The app's middleware ran on the handshake.
     assert!(head.contains("x-request-id:"), "{head}");
